@@ -1,0 +1,75 @@
+"""The site's own configuration file (``site.toml``): its name and its privacy budget."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from privacy.accountant import ACCOUNTANTS
+from privacy.budget import PrivacyBudget
+
+SITE_CONFIG = "site.toml"
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    """What a hospital decides for itself; nothing here can be set by the aggregator.
+
+    Parameters
+    ----------
+    name : str
+        Site name shown to the consortium.
+    budget : PrivacyBudget
+        Cumulative (epsilon, delta) the site accepts to spend.
+    accountant : str
+        Opacus accountant that prices the ledger, ``"rdp"`` or ``"prv"``. (default: ``"rdp"``)
+    """
+
+    name: str
+    budget: PrivacyBudget
+    accountant: str = "rdp"
+
+
+def write_site_config(
+    site_dir: Path, *, name: str, epsilon: float, delta: float, accountant: str = "rdp"
+) -> Path:
+    """Write ``site.toml``; refuses to overwrite an existing one (a budget is changed by hand)."""
+    if accountant not in ACCOUNTANTS:
+        raise ValueError(f"accountant must be one of {sorted(ACCOUNTANTS)}, got {accountant!r}")
+    PrivacyBudget(epsilon=epsilon, delta=delta)  # validate before writing
+    path = Path(site_dir) / SITE_CONFIG
+    text = (
+        f'[site]\nname = "{name}"\n\n'
+        "[privacy]\n"
+        "# The site's own cumulative budget over all federated runs; the aggregator cannot raise it.\n"
+        f"epsilon_budget = {float(epsilon)!r}\ndelta = {float(delta)!r}\n"
+        f'accountant = "{accountant}"\n'
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "x", encoding="utf-8") as handle:
+        handle.write(text)
+    return path
+
+
+def load_site_config(site_dir: Path) -> SiteConfig:
+    """Read and validate ``site.toml`` of a site directory."""
+    path = Path(site_dir) / SITE_CONFIG
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} is missing: create it with `fedmpt site init {site_dir} --name NAME --epsilon E`"
+        )
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        privacy = data["privacy"]
+        return SiteConfig(
+            name=str(data["site"]["name"]),
+            budget=PrivacyBudget(
+                epsilon=float(privacy["epsilon_budget"]), delta=float(privacy["delta"])
+            ),
+            accountant=str(privacy.get("accountant", "rdp")),
+        )
+    except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as e:
+        raise ValueError(
+            f"{path}: {e}; expected [site] name and [privacy] epsilon_budget, delta"
+        ) from e

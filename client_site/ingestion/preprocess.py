@@ -1,0 +1,94 @@
+"""Resample an HU volume, window it three ways and crop/pad it to a fixed shape with MONAI."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+# (name, level, width) in HU, in channel order; docs/contracts.md section 4.
+WINDOWS: tuple[tuple[str, float, float], ...] = (
+    ("lung", -600.0, 1500.0),
+    ("mediastinum", 40.0, 400.0),
+    ("bone", 400.0, 1800.0),
+)
+# Axis labels (negative end, positive end) of DICOM's LPS patient space, for monai Orientation.
+_LPS_LABELS = (("R", "L"), ("A", "P"), ("I", "S"))
+# Array axes (slice, row, col) -> ascending z (S), rows anterior->posterior (P), cols right->left (L).
+_TARGET_AXCODES = "SPL"
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Target grid of the cached volumes (defaults sized for CPU training).
+
+    Parameters
+    ----------
+    spacing_mm : tuple[float, float, float]
+        Voxel spacing (z, y, x) in mm after resampling (default: (10.0, 5.0, 5.0)).
+    shape : tuple[int, int, int]
+        Output (D, H, W) after centred crop or zero (air) padding (default: (16, 64, 64)).
+    """
+
+    spacing_mm: tuple[float, float, float] = (10.0, 5.0, 5.0)
+    shape: tuple[int, int, int] = (16, 64, 64)
+
+    def __post_init__(self) -> None:
+        if len(self.spacing_mm) != 3 or not all(float(s) > 0 for s in self.spacing_mm):
+            raise ValueError(f"spacing_mm must be three positive numbers (z, y, x) in mm, got {self.spacing_mm!r}")
+        if len(self.shape) != 3 or not all(int(s) == s and s > 0 for s in self.shape):
+            raise ValueError(f"shape must be three positive integers (D, H, W), got {self.shape!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description, including the fixed windows, for index.json."""
+        out = asdict(self)
+        out["spacing_mm"] = [float(s) for s in self.spacing_mm]
+        out["shape"] = [int(s) for s in self.shape]
+        out["windows"] = [{"name": n, "level": lv, "width": w} for n, lv, w in WINDOWS]
+        out["dtype"] = "float16"
+        out["layout"] = "(window, z ascending, row anterior->posterior, col right->left)"
+        return out
+
+
+def preprocess_volume(hu: np.ndarray, affine: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """Turn a native HU volume into the cached (3, D, H, W) float16 array in [0, 1].
+
+    Steps (all MONAI array transforms): ``Orientation`` to (z up, rows A->P, cols R->L),
+    ``Spacing`` to ``config.spacing_mm`` (bilinear, using the series affine), one
+    ``ScaleIntensityRange(clip=True)`` per window, then ``ResizeWithPadOrCrop`` to
+    ``config.shape``. Padding comes after windowing so that padded voxels are 0, i.e. air in every
+    window (padding in HU would give 0 HU, which is not air).
+
+    Parameters
+    ----------
+    hu : np.ndarray
+        (slices, rows, cols) float32 volume in HU.
+    affine : np.ndarray
+        (4, 4) voxel-to-LPS-mm matrix of ``hu`` (see :class:`series.OrderedSeries`).
+    config : PreprocessConfig
+        Target spacing and shape.
+
+    Returns
+    -------
+    np.ndarray
+        float16 array of shape (3, *config.shape), channels in :data:`WINDOWS` order.
+    """
+    from monai.data import MetaTensor
+    from monai.transforms import Orientation, ResizeWithPadOrCrop, ScaleIntensityRange, Spacing
+
+    if hu.ndim != 3 or affine.shape != (4, 4):
+        raise ValueError(f"expected a (D, H, W) volume and a (4, 4) affine, got {hu.shape} and {affine.shape}")
+    image = MetaTensor(torch.from_numpy(np.ascontiguousarray(hu, dtype=np.float32))[None],
+                       affine=torch.as_tensor(affine, dtype=torch.float64))  # (1, D, H, W)
+    image = Orientation(axcodes=_TARGET_AXCODES, labels=_LPS_LABELS)(image)
+    image = Spacing(pixdim=config.spacing_mm, mode="bilinear", padding_mode="border", dtype=np.float32)(image)
+    channels = [
+        ScaleIntensityRange(a_min=level - width / 2, a_max=level + width / 2, b_min=0.0, b_max=1.0, clip=True)(image)
+        for _, level, width in WINDOWS
+    ]
+    stacked = torch.cat([torch.as_tensor(c) for c in channels], dim=0)  # (3, D', H', W')
+    out = ResizeWithPadOrCrop(spatial_size=config.shape, mode="constant", value=0.0)(stacked)
+    array = torch.as_tensor(out).detach().cpu().numpy().astype(np.float16)
+    return np.clip(array, 0.0, 1.0)

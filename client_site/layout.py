@@ -1,0 +1,28 @@
+"""Where things live inside a site directory (see docs/contracts.md section 1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class SiteLayout:
+    """Paths of one hospital's site directory."""
+
+    root: Path
+
+    @property
+    def cache_dir(self) -> Path:
+        """Ingestion output (no PHI)."""
+        return self.root / "cache"
+
+    @property
+    def ledger_path(self) -> Path:
+        """Append-only privacy ledger."""
+        return self.root / "privacy" / "ledger.jsonl"
+
+    @property
+    def labels_path(self) -> Path:
+        """Ground truth of the synthetic consortium, read by evaluation only."""
+        return self.root / "truth" / "labels.csv"

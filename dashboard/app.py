@@ -1,0 +1,135 @@
+"""FedMPT consortium dashboard, a read-only Streamlit app over the aggregator's results store.
+
+Run with ``streamlit run dashboard/app.py -- --workdir DIR`` (or ``FEDMPT_WORKDIR=DIR``), or
+through ``fedmpt dashboard --workdir DIR``. It reads ``DIR/aggregator/results.sqlite`` only and
+never opens the site-private ``DIR/sites/``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+# `streamlit run dashboard/app.py` puts dashboard/ on sys.path, not the repository root; without
+# an installed package the project's packages would not import.
+if importlib.util.find_spec("dashboard") is None:  # pragma: no cover - depends on the install
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from dashboard.errors import DashboardError, StoreMissingError  # noqa: E402
+from dashboard.queries import current_run_id  # noqa: E402
+from dashboard.store_reader import RunData, load_run, load_runs, store_signature  # noqa: E402
+from dashboard.views._common import Snapshot, clear_snapshot, publish_snapshot  # noqa: E402
+from dashboard.workdir import WORKDIR_ENV, demo_commands, resolve_workdir, store_path  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between checks of the store for new rows while a run is running.
+REFRESH_SECONDS = 5.0
+
+
+def _pages() -> list[st.Page]:
+    # File pages (not callables) so that AppTest.switch_page can open each one.
+    return [
+        st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+        st.Page("views/sites.py", title="Per-site metrics", icon=":material/show_chart:"),
+        st.Page("views/privacy.py", title="Privacy", icon=":material/shield:"),
+    ]
+
+
+def _watch(path: Path, seen: tuple[tuple[int, int], ...]) -> None:
+    """Rerun the whole app when the store changes, checking every ``REFRESH_SECONDS``."""
+
+    @st.fragment(run_every=REFRESH_SECONDS)
+    def _check() -> None:
+        if store_signature(path) != seen:
+            st.rerun()
+
+    _check()
+
+
+def _no_workdir() -> None:
+    st.info(
+        "No workdir given. Start the dashboard with `fedmpt dashboard --workdir DIR`, "
+        f"`streamlit run dashboard/app.py -- --workdir DIR` or set `{WORKDIR_ENV}=DIR`."
+    )
+
+
+def _no_store(workdir: Path, path: Path) -> None:
+    fedmpt, make = demo_commands(workdir)
+    st.info(
+        f"No results store yet at `{path}`: no federated run has been started in this workdir. "
+        "Fill it with the demo run on the synthetic consortium:"
+    )
+    st.code(fedmpt, language="bash")
+    st.caption(f"or `{make}`. This page refreshes by itself once the store appears.")
+
+
+def _select_run(runs: list[dict[str, object]], current: str) -> dict[str, object]:
+    by_id = {str(r["run_id"]): r for r in runs}
+    ids = list(by_id)
+    chosen = st.selectbox(
+        "Run",
+        ids,
+        index=ids.index(current),
+        format_func=lambda rid: f"{rid} ({by_id[rid]['status']})",
+        key="selected_run",
+    )
+    return by_id[str(chosen)]
+
+
+def main() -> None:
+    """Read the store once, let the reader pick a run, then draw the selected page."""
+    st.set_page_config(page_title="FedMPT dashboard", page_icon=":material/monitoring:", layout="wide")
+    page = st.navigation(_pages())
+    workdir = resolve_workdir(sys.argv[1:], os.environ)
+    if workdir is None:
+        clear_snapshot()
+        _no_workdir()
+        st.stop()
+    path = store_path(workdir)
+    # Fingerprint before reading: a write that lands during the read triggers one more refresh.
+    seen = store_signature(path)
+    st.sidebar.caption(f"Workdir `{workdir}`")
+    runs: list[dict[str, object]] = []
+    current: str | None = None
+    data: RunData | None = None
+    try:
+        runs = load_runs(path)
+        current = current_run_id(runs)
+        if current is not None:
+            with st.sidebar:
+                run = _select_run(runs, current)
+            data = load_run(path, run)
+    except StoreMissingError:
+        pass
+    except DashboardError as e:
+        clear_snapshot()
+        st.error(f"Cannot read the results store: {e}. The dashboard only reads it; nothing was changed.")
+        st.stop()
+    if not path.exists() or any(r["status"] == "running" for r in runs):
+        with st.sidebar:
+            st.caption(f"Checking for new results every {REFRESH_SECONDS:g} s.")
+            _watch(path, seen)
+    if not path.exists():
+        clear_snapshot()
+        _no_store(workdir, path)
+        st.stop()
+    if current is None or data is None:
+        clear_snapshot()
+        st.info(
+            f"The results store at `{path}` holds no run yet. "
+            f"Start one with `{demo_commands(workdir)[0]}`."
+        )
+        st.stop()
+    publish_snapshot(
+        Snapshot(workdir=workdir, store_path=path, runs=runs, current_run_id=current, data=data)
+    )
+    page.run()
+
+
+main()

@@ -1,0 +1,100 @@
+"""Configuration of a federated run, parsed once from Flower's run_config or the CLI."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from aggregator.strategies import STRATEGIES
+from federation.presets import PRESETS
+
+Scalar = int | float | str | bool
+
+
+@dataclass(frozen=True)
+class FederationConfig:
+    """What a consortium lead chooses for a run (site budgets are not here: sites own them).
+
+    Parameters
+    ----------
+    workdir : str
+        Folder holding ``aggregator/`` (store, checkpoints). (default: ``fedmpt-demo``)
+    run_name : str
+        Key of the run in the results store. (default: ``run-<UTC time>``)
+    num_rounds, min_sites : int
+        Federated rounds; sites that must take part in a round. (default: 3, 2)
+    strategy : str
+        ``fedavg``, ``fedprox`` or ``fedadam``. (default: ``fedavg``)
+    proximal_mu, server_lr : float
+        FedProx weight; FedAdam server learning rate. (default: 0.01, 0.01)
+    round_timeout_s : float
+        Seconds to wait for the sites' replies in a round. (default: 3600)
+    local_steps, expected_batch_size : int
+        DP-SGD steps per round and expected Poisson batch (patients). (default: 10, 8)
+    lr, noise_multiplier, max_grad_norm : float
+        Local learning rate, DP noise (sigma) and per-patient clip norm. (default: 1e-3, 1.5, 1.0)
+    dp : bool
+        Train under DP-SGD; sites refuse non-DP rounds unless their site.toml allows them.
+        (default: True)
+    model_preset : str
+        Key of :data:`federation.presets.PRESETS`. (default: ``demo``)
+    seed : int
+        Seed of the initial model and of each site's sampling. (default: 0)
+    """
+
+    workdir: str = "fedmpt-demo"
+    run_name: str = ""
+    num_rounds: int = 3
+    min_sites: int = 2
+    strategy: str = "fedavg"
+    proximal_mu: float = 0.01
+    server_lr: float = 0.01
+    round_timeout_s: float = 3600.0
+    local_steps: int = 10
+    expected_batch_size: int = 8
+    lr: float = 1e-3
+    noise_multiplier: float = 1.5
+    max_grad_norm: float = 1.0
+    dp: bool = True
+    model_preset: str = "demo"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.run_name:
+            object.__setattr__(self, "run_name", time.strftime("run-%Y%m%d-%H%M%S", time.gmtime()))
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if self.model_preset not in PRESETS:
+            raise ValueError(f"model_preset must be one of {sorted(PRESETS)}, got {self.model_preset!r}")
+        if self.num_rounds < 1 or self.min_sites < 1 or self.local_steps < 1:
+            raise ValueError("num_rounds, min_sites and local_steps must be >= 1")
+
+    @property
+    def aggregator_dir(self) -> Path:
+        """Aggregator state: results store and checkpoints."""
+        return Path(self.workdir) / "aggregator"
+
+    def as_run_config(self) -> dict[str, Scalar]:
+        """Kebab-case keys, as Flower's run_config and pyproject use."""
+        return {f.name.replace("_", "-"): getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_run_config(cls, run_config: Mapping[str, Any]) -> FederationConfig:
+        """Parse Flower's run_config (kebab-case keys); unknown keys are an error."""
+        names = {f.name: f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in run_config.items():
+            name = key.replace("-", "_")
+            if name not in names:
+                raise ValueError(f"unknown run-config key {key!r}; known: {sorted(names)}")
+            values[name] = type(names[name].default)(value)
+        return cls(**values)
+
+    def site_request(self) -> dict[str, Scalar]:
+        """The train request sent to every site (it decides whether its budget allows it)."""
+        keys = ("run_name", "local_steps", "expected_batch_size", "lr", "noise_multiplier",
+                "max_grad_norm", "dp", "model_preset", "seed")
+        return {k.replace("_", "-"): v for k, v in asdict(self).items() if k in keys}

@@ -24,11 +24,15 @@ class SiteConfig:
         Cumulative (epsilon, delta) the site accepts to spend.
     accountant : str
         Opacus accountant that prices the ledger, ``"rdp"`` or ``"prv"``. (default: ``"rdp"``)
+    allow_non_dp : bool
+        Whether the site accepts rounds without DP-SGD (only sensible on synthetic or
+        public data, e.g. for baselines). (default: False)
     """
 
     name: str
     budget: PrivacyBudget
     accountant: str = "rdp"
+    allow_non_dp: bool = False
 
 
 def write_site_config(
@@ -45,6 +49,8 @@ def write_site_config(
         "# The site's own cumulative budget over all federated runs; the aggregator cannot raise it.\n"
         f"epsilon_budget = {float(epsilon)!r}\ndelta = {float(delta)!r}\n"
         f'accountant = "{accountant}"\n'
+        "# Rounds without DP-SGD are refused unless this is true (synthetic/public data only).\n"
+        "allow_non_dp = false\n"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "x", encoding="utf-8") as handle:
@@ -68,6 +74,7 @@ def load_site_config(site_dir: Path) -> SiteConfig:
                 epsilon=float(privacy["epsilon_budget"]), delta=float(privacy["delta"])
             ),
             accountant=str(privacy.get("accountant", "rdp")),
+            allow_non_dp=bool(privacy.get("allow_non_dp", False)),
         )
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as e:
         raise ValueError(

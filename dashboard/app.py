@@ -8,10 +8,10 @@ never opens the site-private ``DIR/sites/``.
 from __future__ import annotations
 
 import importlib.util
-import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -25,8 +25,6 @@ from dashboard.queries import current_run_id  # noqa: E402
 from dashboard.store_reader import RunData, load_run, load_runs, store_signature  # noqa: E402
 from dashboard.views._common import Snapshot, clear_snapshot, publish_snapshot  # noqa: E402
 from dashboard.workdir import WORKDIR_ENV, demo_commands, resolve_workdir, store_path  # noqa: E402
-
-logger = logging.getLogger(__name__)
 
 #: Seconds between checks of the store for new rows while a run is running.
 REFRESH_SECONDS = 5.0
@@ -63,13 +61,13 @@ def _no_store(workdir: Path, path: Path) -> None:
     fedmpt, make = demo_commands(workdir)
     st.info(
         f"No results store yet at `{path}`: no federated run has been started in this workdir. "
-        "Fill it with the demo run on the synthetic consortium:"
+        f"Fill it with the demo run on the synthetic consortium: `{fedmpt}` (or `{make}`). "
+        "This page refreshes by itself once the store appears."
     )
     st.code(fedmpt, language="bash")
-    st.caption(f"or `{make}`. This page refreshes by itself once the store appears.")
 
 
-def _select_run(runs: list[dict[str, object]], current: str) -> dict[str, object]:
+def _select_run(runs: list[dict[str, Any]], current: str) -> dict[str, Any]:
     by_id = {str(r["run_id"]): r for r in runs}
     ids = list(by_id)
     chosen = st.selectbox(
@@ -95,7 +93,7 @@ def main() -> None:
     # Fingerprint before reading: a write that lands during the read triggers one more refresh.
     seen = store_signature(path)
     st.sidebar.caption(f"Workdir `{workdir}`")
-    runs: list[dict[str, object]] = []
+    runs: list[dict[str, Any]] = []
     current: str | None = None
     data: RunData | None = None
     try:
@@ -111,7 +109,8 @@ def main() -> None:
         clear_snapshot()
         st.error(f"Cannot read the results store: {e}. The dashboard only reads it; nothing was changed.")
         st.stop()
-    if not path.exists() or any(r["status"] == "running" for r in runs):
+    # Keep watching while a run is running, and while there is nothing to show yet.
+    if not runs or any(r["status"] == "running" for r in runs):
         with st.sidebar:
             st.caption(f"Checking for new results every {REFRESH_SECONDS:g} s.")
             _watch(path, seen)

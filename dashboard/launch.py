@@ -6,9 +6,14 @@ import importlib.util
 import ipaddress
 import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 from dashboard.workdir import WORKDIR_ENV, store_path
 
@@ -87,7 +92,8 @@ def launch(workdir: Path, *, port: int = 8501, address: str = "127.0.0.1") -> in
     Returns
     -------
     int
-        Streamlit's exit code (130 after Ctrl-C).
+        Streamlit's exit code (130 after Ctrl-C). A SIGTERM sent to this process is passed on
+        to Streamlit, whose exit code is then returned.
 
     Raises
     ------
@@ -111,13 +117,36 @@ def launch(workdir: Path, *, port: int = 8501, address: str = "127.0.0.1") -> in
     logger.info("serving the dashboard on http://%s:%d/", address, port)
     env = {**os.environ, WORKDIR_ENV: str(Path(workdir).resolve())}
     process = subprocess.Popen(command, env=env)  # noqa: S603 - fixed argv, no shell
-    try:
-        return process.wait()
-    except KeyboardInterrupt:
-        # The terminal's Ctrl-C reached Streamlit too; give it time to close its sessions.
+    with _forward_sigterm(process):
         try:
-            process.wait(timeout=_SHUTDOWN_GRACE_S)
-        except subprocess.TimeoutExpired:
-            process.terminate()
-            process.wait()
-        return 130
+            return process.wait()
+        except KeyboardInterrupt:
+            # A terminal's Ctrl-C reaches Streamlit too, a signal sent to this process alone
+            # does not: pass it on, then give Streamlit time to close its sessions.
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=_SHUTDOWN_GRACE_S)
+            except subprocess.TimeoutExpired:
+                logger.warning("streamlit did not stop within %.0f s; terminating it", _SHUTDOWN_GRACE_S)
+                process.terminate()
+                process.wait()
+            return 130
+
+
+@contextmanager
+def _forward_sigterm(process: subprocess.Popen[bytes]) -> Iterator[None]:
+    """Pass SIGTERM on to Streamlit, so that stopping the launcher never orphans the server."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be installed from the main thread
+        return
+
+    def _forward(signum: int, _frame: FrameType | None) -> None:
+        if process.poll() is None:
+            process.send_signal(signum)
+
+    previous = signal.signal(signal.SIGTERM, _forward)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -192,7 +192,8 @@ def metric_table(
     """
     rows = [r for r in site_metrics if r["phase"] == phase and r["metric"] == metric]
     wanted = list(sites) if sites is not None else sorted({str(r["site"]) for r in rows})
-    rows = [r for r in rows if str(r["site"]) in set(wanted)]
+    keep = set(wanted)
+    rows = [r for r in rows if str(r["site"]) in keep]
     frame = pd.DataFrame(
         {
             "round": pd.Series([int(r["round"]) for r in rows], dtype="int64"),

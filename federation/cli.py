@@ -83,6 +83,7 @@ def federate(
     rounds: int = typer.Option(3, help="Federated rounds."),
     strategy: str = typer.Option("fedavg", help="fedavg, fedprox or fedadam."),
     local_steps: int = typer.Option(10, help="DP-SGD steps per site per round."),
+    expected_batch_size: int = typer.Option(8, help="Expected Poisson batch (patients)."),
     noise_multiplier: float = typer.Option(1.5, help="DP noise multiplier sigma."),
     preset: str = typer.Option("demo", help="Model preset."),
     run_name: str = typer.Option("", help="Run key in the results store (default: time-stamped)."),
@@ -93,6 +94,7 @@ def federate(
 
     config = FederationConfig(workdir=str(workdir), num_rounds=rounds, strategy=strategy,
                               local_steps=local_steps, noise_multiplier=noise_multiplier,
+                              expected_batch_size=expected_batch_size,
                               model_preset=preset, run_name=run_name,
                               min_sites=min(2, len(sites)))
     run_in_simulation(config, sites)

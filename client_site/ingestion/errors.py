@@ -30,6 +30,7 @@ class RejectCode(StrEnum):
     REPORT_UNLINKED = "report_unlinked"
     REPORT_DUPLICATE = "report_duplicate"
     CLINICAL_MALFORMED = "clinical_malformed"
+    CLINICAL_UNLINKED = "clinical_unlinked"
     NOT_A_REPORT = "not_a_report"
 
 

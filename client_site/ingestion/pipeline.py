@@ -31,20 +31,36 @@ NOT_SELECTED_REASON = (
 
 @dataclass(frozen=True)
 class IngestResult:
-    """What :func:`ingest_site` did (aggregate numbers only; details are in ``report_path``)."""
+    """What :func:`ingest_site` did; per-file details are in ``report_path``.
+
+    Attributes
+    ----------
+    cache_dir, report_path, index_path : Path
+        The cache folder, its ``ingest_report.json`` and ``index.json``.
+    accepted, rejected : int
+        Files (DICOM, report, clinical) used / not used. A report or the clinical file counts as
+        accepted only if it was linked to a cached study, so ``accepted == 0`` means an empty cache.
+    n_files, n_series, n_studies, n_patients, n_reports_linked, n_slices_read : int
+        Files seen, series seen, cached studies, their patients, linked reports, slices read.
+    seconds : float
+        Wall time of the run.
+    summary : dict[str, Any]
+        The aggregate ``summary`` of ingest_report.json (JSON-ready, no PHI).
+    """
 
     cache_dir: Path
     report_path: Path
     index_path: Path
+    accepted: int
+    rejected: int
     n_files: int
-    n_accepted: int
-    n_rejected: int
     n_series: int
     n_studies: int
     n_patients: int
     n_reports_linked: int
     n_slices_read: int
     seconds: float
+    summary: dict[str, Any] = field(repr=False)
 
     @property
     def slices_per_second(self) -> float:
@@ -156,9 +172,9 @@ def ingest_site(
                 summary["files_accepted"], summary["files_seen"], seconds)
     return IngestResult(
         cache_dir=cache_dir, report_path=report_path, index_path=index_path,
-        n_files=summary["files_seen"], n_accepted=summary["files_accepted"], n_rejected=summary["files_rejected"],
+        accepted=summary["files_accepted"], rejected=summary["files_rejected"], n_files=summary["files_seen"],
         n_series=len(series_list), n_studies=len(accepted), n_patients=summary["patients"],
-        n_reports_linked=len(reports), n_slices_read=n_slices, seconds=seconds,
+        n_reports_linked=len(reports), n_slices_read=n_slices, seconds=seconds, summary=summary,
     )
 
 

@@ -74,7 +74,7 @@ def parse_report(path: Path, rel_path: str) -> ParsedReport:
         raise FileRejected(RejectCode.REPORT_MALFORMED, "report is not UTF-8 text; re-export it as UTF-8") from error
     except OSError as error:
         raise FileRejected(RejectCode.UNREADABLE_FILE, f"cannot read file: {error.strerror}") from error
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n").split("\n")
     header: dict[str, str] = {}
     for number, line in enumerate(lines):
         if not line.strip():

@@ -103,10 +103,14 @@ def link_clinical(
     except FileRejected as rejection:
         outcomes.reject(rel, "clinical", rejection)
         return {}, {"rows": 0, "linked": 0, "unmatched": 0, "skipped": 0}
-    outcomes.accept(rel, "clinical")
     by_accession = {s.accession: key for key, s in studies.items() if s.accession and s.selected is not None}
     clinical = {by_accession[acc]: row for acc, row in table.rows.items() if acc in by_accession}
     counts = {"rows": table.n_rows, "linked": len(clinical), "unmatched": len(table.rows) - len(clinical),
               "skipped": table.n_skipped}
+    if clinical:
+        outcomes.accept(rel, "clinical")
+    else:
+        outcomes.reject(rel, "clinical", FileRejected(
+            RejectCode.CLINICAL_UNLINKED, f"none of its {table.n_rows} row(s) matches the Accession of a cached study"))
     return clinical, counts
 

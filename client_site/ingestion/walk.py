@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,13 +21,13 @@ class WalkedFile:
     rejection: FileRejected | None = None
 
 
-def walk_files(root: Path, site_dir: Path) -> Iterator[WalkedFile]:
-    """Yield every file below ``root`` in sorted order, following directory links at most once.
+def walk_files(root: Path, site_dir: Path) -> list[WalkedFile]:
+    """List every file below ``root`` in sorted order, following directory links at most once.
 
     Directory symlinks are followed, but a directory whose real location was already visited
     (a loop, or a second link to the same folder) is skipped with a warning. A file reached
-    twice through links is yielded again with a ``DUPLICATE_FILE`` rejection, so that every
-    path seen is reported exactly once.
+    twice (a file symlink, or a folder reached twice) is listed again with a ``DUPLICATE_FILE``
+    rejection, so every path seen is reported exactly once; real files win over links.
 
     Parameters
     ----------
@@ -38,7 +37,7 @@ def walk_files(root: Path, site_dir: Path) -> Iterator[WalkedFile]:
         Site directory; reported paths are relative to it.
     """
     seen_dirs: set[tuple[int, int]] = set()
-    seen_files: set[tuple[int, int]] = set()
+    found: list[tuple[Path, str, tuple[int, int] | None, bool]] = []  # path, rel, (dev, inode), is_link
 
     def _on_error(error: OSError) -> None:
         logger.warning("cannot list a folder under %s: %s", root, error.strerror)
@@ -51,23 +50,40 @@ def walk_files(root: Path, site_dir: Path) -> Iterator[WalkedFile]:
             continue
         seen_dirs.add((stat.st_dev, stat.st_ino))
         dirnames.sort()
-        for name in sorted(filenames):
+        for name in filenames:
             path = Path(dirpath) / name
-            rel = _relative(path, site_dir)
             try:
                 file_stat = path.stat()
+                ident: tuple[int, int] | None = (file_stat.st_dev, file_stat.st_ino)
             except OSError:
-                yield WalkedFile(path, rel, FileRejected(
-                    RejectCode.UNREADABLE_FILE, "broken symbolic link or unreadable file (stat failed)"))
-                continue
-            ident = (file_stat.st_dev, file_stat.st_ino)
-            if ident in seen_files:
-                yield WalkedFile(path, rel, FileRejected(
-                    RejectCode.DUPLICATE_FILE,
-                    "same file as another path already read (reached again through a symbolic link)"))
-                continue
-            seen_files.add(ident)
-            yield WalkedFile(path, rel)
+                ident = None
+            found.append((path, _relative(path, site_dir), ident, _through_link(path, root)))
+    owner: dict[tuple[int, int], str] = {}
+    for _, rel, ident, _ in sorted(found, key=lambda f: (f[3], f[1])):  # real paths claim first
+        if ident is not None:
+            owner.setdefault(ident, rel)
+    walked = []
+    for path, rel, ident, _ in sorted(found, key=lambda f: f[1]):
+        if ident is None:
+            rejection: FileRejected | None = FileRejected(
+                RejectCode.UNREADABLE_FILE, "broken symbolic link or unreadable file (stat failed)")
+        elif owner[ident] != rel:
+            rejection = FileRejected(
+                RejectCode.DUPLICATE_FILE, "same file as another path already read (reached again through a symbolic link)")
+        else:
+            rejection = None
+        walked.append(WalkedFile(path, rel, rejection))
+    return walked
+
+
+def _through_link(path: Path, root: Path) -> bool:
+    """Whether ``path`` or any folder between ``root`` and it is a symbolic link."""
+    current = path
+    while current != root and current != current.parent:
+        if current.is_symlink():
+            return True
+        current = current.parent
+    return False
 
 
 def _relative(path: Path, site_dir: Path) -> str:

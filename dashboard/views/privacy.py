@@ -63,10 +63,11 @@ def render(snapshot: Snapshot) -> None:
     )
     table = privacy_table(data.site_metrics, data.participation)
     history = epsilon_history(data.site_metrics)
-    if table.empty:
+    if history.empty:
         st.info("No site has reported its privacy spend in this run yet.")
-        return
-    if not history.empty:
+        if table.empty:
+            return
+    else:
         st.altair_chart(_chart(history))
     st.dataframe(table.reset_index(), hide_index=True, column_config=_COLUMNS)
     st.caption(PROJECTION_NOTE)

@@ -1,0 +1,188 @@
+"""Patient-level datasets over the ingestion cache (``docs/contracts.md`` section 4).
+
+The privacy unit is the patient: one dataset item = one patient, and each draw picks one of
+that patient's studies at random. Poisson sampling then includes each patient with
+probability q and per-sample clipping bounds the whole patient, whatever their number of
+studies (``/work/shared/notes/privacy_and_data.md`` section 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from client_site.tokenizer import ByteTokenizer
+
+logger = logging.getLogger(__name__)
+
+PatientItem = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+"""``(volume float32 (3, D, H, W), text ids int64 (L,), has_report float32 ())``."""
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """One study of ``cache/index.json``.
+
+    Attributes
+    ----------
+    study_key, patient_key : str
+        Pseudonymous keys.
+    volume : str
+        Path of the ``.npy`` volume relative to the cache directory.
+    report : str or None
+        De-identified report body, None when the study has no report.
+    language : str or None
+        ``"en"``, ``"zh"`` or None.
+    clinical : dict or None
+        Clinical record (age, sex, symptoms, labs, medications), if any.
+    """
+
+    study_key: str
+    patient_key: str
+    volume: str
+    report: str | None
+    language: str | None
+    clinical: dict[str, Any] | None
+
+
+def load_cache_index(cache_dir: str | Path) -> list[StudyRecord]:
+    """Read ``<cache_dir>/index.json`` into study records (in file order)."""
+    path = Path(cache_dir) / "index.json"
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"no cache index at {path}; run ingestion first") from e
+    studies = payload.get("studies")
+    if not isinstance(studies, list):
+        raise ValueError(f"{path}: expected a 'studies' list, got {type(studies).__name__}")
+    records = []
+    for i, study in enumerate(studies):
+        try:
+            records.append(StudyRecord(
+                study_key=str(study["study_key"]), patient_key=str(study["patient_key"]),
+                volume=str(study["volume"]), report=study.get("report"),
+                language=study.get("language"), clinical=study.get("clinical"),
+            ))
+        except KeyError as e:
+            raise ValueError(f"{path}: study #{i} lacks required field {e}") from e
+    return records
+
+
+def split_patients(
+    patient_keys: Iterable[str], *, held_out_fraction: float = 0.25
+) -> tuple[list[str], list[str]]:
+    """Deterministic train / held-out split of patient keys.
+
+    Keys are ordered by the SHA-256 of the key and the first ``round(n * held_out_fraction)``
+    are held out, so the split depends only on the keys (same rule at every site, stable
+    when patients are added elsewhere in the order). Train is never empty.
+
+    Returns
+    -------
+    (list of str, list of str)
+        Train and held-out keys, each sorted.
+    """
+    if not 0.0 <= held_out_fraction < 1.0:
+        raise ValueError(f"held_out_fraction must be in [0, 1), got {held_out_fraction}")
+    keys = sorted(set(patient_keys), key=lambda k: hashlib.sha256(k.encode("utf-8")).hexdigest())
+    n_held = min(round(len(keys) * held_out_fraction), max(len(keys) - 1, 0))
+    return sorted(keys[n_held:]), sorted(keys[:n_held])
+
+
+class PatientDataset(Dataset[PatientItem]):
+    """One item per patient; each ``__getitem__`` draws one of the patient's studies.
+
+    The k-th draw of patient i uses the study chosen by ``np.random.default_rng((seed, i, k))``,
+    so a run is reproducible given ``seed`` and the order of accesses; :meth:`get` with an
+    explicit ``draw`` is a pure function (evaluation uses ``draw=0``).
+
+    Parameters
+    ----------
+    cache_dir : str or Path
+        The ingestion cache (``index.json`` + ``volumes/``).
+    patient_keys : sequence of str
+        Patients of this dataset (e.g. one side of :func:`split_patients`); each must have at
+        least one study in the index.
+    tokenizer : ByteTokenizer
+        Report tokenizer.
+    max_len : int
+        Text length in tokens (``ModelConfig.text_max_len``).
+    seed : int
+        Seed of the study draws.
+    cache_size : int
+        Volumes kept in memory (LRU). (default: 64)
+    """
+
+    def __init__(
+        self, cache_dir: str | Path, patient_keys: Sequence[str], tokenizer: ByteTokenizer, *,
+        max_len: int, seed: int, cache_size: int = 64,
+    ) -> None:
+        self.cache_dir = Path(cache_dir)
+        self.tokenizer = tokenizer
+        self.max_len = max_len
+        self.seed = seed
+        self.cache_size = cache_size
+        by_patient: dict[str, list[StudyRecord]] = {}
+        for record in load_cache_index(self.cache_dir):
+            by_patient.setdefault(record.patient_key, []).append(record)
+        missing = [k for k in patient_keys if k not in by_patient]
+        if missing:
+            raise ValueError(f"{len(missing)} patient keys have no study in the cache, e.g. {missing[0]!r}")
+        self.patient_keys: list[str] = list(patient_keys)
+        self._studies = [sorted(by_patient[k], key=lambda r: r.study_key) for k in self.patient_keys]
+        self._draws = [0] * len(self.patient_keys)
+        self._volumes: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.patient_keys)
+
+    def studies_of(self, index: int) -> list[StudyRecord]:
+        """All studies of patient ``index`` (sorted by study key)."""
+        return list(self._studies[index])
+
+    def study_of(self, index: int, *, draw: int) -> StudyRecord:
+        """The study that draw number ``draw`` of patient ``index`` uses."""
+        studies = self._studies[index]
+        if len(studies) == 1:
+            return studies[0]
+        pick = np.random.default_rng((self.seed, index, draw)).integers(len(studies))
+        return studies[int(pick)]
+
+    def get(self, index: int, *, draw: int) -> PatientItem:
+        """Item of patient ``index`` for an explicit draw number (pure, no counter)."""
+        record = self.study_of(index, draw=draw)
+        volume = self._load_volume(record.volume)
+        text = record.report if record.report else ""
+        ids = self.tokenizer.encode(text, self.max_len)
+        has_report = torch.tensor(1.0 if record.report else 0.0, dtype=torch.float32)
+        return volume, ids, has_report
+
+    def __getitem__(self, index: int) -> PatientItem:
+        draw = self._draws[index]
+        self._draws[index] += 1
+        return self.get(index, draw=draw)
+
+    def _load_volume(self, rel_path: str) -> torch.Tensor:
+        cached = self._volumes.get(rel_path)
+        if cached is not None:
+            self._volumes.move_to_end(rel_path)
+            return cached
+        array = np.load(self.cache_dir / rel_path, allow_pickle=False)
+        if array.ndim != 4 or array.shape[0] != 3:
+            raise ValueError(f"{rel_path}: expected a (3, D, H, W) volume, got shape {array.shape}")
+        volume = torch.from_numpy(array.astype(np.float32, copy=False))
+        if self.cache_size > 0:
+            self._volumes[rel_path] = volume
+            while len(self._volumes) > self.cache_size:
+                self._volumes.popitem(last=False)
+        return volume

@@ -1,0 +1,173 @@
+"""What a site does when the aggregator asks it to train or evaluate the global model.
+
+Independent of Flower: :mod:`federation.client_app` turns messages into calls of
+:class:`SiteRuntime` and its results back into messages.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from client_site.datasets import PatientDataset, load_cache_index, split_patients
+from client_site.egress import release_metrics
+from client_site.evaluation import evaluate_ssl, probe_findings
+from client_site.layout import SiteLayout
+from client_site.model import MedMPT, ModelConfig
+from client_site.pseudonym import load_or_create_salt
+from client_site.site_config import load_site_config
+from client_site.tokenizer import ByteTokenizer
+from client_site.training import TrainConfig, train_locally
+from client_site.truth import load_study_labels
+from privacy.errors import BudgetExceededError
+from privacy.ledger import PrivacyLedger
+
+logger = logging.getLogger(__name__)
+
+StateDict = dict[str, torch.Tensor]
+
+
+class SiteRefusal(RuntimeError):
+    """The site declines a request (its own policy, not a failure)."""
+
+
+@dataclass(frozen=True)
+class RoundRequest:
+    """A train or evaluate request from the aggregator, as the site understands it."""
+
+    run_id: str
+    round: int
+    model: ModelConfig
+    input_shape: tuple[int, int, int]
+    train: TrainConfig
+
+
+def _round_seed(seed: int, round: int) -> int:
+    return int(np.random.SeedSequence([seed, round]).generate_state(1)[0])
+
+
+class SiteRuntime:
+    """One hospital's training and evaluation over its own cache.
+
+    Parameters
+    ----------
+    site_dir : Path
+        The site directory (docs/contracts.md section 1), ingested beforehand.
+    """
+
+    def __init__(self, site_dir: Path) -> None:
+        self.layout = SiteLayout(Path(site_dir))
+        self.config = load_site_config(site_dir)
+        index_path = self.layout.cache_dir / "index.json"
+        self._preprocess = json.loads(index_path.read_text(encoding="utf-8")).get("preprocess", {}) \
+            if index_path.exists() else {}
+        patients = sorted({s.patient_key for s in load_cache_index(self.layout.cache_dir)})
+        if not patients:
+            raise ValueError(f"{self.layout.cache_dir} holds no accepted study; check ingest_report.json")
+        self.train_keys, self.held_out_keys = split_patients(patients)
+
+    @property
+    def name(self) -> str:
+        """The site's name, from its own config."""
+        return self.config.name
+
+    def _model(self, request: RoundRequest, state: StateDict) -> MedMPT:
+        cached = tuple(self._preprocess.get("shape", ()))
+        if cached != request.input_shape:
+            raise SiteRefusal(
+                f"site cache was ingested to shape {cached} but the run needs {request.input_shape}; "
+                f"re-run `fedmpt ingest` with the run's preset"
+            )
+        model = MedMPT(request.model)
+        model.load_state_dict(state, strict=True)
+        return model
+
+    def _dataset(self, keys: list[str], model: ModelConfig, seed: int) -> PatientDataset:
+        return PatientDataset(self.layout.cache_dir, keys, ByteTokenizer(),
+                              max_len=model.text_max_len, seed=seed)
+
+    def train_round(self, state: StateDict, request: RoundRequest) -> tuple[StateDict, dict[str, float]]:
+        """Train the global model locally; under DP, only within the site's budget."""
+        model = self._model(request, state)
+        seed = _round_seed(request.train.seed, request.round)
+        dataset = self._dataset(self.train_keys, request.model, seed)
+        cfg = replace(request.train, seed=seed)
+        budget = self.config.budget
+        ledger = PrivacyLedger(self.layout.ledger_path, mechanism=self.config.accountant)
+        reservation = None
+        if cfg.dp:
+            budget.check_patients(len(dataset))
+            try:
+                reservation = ledger.reserve(
+                    run_id=request.run_id, round=request.round, budget=budget,
+                    noise_multiplier=cfg.noise_multiplier,
+                    sample_rate=min(cfg.expected_batch_size / len(dataset), 1.0),
+                    steps=cfg.local_steps,
+                )
+            except BudgetExceededError as e:
+                raise SiteRefusal(f"{self.name}: {e}") from e
+        elif not self.config.allow_non_dp:
+            raise SiteRefusal(f"{self.name} refuses training without DP (site.toml: allow_non_dp = false)")
+        result = train_locally(model, dataset, cfg)
+        if reservation is not None:
+            planned = [(reservation.noise_multiplier, reservation.sample_rate, reservation.steps)]
+            if result.accountant_history != planned:
+                raise RuntimeError(
+                    f"DP training ran {result.accountant_history} but the ledger reserved {planned}"
+                )
+            ledger.complete(reservation)
+        metrics = {
+            "num-examples": result.num_examples,
+            "train_loss": result.metrics["loss"],
+            "mim_loss": result.metrics["mim"],
+            "mlm_loss": result.metrics["mlm"],
+            "caption_loss": result.metrics["gen"],
+            "steps": result.steps,
+            "sample_rate": result.sample_rate,
+            "noise_multiplier": cfg.noise_multiplier if cfg.dp else 0.0,
+            "epsilon": ledger.epsilon(delta=budget.delta),
+            "delta": budget.delta,
+            "epsilon_budget": budget.epsilon,
+            "train_seconds": result.metrics["seconds"],
+        }
+        logger.info("%s round %d: loss %.3f, epsilon %.3f / %g", self.name, request.round,
+                    metrics["train_loss"], metrics["epsilon"], budget.epsilon)
+        return result.state_dict, release_metrics("train", metrics)
+
+    def evaluate(self, state: StateDict, request: RoundRequest) -> dict[str, float]:
+        """SSL losses on held-out patients and a linear diagnosis probe; aggregate numbers only."""
+        model = self._model(request, state)
+        held_out = self._dataset(self.held_out_keys, request.model, seed=0)
+        if len(held_out) == 0:
+            raise SiteRefusal(f"{self.name} has too few patients to hold any out for validation")
+        ssl = evaluate_ssl(model, held_out, seed=request.train.seed)
+        metrics: dict[str, float] = {
+            "num-examples": float(len(held_out)),
+            "val_loss": ssl["ssl_loss"],
+            "val_mim_loss": ssl["ssl_mim"],
+            "val_mlm_loss": ssl["ssl_mlm"],
+            "val_caption_loss": ssl["ssl_gen"],
+        }
+        if self.layout.labels_path.exists():
+            metrics.update(self._probe(model, request, held_out))
+        else:
+            logger.warning("%s has no %s: no diagnosis probe", self.name, self.layout.labels_path)
+        return release_metrics("evaluate", metrics)
+
+    def _probe(self, model: MedMPT, request: RoundRequest, held_out: PatientDataset) -> dict[str, float]:
+        labels = load_study_labels(self.layout.labels_path, load_or_create_salt(self.layout.root))
+        train = self._dataset(self.train_keys, request.model, seed=0)
+
+        def labels_of(dataset: PatientDataset) -> np.ndarray:
+            keys = [dataset.study_of(i, draw=0).study_key for i in range(len(dataset))]
+            unknown = [k for k in keys if k not in labels]
+            if unknown:
+                raise ValueError(f"{len(unknown)} studies have no row in {self.layout.labels_path}")
+            return np.stack([labels[k] for k in keys])
+
+        return probe_findings(model, train, held_out, labels_of(train), labels_of(held_out))

@@ -1,0 +1,151 @@
+"""Write a rendered series as a DICOM CT Image Storage series (plus an optional scout).
+
+Follows the recipe verified in /work/shared/notes/privacy_and_data.md section 4: file meta
+with MediaStorageSOPClassUID/InstanceUID and Explicit VR Little Endian, every UID set
+before ``set_pixel_data(..., generate_instance_uid=False)``, ``save_as(enforce_file_format=True)``.
+File names carry no PHI: ``<folder>/IM<InstanceNumber:05d>.dcm``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+from .profiles import SiteProfile
+from .render import Series
+
+
+@dataclass(frozen=True)
+class StudyHeader:
+    """Patient, study and series identity written into every file of a study.
+
+    ``patient_name``/``referring`` are DICOM PN strings (may hold an ideographic part);
+    dates are YYYYMMDD and the time HHMMSS.
+    """
+
+    patient_name: str
+    patient_id: str
+    birth_date: str
+    sex: str
+    age: int
+    accession: str
+    study_date: str
+    study_time: str
+    referring: str
+    study_uid: str
+    series_uid: str
+    frame_uid: str
+    scout_uid: str
+    study_description: str
+
+
+def _ds(value: float) -> str:
+    """Decimal String without binary noise (at most 16 characters for our magnitudes)."""
+    return format(value, ".10g")
+
+
+def _base(header: StudyHeader, profile: SiteProfile, sop_uid: str) -> Dataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SpecificCharacterSet = profile.charset
+    ds.SOPClassUID = CTImageStorage
+    ds.SOPInstanceUID = sop_uid
+    for tag in ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate"):
+        setattr(ds, tag, header.study_date)
+    for tag in ("StudyTime", "SeriesTime", "AcquisitionTime", "ContentTime"):
+        setattr(ds, tag, header.study_time)
+    ds.AccessionNumber = header.accession
+    ds.Modality = "CT"
+    ds.Manufacturer = profile.manufacturer
+    ds.InstitutionName = profile.institution
+    ds.ReferringPhysicianName = header.referring
+    ds.StudyDescription = header.study_description
+    ds.ManufacturerModelName = profile.model
+    ds.PatientName = header.patient_name
+    ds.PatientID = header.patient_id
+    ds.PatientBirthDate = header.birth_date
+    ds.PatientSex = header.sex
+    ds.PatientAge = f"{header.age:03d}Y"
+    ds.BodyPartExamined = "CHEST"
+    ds.KVP = profile.kvp
+    ds.XRayTubeCurrent = profile.tube_current_ma
+    ds.PatientPosition = "HFS"
+    ds.StudyInstanceUID = header.study_uid
+    ds.StudyID = ""
+    ds.AcquisitionNumber = 1
+    ds.FrameOfReferenceUID = header.frame_uid
+    ds.PositionReferenceIndicator = ""
+    return ds
+
+
+def write_series(folder: Path, series: Series, header: StudyHeader, profile: SiteProfile) -> list[Path]:
+    """Write the axial series (SeriesNumber 2), one file per slice; returns the paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    d = series.hu.shape[0]
+    stored = series.hu - int(profile.rescale_intercept)
+    stored = stored.astype(np.int16 if profile.pixel_signed else np.uint16)
+    thk = series.thickness_mm
+    paths = []
+    for k in range(d):
+        number = d - k if profile.head_first_numbering else k + 1
+        sop = generate_uid(prefix=None, entropy_srcs=[header.series_uid, str(number)])
+        ds = _base(header, profile, sop)
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+        ds.SeriesDescription = f"Thorax {thk:g}mm {profile.kernel}"
+        ds.SliceThickness = _ds(thk)
+        ds.ConvolutionKernel = profile.kernel
+        ds.SeriesInstanceUID = header.series_uid
+        ds.SeriesNumber = 2
+        ds.InstanceNumber = number
+        z = float(series.z_positions[k])
+        ds.ImagePositionPatient = [_ds(series.position[0]), _ds(series.position[1]), _ds(z)]
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.SliceLocation = _ds(z)
+        ds.PixelSpacing = [_ds(series.pixel_mm), _ds(series.pixel_mm)]
+        ds.set_pixel_data(stored[k], "MONOCHROME2", profile.bits_stored, generate_instance_uid=False)
+        ds.RescaleIntercept = f"{profile.rescale_intercept:g}"
+        ds.RescaleSlope = "1"
+        ds.RescaleType = "HU"
+        ds.WindowCenter, ds.WindowWidth = "-600", "1500"
+        if profile.padding_hu is not None:
+            ds.PixelPaddingValue = int(profile.padding_hu - profile.rescale_intercept)
+        path = folder / f"IM{number:05d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def write_scout(folder: Path, series: Series, header: StudyHeader, profile: SiteProfile) -> Path:
+    """Write the AP scout (ImageType ORIGINAL\\PRIMARY\\LOCALIZER, SeriesNumber 1).
+
+    It is a projection of the attenuation through the axial volume, head at the top row;
+    ingestion is expected to drop it.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    mu = np.clip((series.hu.astype(np.float32) + 1000.0) / 1000.0, 0.0, 4.0)
+    proj = mu.sum(axis=1)[::-1]  # (D, W), row 0 = most cranial slice
+    image = np.rint(proj / max(float(proj.max()), 1e-6) * 3000.0).astype(np.uint16)
+    sop = generate_uid(prefix=None, entropy_srcs=[header.scout_uid, "1"])
+    ds = _base(header, profile, sop)
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+    ds.SeriesDescription = "Topogram 0.6 T20s" if profile.manufacturer == "SIEMENS" else "SCOUT"
+    ds.SeriesInstanceUID = header.scout_uid
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = 1
+    top = float(series.z_positions.max())
+    ds.ImagePositionPatient = [_ds(series.position[0]), "0", _ds(top)]
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
+    ds.PixelSpacing = [_ds(series.thickness_mm), _ds(series.pixel_mm)]
+    ds.set_pixel_data(image, "MONOCHROME2", 12, generate_instance_uid=False)
+    ds.RescaleIntercept, ds.RescaleSlope = "0", "1"
+    path = folder / "IM00001.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    return path

@@ -1,0 +1,190 @@
+"""Local training of :class:`~client_site.model.MedMPT` at one site, with or without DP-SGD.
+
+With DP, each optimizer step is one DP-SGD step (Abadi et al. 2016) over a Poisson batch of
+patients at rate ``q = expected_batch_size / len(dataset)``; exactly ``local_steps`` steps run
+(empty batches included, see :func:`privacy.dp_training.step_on_empty_batch`), so the Opacus
+accountant history of a call is exactly ``[(noise_multiplier, q, local_steps)]``. The caller
+owns the cumulative accounting (``privacy.accountant``) and thread settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from client_site.datasets import PatientDataset
+from client_site.model import MedMPT
+from client_site.ssl import MaskingConfig, PerExampleLoss, make_ssl_inputs
+from privacy.dp_training import (
+    DEFAULT_GRAD_SAMPLE_MODE,
+    PrivateTraining,
+    make_private,
+    poisson_data_loader,
+    step_on_empty_batch,
+)
+
+logger = logging.getLogger(__name__)
+
+LOSS_PARTS: tuple[str, ...] = ("loss", "mim", "mlm", "gen")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One call of :func:`train_locally`.
+
+    Parameters
+    ----------
+    local_steps : int
+        Optimizer steps to run. (default: 10)
+    expected_batch_size : int
+        Expected Poisson batch under DP; fixed batch without DP. (default: 16)
+    lr, weight_decay : float
+        AdamW settings. (default: 1e-3, 0.01)
+    seed : int
+        Seeds batch sampling, masks and DP noise. (default: 0)
+    noise_multiplier, max_grad_norm : float
+        DP-SGD sigma and per-patient clipping norm. (default: 1.0, 1.0)
+    dp : bool
+        DP-SGD (True) or plain AdamW on fixed-size shuffled batches. (default: True)
+    grad_sample_mode : str
+        Opacus per-sample gradient mode, see :mod:`privacy.dp_training`. (default: ``"ew"``)
+    masking : MaskingConfig
+        SSL mask ratios.
+    secure_mode : bool
+        Opacus secure RNG (needs torchcsprng; then runs are not reproducible). (default: False)
+    """
+
+    local_steps: int = 10
+    expected_batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    seed: int = 0
+    noise_multiplier: float = 1.0
+    max_grad_norm: float = 1.0
+    dp: bool = True
+    grad_sample_mode: str = DEFAULT_GRAD_SAMPLE_MODE
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    secure_mode: bool = False
+
+    def __post_init__(self) -> None:
+        if self.local_steps < 1 or self.expected_batch_size < 1:
+            raise ValueError(
+                f"local_steps and expected_batch_size must be >= 1, got {self.local_steps}, "
+                f"{self.expected_batch_size}"
+            )
+
+
+@dataclass(frozen=True)
+class LocalTrainResult:
+    """Outcome of :func:`train_locally`.
+
+    Attributes
+    ----------
+    state_dict : dict of str to Tensor
+        Weights of the plain model (keys as ``MedMPT().state_dict()``).
+    metrics : dict of str to float
+        Mean ``loss``, ``mim``, ``mlm``, ``gen`` over the call, ``seconds``,
+        ``samples_per_s``, ``mean_batch_size`` and ``empty_batches``.
+    num_examples : int
+        Patients in the training dataset.
+    steps : int
+        Optimizer steps run.
+    sample_rate : float
+        Poisson rate q (DP) or ``batch / num_examples`` (non-DP).
+    accountant_history : list of (float, float, int)
+        Opacus accountant history of this call (empty without DP).
+    """
+
+    state_dict: dict[str, torch.Tensor]
+    metrics: dict[str, float]
+    num_examples: int
+    steps: int
+    sample_rate: float
+    accountant_history: list[tuple[float, float, int]]
+
+
+def train_locally(model: MedMPT, dataset: PatientDataset, cfg: TrainConfig) -> LocalTrainResult:
+    """Train ``model`` in place for ``cfg.local_steps`` steps on ``dataset`` (one item = one patient)."""
+    n = len(dataset)
+    if n == 0:
+        raise ValueError("cannot train on an empty dataset")
+    seeds = np.random.SeedSequence(cfg.seed).generate_state(3)
+    sampling, masks, noise = (torch.Generator().manual_seed(int(s)) for s in seeds)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    private: PrivateTraining | None = None
+    if cfg.dp:
+        rate = min(cfg.expected_batch_size / n, 1.0)
+        private = make_private(
+            model=model, optimizer=optimizer,
+            data_loader=poisson_data_loader(dataset, sample_rate=rate, generator=sampling),
+            noise_multiplier=cfg.noise_multiplier, max_grad_norm=cfg.max_grad_norm,
+            criterion=PerExampleLoss(), secure_mode=cfg.secure_mode,
+            grad_sample_mode=cfg.grad_sample_mode, noise_generator=noise,
+        )
+        module, step_optimizer, loader = private.module, private.optimizer, private.data_loader
+    else:
+        batch = min(cfg.expected_batch_size, n)
+        rate = batch / n
+        module, step_optimizer = model, optimizer
+        loader = DataLoader(dataset, batch_size=batch, shuffle=True, generator=sampling, drop_last=True)
+
+    sums = dict.fromkeys(LOSS_PARTS, 0.0)
+    seen = with_report = steps = empty = 0
+    start = time.perf_counter()
+    try:
+        while steps < cfg.local_steps:
+            for volume, text_ids, has_report in loader:
+                if steps >= cfg.local_steps:
+                    break
+                steps += 1
+                b = volume.shape[0]
+                if b == 0:
+                    if private is None:
+                        raise RuntimeError("empty batch without Poisson sampling")
+                    step_on_empty_batch(private)
+                    empty += 1
+                    continue
+                inputs = make_ssl_inputs(
+                    volume, text_ids, has_report, model_cfg=model.cfg, masking=cfg.masking,
+                    generator=masks,
+                )
+                step_optimizer.zero_grad(set_to_none=True)
+                per_example = module(inputs.pop("volume"), **inputs)  # batch first (Opacus ew)
+                if private is not None and private.grad_sample_mode == "ghost":
+                    loss = private.criterion(per_example, None)  # type: ignore[misc]
+                else:
+                    loss = per_example.mean()
+                loss.backward()
+                step_optimizer.step()
+                n_rep = float(has_report.sum())
+                parts = model.last_loss_parts
+                for key, weight in (("loss", b), ("mim", b), ("mlm", n_rep), ("gen", n_rep)):
+                    sums[key] += float(parts[key]) * weight
+                seen += b
+                with_report += int(n_rep)
+    finally:
+        if private is not None:
+            private.close()
+    seconds = time.perf_counter() - start
+    history = [] if private is None else [
+        (float(s), float(q), int(k)) for s, q, k in private.engine.accountant.history
+    ]
+    metrics = {
+        "loss": sums["loss"] / max(seen, 1), "mim": sums["mim"] / max(seen, 1),
+        "mlm": sums["mlm"] / max(with_report, 1), "gen": sums["gen"] / max(with_report, 1),
+        "seconds": seconds, "samples_per_s": seen / seconds if seconds > 0 else 0.0,
+        "mean_batch_size": seen / steps, "empty_batches": float(empty),
+    }
+    logger.info("local training: %d steps, %d examples seen, loss %.4f, %.2f samples/s",
+                steps, seen, metrics["loss"], metrics["samples_per_s"])
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return LocalTrainResult(
+        state_dict=state, metrics=metrics, num_examples=n, steps=steps, sample_rate=rate,
+        accountant_history=history,
+    )

@@ -1,0 +1,74 @@
+"""The site's Flower ClientApp: turns aggregator messages into :class:`SiteRuntime` calls.
+
+What goes back is exactly one ArrayRecord (weights, train only), one MetricRecord of
+whitelisted numbers (:mod:`client_site.egress`) and the site's name.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from aggregator.site_recorder import SITE_RECORD
+from client_site.site_runtime import RoundRequest, SiteRuntime
+from client_site.training import TrainConfig
+from federation.presets import get_preset
+from federation.site_binding import site_dir_of
+
+app = ClientApp()
+
+
+def _request(config: ConfigRecord) -> RoundRequest:
+    preset = get_preset(str(config["model-preset"]))
+    return RoundRequest(
+        run_id=str(config["run-name"]),
+        round=int(config["server-round"]),  # type: ignore[arg-type]
+        model=preset.model,
+        input_shape=tuple(preset.preprocess.shape),
+        train=TrainConfig(
+            local_steps=int(config["local-steps"]),  # type: ignore[arg-type]
+            expected_batch_size=int(config["expected-batch-size"]),  # type: ignore[arg-type]
+            lr=float(config["lr"]),  # type: ignore[arg-type]
+            noise_multiplier=float(config["noise-multiplier"]),  # type: ignore[arg-type]
+            max_grad_norm=float(config["max-grad-norm"]),  # type: ignore[arg-type]
+            dp=bool(config["dp"]),
+            seed=int(config["seed"]),  # type: ignore[arg-type]
+        ),
+    )
+
+
+def _runtime(context: Context) -> SiteRuntime:
+    if not logging.getLogger().handlers:  # a fresh ClientApp process: show the site's progress
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(1)  # one core per simulated site; a real site sets its own
+    return SiteRuntime(site_dir_of(context.node_config))
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    """Train the received global model on this site's patients under DP."""
+    runtime = _runtime(context)
+    state = msg.content["arrays"].to_torch_state_dict()  # type: ignore[union-attr]
+    new_state, metrics = runtime.train_round(state, _request(msg.content["config"]))  # type: ignore[arg-type]
+    content = RecordDict({
+        "arrays": ArrayRecord(new_state),
+        "metrics": MetricRecord(metrics),  # type: ignore[arg-type]
+        SITE_RECORD: ConfigRecord({"name": runtime.name}),
+    })
+    return Message(content, reply_to=msg)
+
+
+@app.evaluate()
+def evaluate(msg: Message, context: Context) -> Message:
+    """Validate the received global model on this site's held-out patients."""
+    runtime = _runtime(context)
+    state = msg.content["arrays"].to_torch_state_dict()  # type: ignore[union-attr]
+    metrics = runtime.evaluate(state, _request(msg.content["config"]))  # type: ignore[arg-type]
+    content = RecordDict({
+        "metrics": MetricRecord(metrics),  # type: ignore[arg-type]
+        SITE_RECORD: ConfigRecord({"name": runtime.name}),
+    })
+    return Message(content, reply_to=msg)

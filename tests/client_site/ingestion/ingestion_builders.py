@@ -1,0 +1,239 @@
+"""Builders for tiny synthetic CT series, reports and site folders used by the ingestion tests."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+from client_site.ingestion import PreprocessConfig
+
+INSTITUTION = "SAINT ELSEWHERE GENERAL HOSPITAL"
+STANDARD_IOP = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+
+
+@dataclass(frozen=True)
+class Person:
+    """PHI of one synthetic patient and study."""
+
+    name: str = "DOE^JANE"
+    patient_id: str = "MRN0012345"
+    birth_date: str = "19560312"
+    accession: str = "ACC98765"
+    study_date: str = "20240115"
+    referring: str = "SMITH^JOHN"
+    radiologist: str = "WANG^LI"
+    study_uid: str = field(default_factory=generate_uid)
+
+    def phi_strings(self) -> list[str]:
+        """Strings that must never reach the cache (outside ingest_report.json paths)."""
+        family, given = self.name.split("^")
+        return [self.name, family, given, f"{given} {family}", self.patient_id, self.birth_date,
+                self.accession, self.study_date, self.study_uid, INSTITUTION, "SMITH", "WANG"]
+
+
+def phantom(n_slices: int = 8, size: int = 32) -> np.ndarray:
+    """(n, size, size) int HU volume: air, a 40 HU body disc, a 700 HU bone spot, a per-slice marker.
+
+    The marker (rows 2-5, cols 2-5) is -500 + 100 * k in slice k (ascending z), so the slice order
+    can be read back from the pixels. All values are even so slope-2 storage is exact.
+    """
+    yy, xx = np.mgrid[:size, :size]
+    disc = (yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size * 0.4) ** 2
+    volume = np.full((n_slices, size, size), -1000, dtype=np.int32)
+    volume[:, disc] = 40
+    volume[:, size // 2 - 2: size // 2 + 2, size // 2 + 4: size // 2 + 8] = 700
+    for k in range(n_slices):
+        volume[k, 2:6, 2:6] = -500 + 100 * k
+    return volume
+
+
+def write_slice(
+    path: Path,
+    hu: np.ndarray,
+    *,
+    person: Person,
+    series_uid: str,
+    position: tuple[float, float, float],
+    instance_number: int,
+    orientation: tuple[float, ...] = STANDARD_IOP,
+    pixel_spacing: float = 0.7,
+    slope: int = 1,
+    image_type: tuple[str, ...] = ("ORIGINAL", "PRIMARY", "AXIAL"),
+    modality: str = "CT",
+    drop: tuple[str, ...] = (),
+) -> str:
+    """Write one CT slice holding ``hu`` with PHI tags; returns its SOPInstanceUID."""
+    sop_uid = generate_uid()
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, sop_uid
+    ds.Modality, ds.ImageType = modality, list(image_type)
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate = person.name, person.patient_id, person.birth_date
+    ds.PatientSex, ds.InstitutionName = "F", INSTITUTION
+    ds.ReferringPhysicianName = person.referring
+    ds.AccessionNumber, ds.StudyDate = person.accession, person.study_date
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = person.study_uid, series_uid
+    ds.SeriesNumber, ds.InstanceNumber = 1, instance_number
+    ds.ImagePositionPatient = [float(v) for v in position]
+    ds.ImageOrientationPatient = [float(v) for v in orientation]
+    ds.PixelSpacing = [pixel_spacing, pixel_spacing]
+    ds.SliceThickness = 2.5
+    intercept = -1024 * slope
+    stored = ((hu - intercept) // slope).astype(np.uint16)
+    ds.set_pixel_data(stored, "MONOCHROME2", 12, generate_instance_uid=False)
+    ds.RescaleIntercept, ds.RescaleSlope = intercept, slope
+    for keyword in drop:
+        delattr(ds, keyword)
+    ds.save_as(path, enforce_file_format=True)
+    return sop_uid
+
+
+def write_series(
+    folder: Path,
+    person: Person,
+    *,
+    hu: np.ndarray | None = None,
+    spacing: float = 2.5,
+    skip: tuple[int, ...] = (),
+    rng: np.random.Generator,
+    orientation: tuple[float, ...] = STANDARD_IOP,
+) -> tuple[str, list[Path]]:
+    """Write an axial series with shuffled file names and scrambled InstanceNumbers.
+
+    Returns the SeriesInstanceUID and the file paths (index k = slice k, ascending z;
+    skipped slices are left out of the list).
+    """
+    hu = phantom() if hu is None else hu
+    folder.mkdir(parents=True, exist_ok=True)
+    series_uid = generate_uid()
+    numbers = rng.permutation(len(hu)) + 1
+    paths = []
+    for k in range(len(hu)):
+        if k in skip:
+            continue
+        path = folder / f"IMG{rng.integers(10**8):08d}"
+        slope = 2 if k == 3 else 1  # one slice with another rescale, to check per-slice HU
+        write_slice(path, hu[k], person=person, series_uid=series_uid, position=(-11.2, -11.2, -100.0 + spacing * k),
+                    instance_number=int(numbers[k]), orientation=orientation, slope=slope)
+        paths.append(path)
+    return series_uid, paths
+
+
+def write_report(path: Path, person: Person, *, accession: str | None = None, language: str = "en") -> None:
+    """Write a report with a contracts.md section 2 header and a body that repeats the PHI."""
+    family, given = person.name.split("^")
+    body = (
+        f"FINDINGS: Patient {given.title()} {family.title()} ({person.patient_id}), born 1956-03-12, "
+        f"seen on {person.study_date}. Referred by Dr. {person.referring.split('^')[0].title()}. "
+        "A 12 mm solid nodule in the right upper lobe.\n"
+        f"IMPRESSION: Pulmonary nodule. Compare with prior CT of {family}, {given}.\n"
+    )
+    header = (
+        f"Accession: {accession or person.accession}\nPatient: {person.name}\nPatient ID: {person.patient_id}\n"
+        f"Birth date: {person.birth_date}\nExam date: {person.study_date}\n"
+        f"Referring physician: {person.referring}\nRadiologist: {person.radiologist}\nLanguage: {language}\n"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + "\n" + body, encoding="utf-8")
+
+
+def write_clinical(path: Path, people: list[Person]) -> None:
+    """records.csv with one row per person (contracts.md section 3)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["accession,patient_id,patient_name,birth_date,age,sex,symptoms,wbc,crp,procalcitonin,spo2,"
+             "eosinophils,medications"]
+    for p in people:
+        lines.append(f"{p.accession},{p.patient_id},{p.name},{p.birth_date},67,F,cough;fever,11.2,35,0.4,94,"
+                     "0.1,amoxicillin;ibuprofen")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def copy_testdata(name: str, target: Path) -> Path:
+    """Copy one of pydicom's bundled test files to ``target``."""
+    source = get_testdata_file(name)
+    if source is None:
+        raise FileNotFoundError(f"pydicom test file {name} is not installed")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    return target
+
+
+def truncate_copy(source: Path, target: Path, keep_fraction: float = 0.6) -> Path:
+    """Copy ``source`` to ``target`` keeping only the first part of its bytes."""
+    data = source.read_bytes()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data[: int(len(data) * keep_fraction)])
+    return target
+
+
+def read_dataset(path: Path) -> Dataset:
+    """Full pydicom read (for independent checks)."""
+    return pydicom.dcmread(path)
+
+
+# Native grid of the phantom, so that the cached volume can be compared voxel by voxel.
+NATIVE = PreprocessConfig(spacing_mm=(2.5, 0.7, 0.7), shape=(8, 32, 32))
+
+
+@dataclass
+class Site:
+    """A built site directory and what the tests need to know about it."""
+
+    root: Path
+    jane: Person
+    rick: Person
+    thin_paths: list[Path]
+    thick_paths: list[Path]
+    gap_paths: list[Path]
+    broken: dict[str, Path] = field(default_factory=dict)
+
+    def rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+
+def build_site(root: Path, seed: int = 0) -> Site:
+    """Jane: a thin (2.5 mm) and a thick (5 mm) complete series + a localizer + a report + clinical row.
+    Rick: one series with slice 4 missing (gap) + a report. Plus an orphan report and broken files."""
+    rng = np.random.default_rng(seed)
+    jane, rick = Person(), Person(name="ROE^RICHARD", patient_id="MRN0099999", birth_date="19480101",
+                                  accession="ACC55555", study_date="20240220")
+    phi_dir = root / "dicom" / "DOE_JANE_MRN0012345" / "19560312"
+    _, thin = write_series(phi_dir / "thin", jane, rng=rng)
+    _, thick = write_series(phi_dir / "thick", jane, rng=rng, spacing=5.0, hu=phantom(n_slices=4))
+    _, gap = write_series(root / "dicom" / "rick", rick, rng=rng, skip=(4,))
+    broken = {
+        "text": root / "dicom" / "junk" / "notes.dcm",
+        "empty": root / "dicom" / "junk" / "empty.dcm",
+        "truncated": root / "dicom" / "junk" / "slice_copy.dcm",
+        "localizer": root / "dicom" / "junk" / "scout",
+        "no_ipp": root / "dicom" / "junk" / "no_position",
+        "mr": root / "dicom" / "testdata" / "MR_small.dcm",
+        "ct_single": root / "dicom" / "testdata" / "CT_small.dcm",
+        "no_meta": root / "dicom" / "testdata" / "no_meta.dcm",
+    }
+    broken["text"].parent.mkdir(parents=True)
+    broken["text"].write_text("this is a text file, not an image\n")
+    broken["empty"].write_bytes(b"")
+    truncate_copy(thin[2], broken["truncated"])
+    write_slice(broken["localizer"], phantom()[0], person=jane, series_uid="1.2.3.99.1", position=(0.0, 0.0, 0.0),
+                instance_number=1, image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"))
+    write_slice(broken["no_ipp"], phantom()[0], person=jane, series_uid="1.2.3.99.2", position=(0.0, 0.0, 0.0),
+                instance_number=1, drop=("ImagePositionPatient",))
+    for name in ("MR_small.dcm", "CT_small.dcm", "no_meta.dcm"):
+        copy_testdata(name, root / "dicom" / "testdata" / name)
+    write_report(root / "reports" / "r_0001.txt", jane)
+    write_report(root / "reports" / "r_0002.txt", rick)
+    write_report(root / "reports" / "r_0003.txt", jane, accession="ACC00000")
+    write_clinical(root / "clinical" / "records.csv", [jane, rick])
+    return Site(root=root, jane=jane, rick=rick, thin_paths=thin, thick_paths=thick, gap_paths=gap, broken=broken)

@@ -1,0 +1,75 @@
+"""Header reading: each kind of unusable file is rejected with its own specific reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ingestion_builders import Site, read_dataset
+from pydicom.pixels import apply_modality_lut
+
+from client_site.ingestion import FileRejected, RejectCode
+from client_site.ingestion.reading import read_header, read_hu_slice
+from client_site.ingestion.walk import walk_files
+
+
+@pytest.mark.parametrize(
+    ("key", "code", "fragment"),
+    [
+        ("text", RejectCode.NOT_DICOM, "not a DICOM file"),
+        ("empty", RejectCode.EMPTY_FILE, "empty file (0 bytes)"),
+        ("truncated", RejectCode.TRUNCATED, "truncated: PixelData declares 2048 bytes"),
+        ("localizer", RejectCode.LOCALIZER, "ImageType LOCALIZER"),
+        ("no_ipp", RejectCode.MISSING_TAG, "missing tag ImagePositionPatient (0020,0032)"),
+        ("mr", RejectCode.NOT_CT, "modality is MR, not CT"),
+        ("no_meta", RejectCode.NOT_DICOM, "not a DICOM file"),
+    ],
+)
+def test_broken_file_rejected_with_specific_reason(site: Site, key: str, code: RejectCode, fragment: str) -> None:
+    # Prepare
+    path = site.broken[key]
+    # Execute
+    with pytest.raises(FileRejected) as caught:
+        read_header(path, site.rel(path))
+    # Assert
+    assert caught.value.code == code
+    assert fragment in caught.value.reason
+
+
+def test_good_slice_header(site: Site) -> None:
+    header = read_header(site.thin_paths[0], site.rel(site.thin_paths[0]))
+    assert (header.rows, header.columns) == (32, 32)
+    assert header.position == pytest.approx((-11.2, -11.2, -100.0))
+    assert header.accession == site.jane.accession
+
+
+def test_hu_matches_independent_modality_lut(site: Site) -> None:
+    # Slice 3 is stored with slope 2 / intercept -2048, the others with slope 1 / intercept -1024.
+    for k in (0, 3):
+        path = site.thin_paths[k]
+        ds = read_dataset(path)
+        expected = apply_modality_lut(ds.pixel_array, ds)
+        got = read_hu_slice(read_header(path, site.rel(path)))
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, expected)
+        assert got[2:6, 2:6].max() == -500 + 100 * k  # the per-slice marker, in true HU
+
+
+def test_walk_lists_every_file_once_and_survives_symlink_loop(tmp_path: Path) -> None:
+    # Prepare: a loop (a/loop -> a) and a second link to the same file
+    (tmp_path / "dicom" / "a").mkdir(parents=True)
+    (tmp_path / "dicom" / "a" / "x").write_bytes(b"1")
+    (tmp_path / "dicom" / "a" / "loop").symlink_to(tmp_path / "dicom" / "a", target_is_directory=True)
+    (tmp_path / "dicom" / "y").symlink_to(tmp_path / "dicom" / "a" / "x")
+    (tmp_path / "dicom" / "dangling").symlink_to(tmp_path / "nowhere")
+    # Execute
+    walked = list(walk_files(tmp_path / "dicom", tmp_path))
+    # Assert
+    by_path = {w.rel_path: w for w in walked}
+    assert len(by_path) == len(walked) == 3
+    assert by_path["dicom/a/x"].rejection is None
+    assert by_path["dicom/y"].rejection is not None
+    assert by_path["dicom/y"].rejection.code == RejectCode.DUPLICATE_FILE
+    assert by_path["dicom/dangling"].rejection is not None
+    assert "broken symbolic link" in by_path["dicom/dangling"].rejection.reason

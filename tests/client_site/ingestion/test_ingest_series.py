@@ -1,0 +1,63 @@
+"""Series ordering and geometry checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ingestion_builders import Person, Site, phantom, write_series
+
+from client_site.ingestion import SeriesRejected
+from client_site.ingestion.reading import SliceHeader, read_header
+from client_site.ingestion.series import group_by_series, load_hu_volume, order_series, selection_key
+
+
+def _headers(paths: list[Path], root: Path) -> list[SliceHeader]:
+    return [read_header(p, p.relative_to(root).as_posix()) for p in paths]
+
+
+def test_order_ignores_instance_number_and_file_order(site: Site) -> None:
+    # Prepare: file names and InstanceNumbers are random; shuffle the list as well
+    headers = _headers(site.thin_paths, site.root)
+    shuffled = [headers[i] for i in np.random.default_rng(1).permutation(len(headers))]
+    # Execute
+    series = order_series(shuffled)
+    volume = load_hu_volume(series)
+    # Assert
+    assert [h.rel_path for h in series.slices] == [site.rel(p) for p in site.thin_paths]
+    np.testing.assert_array_equal(volume, phantom().astype(np.float32))
+    assert series.spacing_mm == pytest.approx((2.5, 0.7, 0.7))
+    assert series.affine[:3, 0] == pytest.approx((0, 0, 2.5))
+
+
+def test_missing_slice_reports_the_gap(site: Site) -> None:
+    with pytest.raises(SeriesRejected, match=r"gap of 5\.00 mm between sorted slices 3 and 4 \(of 7\).*1 slice\(s\) missing"):
+        order_series(_headers(site.gap_paths, site.root))
+
+
+def test_duplicate_position_and_too_few_slices(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    _, paths = write_series(tmp_path / "a", Person(), rng=rng, hu=phantom(n_slices=4), spacing=0.0)
+    with pytest.raises(SeriesRejected, match="duplicate slice position"):
+        order_series(_headers(paths, tmp_path))
+    with pytest.raises(SeriesRejected, match="series has 2 slice"):
+        order_series(_headers(paths[:2], tmp_path))
+
+
+def test_uneven_spacing_rejected(site: Site) -> None:
+    headers = _headers(site.thin_paths, site.root)
+    moved = headers[5].__class__(**{**headers[5].__dict__, "position": (-11.2, -11.2, -100.0 + 2.5 * 5 + 0.9)})
+    with pytest.raises(SeriesRejected, match="non-uniform slice spacing"):
+        order_series([*headers[:5], moved, *headers[6:]])
+
+
+def test_grouping_drops_duplicate_instances_and_selection_prefers_thin(site: Site) -> None:
+    thin = _headers(site.thin_paths, site.root)
+    thick = _headers(site.thick_paths, site.root)
+    copy = thin[0].__class__(**{**thin[0].__dict__, "rel_path": "dicom/zz_copy"})  # same SOPInstanceUID
+    groups, duplicates = group_by_series([*thin, copy, *thick])
+    assert sorted(len(g) for g in groups.values()) == [4, 8]
+    assert list(duplicates) == ["dicom/zz_copy"]
+    ordered = sorted([order_series(thick), order_series(thin)], key=selection_key)
+    assert len(ordered[0].slices) == 8

@@ -1,0 +1,124 @@
+"""MedMPT returns per-example losses whose per-sample gradients are independent under Opacus."""
+
+import copy
+
+import pytest
+import torch
+from opacus.grad_sample import get_gsm_class
+
+from client_site.model import MedMPT
+from client_site.ssl import MaskingConfig, make_ssl_inputs
+from client_site.tokenizer import BOS_ID, ByteTokenizer
+
+TEXTS = ["FINDINGS: nodule.", "检查所见：胸腔积液。", "", "IMPRESSION: normal."]
+
+
+def _batch(cfg, seed=0, has=(1.0, 1.0, 0.0, 1.0)):
+    g = torch.Generator().manual_seed(seed)
+    volume = torch.rand(len(has), 3, cfg.num_slices, cfg.image_size, cfg.image_size, generator=g)
+    ids = torch.stack([ByteTokenizer().encode(t, cfg.text_max_len) for t in TEXTS[: len(has)]])
+    return make_ssl_inputs(volume, ids, torch.tensor(has), model_cfg=cfg, masking=MaskingConfig(),
+                           generator=g)
+
+
+def _grad_samples(model, inputs, mode):
+    gsm = get_gsm_class(mode)(model, batch_first=True, loss_reduction="sum")
+    inputs = dict(inputs)
+    gsm(inputs.pop("volume"), **inputs).sum().backward()
+    return {n: p.grad_sample.detach().clone() for n, p in model.named_parameters()}
+
+
+def _ghost_norms(model, inputs):
+    gsm = get_gsm_class("ghost")(model, batch_first=True, loss_reduction="sum", max_grad_norm=1.0)
+    inputs = dict(inputs)
+    gsm(inputs.pop("volume"), **inputs).sum().backward()
+    return gsm.get_norm_sample().detach().clone()
+
+
+def test_forward_gives_per_example_losses_and_parts(tiny_cfg):
+    # Prepare
+    torch.manual_seed(0)
+    model = MedMPT(tiny_cfg)
+    inputs = _batch(tiny_cfg)
+    # Execute
+    loss = model(**inputs)
+    # Assert
+    assert loss.shape == (4,) and torch.isfinite(loss).all()
+    assert set(model.last_loss_parts) == {"loss", "mim", "mlm", "gen"}
+    assert not any(v.requires_grad for v in model.last_loss_parts.values())
+    # the example without a report carries only the image loss
+    single = model(**{k: v[2:3] for k, v in inputs.items()})
+    assert torch.allclose(single, model.last_loss_parts["mim"].reshape(1))
+
+
+@pytest.mark.parametrize("mode", ["ew", "hooks", "ghost"])
+def test_per_sample_gradients_are_independent(tiny_cfg, mode):
+    # Prepare: batches that differ only in example 3
+    torch.manual_seed(0)
+    base = MedMPT(tiny_cfg)
+    a, b = _batch(tiny_cfg, seed=1), _batch(tiny_cfg, seed=1)
+    b["volume"][3] = torch.rand_like(b["volume"][3])
+    b["text_ids"][3] = ByteTokenizer().encode("something else entirely", tiny_cfg.text_max_len)
+    if mode == "ghost":  # ghost clipping keeps only per-sample gradient norms
+        na, nb = _ghost_norms(copy.deepcopy(base), a), _ghost_norms(copy.deepcopy(base), b)
+        torch.testing.assert_close(na[:3], nb[:3], rtol=1e-5, atol=1e-7)
+        assert not torch.allclose(na[3], nb[3])
+        # and the ghost norms are the norms of the true per-sample gradients
+        ga = _grad_samples(copy.deepcopy(base), a, "ew")
+        flat = torch.cat([g.reshape(4, -1) for g in ga.values()], dim=1)
+        torch.testing.assert_close(na, flat.norm(dim=1), rtol=1e-4, atol=1e-6)
+        return
+    # Execute
+    ga = _grad_samples(copy.deepcopy(base), a, mode)
+    gb = _grad_samples(copy.deepcopy(base), b, mode)
+    # Assert: examples 0..2 unchanged (bit-identical up to float reassociation), example 3 changed
+    for name in ga:
+        torch.testing.assert_close(ga[name][:3], gb[name][:3], rtol=1e-5, atol=1e-7)
+    assert any(not torch.allclose(ga[n][3], gb[n][3]) for n in ga)
+
+
+def test_grad_sample_equals_single_example_gradient(tiny_cfg):
+    # Prepare
+    torch.manual_seed(0)
+    base = MedMPT(tiny_cfg)
+    inputs = _batch(tiny_cfg, seed=2)
+    # Execute
+    per_sample = _grad_samples(copy.deepcopy(base), inputs, "ew")
+    single = copy.deepcopy(base)
+    single(**{k: v[1:2] for k, v in inputs.items()}).sum().backward()
+    # Assert
+    for name, p in single.named_parameters():
+        torch.testing.assert_close(per_sample[name][1], p.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_encode_and_generate_shapes(tiny_cfg):
+    # Prepare
+    model = MedMPT(tiny_cfg).eval()
+    volume = torch.rand(2, 3, tiny_cfg.num_slices, tiny_cfg.image_size, tiny_cfg.image_size)
+    # Execute
+    slice_emb, scan_emb = model.encode_scan(volume)
+    ids = model.generate_report(volume, max_len=12)
+    # Assert
+    assert slice_emb.shape == (2, tiny_cfg.num_slices, tiny_cfg.dim)
+    assert scan_emb.shape == (2, tiny_cfg.dim)
+    assert ids.shape == (2, 12) and (ids[:, 0] == BOS_ID).all()
+    assert isinstance(ByteTokenizer().decode(ids[0]), str)
+
+
+def test_bad_inputs_are_refused(tiny_cfg):
+    model = MedMPT(tiny_cfg)
+    inputs = _batch(tiny_cfg)
+    inputs["image_mask"][0, 0, :] = False  # unequal masked counts per slice
+    with pytest.raises(ValueError, match="image_mask"):
+        model(**inputs)
+    with pytest.raises(ValueError, match="volume"):
+        model.encode_scan(torch.rand(1, 3, 2, 8, 8))
+
+
+def test_no_opacus_pitfalls(tiny_cfg):
+    # top-level parameters and BatchNorm break Opacus; keys must be plain
+    model = MedMPT(tiny_cfg)
+    assert not list(model.parameters(recurse=False))
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    ptrs = [p.data_ptr() for p in model.parameters()]
+    assert len(ptrs) == len(set(ptrs))  # no tied weights

@@ -13,6 +13,10 @@ from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
 
 STRATEGIES = ("fedavg", "fedprox", "fedadam")
 
+# Each site's own privacy position: an average over sites would mean nothing, so these are
+# kept per site (results store) and left out of the consortium aggregate.
+PER_SITE_ONLY = frozenset({"epsilon", "delta", "epsilon_budget"})
+
 
 def nan_aware_weighted_mean(records: list[RecordDict], weighting_key: str) -> MetricRecord:
     """Weighted mean of each metric over the sites that defined it.
@@ -27,7 +31,7 @@ def nan_aware_weighted_mean(records: list[RecordDict], weighting_key: str) -> Me
         metrics = next(iter(record.metric_records.values()))
         weight = float(metrics[weighting_key])  # type: ignore[arg-type]
         for key, value in metrics.items():
-            if key == weighting_key or not isinstance(value, (int, float)):
+            if key == weighting_key or key in PER_SITE_ONLY or not isinstance(value, (int, float)):
                 continue
             if math.isfinite(float(value)):
                 sums[key] = sums.get(key, 0.0) + weight * float(value)

@@ -41,7 +41,7 @@ IGNORE_INDEX = -100
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Sizes of :class:`MedMPT` (defaults: a CPU demo model, about 1.3 M parameters).
+    """Sizes of :class:`MedMPT` (defaults: a CPU demo model, about 1.4 M parameters).
 
     Parameters
     ----------
@@ -261,8 +261,9 @@ class MedMPT(nn.Module):
         for t in range(1, max_len):
             logits = self.report_decoder(ids[:, :t].contiguous(), memory)[:, -1]
             logits[:, PAD_ID] = float("-inf")  # never emit PAD before EOS
-            nxt = EOS_ID if t == max_len - 1 else None
-            token = logits.argmax(dim=-1) if nxt is None else torch.full_like(done, nxt, dtype=torch.long)
+            token = logits.argmax(dim=-1)
+            if t == max_len - 1:
+                token = torch.full_like(token, EOS_ID)  # close unfinished reports
             ids[:, t] = torch.where(done, torch.full_like(token, PAD_ID), token)
             done |= token == EOS_ID
             if bool(done.all()):

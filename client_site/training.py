@@ -88,8 +88,9 @@ class LocalTrainResult:
     state_dict : dict of str to Tensor
         Weights of the plain model (keys as ``MedMPT().state_dict()``).
     metrics : dict of str to float
-        Mean ``loss``, ``mim``, ``mlm``, ``gen`` over the call, ``seconds``,
-        ``samples_per_s``, ``mean_batch_size`` and ``empty_batches``.
+        Mean ``loss``, ``mim``, ``mlm``, ``gen`` over the call, ``seconds`` (wall),
+        ``cpu_seconds`` (this process), ``samples_per_s`` (wall), ``mean_batch_size`` and
+        ``empty_batches``.
     num_examples : int
         Patients in the training dataset.
     steps : int
@@ -136,7 +137,7 @@ def train_locally(model: MedMPT, dataset: PatientDataset, cfg: TrainConfig) -> L
 
     sums = dict.fromkeys(LOSS_PARTS, 0.0)
     seen = with_report = steps = empty = 0
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     try:
         while steps < cfg.local_steps:
             for volume, text_ids, has_report in loader:
@@ -171,14 +172,15 @@ def train_locally(model: MedMPT, dataset: PatientDataset, cfg: TrainConfig) -> L
     finally:
         if private is not None:
             private.close()
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     history = [] if private is None else [
         (float(s), float(q), int(k)) for s, q, k in private.engine.accountant.history
     ]
     metrics = {
         "loss": sums["loss"] / max(seen, 1), "mim": sums["mim"] / max(seen, 1),
         "mlm": sums["mlm"] / max(with_report, 1), "gen": sums["gen"] / max(with_report, 1),
-        "seconds": seconds, "samples_per_s": seen / seconds if seconds > 0 else 0.0,
+        "seconds": seconds, "cpu_seconds": cpu_seconds,
+        "samples_per_s": seen / seconds if seconds > 0 else 0.0,
         "mean_batch_size": seen / steps, "empty_batches": float(empty),
     }
     logger.info("local training: %d steps, %d examples seen, loss %.4f, %.2f samples/s",

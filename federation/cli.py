@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import typer
 
 from federation.flower_env import configure_flower_env
+from federation.log_setup import configure_logging
 
 app = typer.Typer(help="FedMPT: federated chest-CT + report foundation model under patient-level DP.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -20,8 +20,7 @@ app.add_typer(privacy_app, name="privacy")
 
 @app.callback()
 def _setup(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(verbose=verbose)
     configure_flower_env(Path(".flwr"))
 
 

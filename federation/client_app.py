@@ -6,8 +6,6 @@ whitelisted numbers (:mod:`client_site.egress`) and the site's name.
 
 from __future__ import annotations
 
-import logging
-
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -15,6 +13,7 @@ from flwr.clientapp import ClientApp
 from aggregator.site_recorder import SITE_RECORD
 from client_site.site_runtime import RoundRequest, SiteRuntime
 from client_site.training import TrainConfig
+from federation.log_setup import configure_logging
 from federation.presets import get_preset
 from federation.site_binding import site_dir_of
 
@@ -41,8 +40,7 @@ def _request(config: ConfigRecord) -> RoundRequest:
 
 
 def _runtime(context: Context) -> SiteRuntime:
-    if not logging.getLogger().handlers:  # a fresh ClientApp process: show the site's progress
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()  # a ClientApp may run in a fresh process: show the site's progress
     torch.set_num_threads(1)  # one core per simulated site; a real site sets its own
     return SiteRuntime(site_dir_of(context.node_config))
 

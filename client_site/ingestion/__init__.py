@@ -1,10 +1,17 @@
 """Site ingestion: raw DICOM, report and clinical exports -> the PHI-free cache (docs/contracts.md section 4)."""
 
-from client_site.ingestion.errors import FileRejected, IngestionError, RejectCode, SeriesRejected, SiteLayoutError
+from client_site.ingestion.errors import (
+    FileRejected,
+    IngestionError,
+    RejectCode,
+    SeriesRejected,
+    SiteLayoutError,
+)
 from client_site.ingestion.pipeline import IngestResult, ingest_site
 from client_site.ingestion.preprocess import WINDOWS, PreprocessConfig
 
 __all__ = [
+    "WINDOWS",
     "FileRejected",
     "IngestResult",
     "IngestionError",
@@ -12,6 +19,5 @@ __all__ = [
     "RejectCode",
     "SeriesRejected",
     "SiteLayoutError",
-    "WINDOWS",
     "ingest_site",
 ]

@@ -36,7 +36,11 @@ def _write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
 def write_json_atomic(path: Path, payload: Any) -> None:
     """Write ``payload`` as UTF-8 JSON (indented, non-ASCII kept) to ``path`` atomically."""
     data = json.dumps(payload, ensure_ascii=False, indent=2, allow_nan=False).encode("utf-8")
-    _write_atomic(path, lambda handle: handle.write(data))
+
+    def _write(handle: IO[bytes]) -> None:
+        handle.write(data)
+
+    _write_atomic(path, _write)
 
 
 def write_npy_atomic(path: Path, array: np.ndarray) -> None:

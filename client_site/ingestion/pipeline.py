@@ -11,18 +11,41 @@ from typing import Any
 
 from tqdm import tqdm
 
-from client_site.ingestion.atomic import remove_stale, write_json_atomic, write_npy_atomic
-from client_site.ingestion.errors import FileRejected, RejectCode, SeriesRejected, SiteLayoutError
-from client_site.ingestion.outcomes import ACCEPTED, NOT_SELECTED, REJECTED, FileOutcomes, series_entry
+from client_site.ingestion.atomic import (
+    remove_stale,
+    write_json_atomic,
+    write_npy_atomic,
+)
+from client_site.ingestion.errors import (
+    FileRejected,
+    RejectCode,
+    SeriesRejected,
+    SiteLayoutError,
+)
+from client_site.ingestion.outcomes import (
+    ACCEPTED,
+    NOT_SELECTED,
+    REJECTED,
+    FileOutcomes,
+    series_entry,
+)
 from client_site.ingestion.preprocess import PreprocessConfig, preprocess_volume
 from client_site.ingestion.reading import SliceHeader, read_header
-from client_site.ingestion.series import OrderedSeries, group_by_series, load_hu_volume, order_series, selection_key
+from client_site.ingestion.series import (
+    OrderedSeries,
+    group_by_series,
+    load_hu_volume,
+    order_series,
+    selection_key,
+)
 from client_site.ingestion.sidecars import link_clinical, link_reports
+from client_site.ingestion.study import StudyInfo, study_entry
 from client_site.ingestion.walk import walk_files
 from client_site.pseudonym import load_or_create_salt, pseudonymize
 
 logger = logging.getLogger(__name__)
 
+_DEFAULT_CONFIG = PreprocessConfig()
 NOT_SELECTED_REASON = (
     "series not selected: the study has a thinner complete series (rule: smallest slice spacing, "
     "then most slices, then SeriesInstanceUID order)"
@@ -68,24 +91,11 @@ class IngestResult:
         return self.n_slices_read / self.seconds if self.seconds > 0 else 0.0
 
 
-@dataclass
-class StudyInfo:
-    """One study (all series sharing an AccessionNumber); ``accession``/``names``/``ids`` are PHI."""
-
-    key: str
-    patient_key: str
-    accession: str
-    names: set[str] = field(default_factory=set)
-    ids: set[str] = field(default_factory=set)
-    candidates: list[OrderedSeries] = field(default_factory=list)
-    selected: OrderedSeries | None = None
-
-
 def ingest_site(
     site_dir: Path,
     cache_dir: Path,
     *,
-    config: PreprocessConfig = PreprocessConfig(),
+    config: PreprocessConfig = _DEFAULT_CONFIG,
     progress: bool = True,
 ) -> IngestResult:
     """Ingest one site directory into ``cache_dir``.
@@ -94,6 +104,11 @@ def ingest_site(
     and, if present, ``site_dir/clinical/records.csv``. Writes ``volumes/<study_key>.npy``, then
     ``ingest_report.json`` and ``index.json``, each atomically. One bad file never stops the run:
     it is listed as rejected with its reason.
+
+    Besides the ``files``, ``series`` and ``summary`` of docs/contracts.md section 4,
+    ingest_report.json lists ``studies``: every study seen, with its status, selected series,
+    linked report file (path, or null when the study has no report) and whether a clinical row
+    was linked.
 
     Parameters
     ----------
@@ -143,11 +158,9 @@ def ingest_site(
         }
         for key, study in accepted.items()
     ]
-    removed = remove_stale(cache_dir / "volumes", {f"{k}.npy" for k in accepted}, ".npy")
-    if removed:
-        logger.info("removed %d stale volume(s) from an earlier run", removed)
 
     series_list = sorted(series_log.values(), key=lambda e: (e["study_key"], e["series_key"]))
+    series_keys = {uid: entry["series_key"] for uid, entry in series_log.items()}
     statuses = [e["status"] for e in series_list]
     summary = outcomes.summary()
     summary.update({
@@ -165,8 +178,15 @@ def ingest_site(
         "seconds": round(time.perf_counter() - started, 3),
     })
     report_path, index_path = cache_dir / "ingest_report.json", cache_dir / "index.json"
-    write_json_atomic(report_path, {"files": outcomes.to_json(), "series": series_list, "summary": summary})
+    study_list = [study_entry(study, series_keys, reports.get(key, (None, None, None))[2], key in clinical)
+                  for key, study in sorted(studies.items())]
+    write_json_atomic(report_path, {"files": outcomes.to_json(), "series": series_list, "studies": study_list,
+                                    "summary": summary})
     write_json_atomic(index_path, {"preprocess": config.to_dict(), "studies": index_studies})
+    # Only after the new index is in place, so an interrupted run never indexes a deleted volume.
+    removed = remove_stale(cache_dir / "volumes", {f"{k}.npy" for k in accepted}, ".npy")
+    if removed:
+        logger.info("removed %d stale volume(s) from an earlier run", removed)
     seconds = time.perf_counter() - started
     logger.info("ingested %s: %d studies, %d/%d files accepted in %.1f s", site_dir.name, len(accepted),
                 summary["files_accepted"], summary["files_seen"], seconds)
@@ -204,21 +224,23 @@ def _check_series(
         study_key = pseudonymize("study", study_id, salt)
         study = studies.setdefault(study_key, StudyInfo(
             key=study_key, patient_key=pseudonymize("patient", first.patient_id, salt), accession=first.accession))
-        study.names.update(s.patient_name for s in slices if s.patient_name)
+        study.names.update(name for s in slices for name in s.person_names)
         study.ids.update(s.patient_id for s in slices)
         if not first.accession:
             logger.warning("a series has an empty AccessionNumber; its study key comes from StudyInstanceUID")
-        base = {"series_key": pseudonymize("series", uid, salt), "study_key": study_key,
-                "patient_key": study.patient_key, "n_slices": len(slices)}
+        series_key = pseudonymize("series", uid, salt)
         try:
             ordered = order_series(slices)
         except SeriesRejected as error:
-            series_log[uid] = series_entry(**base, status=REJECTED, reason=error.reason, spacing_mm=None,
-                                           shape=(len(slices), first.rows, first.columns))
+            series_log[uid] = series_entry(
+                series_key=series_key, study_key=study_key, patient_key=study.patient_key, status=REJECTED,
+                reason=error.reason, n_slices=len(slices), spacing_mm=None,
+                shape=(len(slices), first.rows, first.columns))
             _reject_all(slices, f"series rejected: {error.reason}", RejectCode.SERIES_REJECTED, outcomes)
             continue
-        series_log[uid] = series_entry(**base, status=NOT_SELECTED, reason=NOT_SELECTED_REASON,
-                                       spacing_mm=ordered.spacing_mm, shape=ordered.shape)
+        series_log[uid] = series_entry(
+            series_key=series_key, study_key=study_key, patient_key=study.patient_key, status=NOT_SELECTED,
+            reason=NOT_SELECTED_REASON, n_slices=len(slices), spacing_mm=ordered.spacing_mm, shape=ordered.shape)
         _reject_all(slices, NOT_SELECTED_REASON, RejectCode.SERIES_NOT_SELECTED, outcomes)
         study.candidates.append(ordered)
     return studies

@@ -76,16 +76,22 @@ def preprocess_volume(hu: np.ndarray, affine: np.ndarray, config: PreprocessConf
         float16 array of shape (3, *config.shape), channels in :data:`WINDOWS` order.
     """
     from monai.data import MetaTensor
-    from monai.transforms import Orientation, ResizeWithPadOrCrop, ScaleIntensityRange, Spacing
+    from monai.transforms import (
+        Orientation,
+        ResizeWithPadOrCrop,
+        ScaleIntensityRange,
+        Spacing,
+    )
 
     if hu.ndim != 3 or affine.shape != (4, 4):
         raise ValueError(f"expected a (D, H, W) volume and a (4, 4) affine, got {hu.shape} and {affine.shape}")
-    image = MetaTensor(torch.from_numpy(np.ascontiguousarray(hu, dtype=np.float32))[None],
-                       affine=torch.as_tensor(affine, dtype=torch.float64))  # (1, D, H, W)
-    image = Orientation(axcodes=_TARGET_AXCODES, labels=_LPS_LABELS)(image)
-    image = Spacing(pixdim=config.spacing_mm, mode="bilinear", padding_mode="border", dtype=np.float32)(image)
+    native = MetaTensor(torch.from_numpy(np.ascontiguousarray(hu, dtype=np.float32))[None],
+                        affine=torch.as_tensor(affine, dtype=torch.float64))  # (1, D, H, W)
+    oriented = Orientation(axcodes=_TARGET_AXCODES, labels=_LPS_LABELS)(native)
+    resampled = Spacing(pixdim=config.spacing_mm, mode="bilinear", padding_mode="border", dtype=np.float32)(oriented)
     channels = [
-        ScaleIntensityRange(a_min=level - width / 2, a_max=level + width / 2, b_min=0.0, b_max=1.0, clip=True)(image)
+        ScaleIntensityRange(a_min=level - width / 2, a_max=level + width / 2, b_min=0.0, b_max=1.0, clip=True)(
+            resampled)
         for _, level, width in WINDOWS
     ]
     stacked = torch.cat([torch.as_tensor(c) for c in channels], dim=0)  # (3, D', H', W')

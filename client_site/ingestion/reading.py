@@ -8,7 +8,6 @@ or use to scrub reports, and that is never written out.
 from __future__ import annotations
 
 import logging
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -17,10 +16,12 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut
 from pydicom.uid import UID
 
 from client_site.ingestion.errors import FileRejected, RejectCode
+from client_site.ingestion.pixel_element import check_pixel_element
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +29,10 @@ CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 ENHANCED_CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2.1"
 MAX_MATRIX = 4096  # rows or columns; larger is not a CT slice
 MAX_PIXELS_PER_FILE = 1 << 26  # Rows * Columns * frames; refuse to decode more
-_PIXEL_DATA_TAG = (0x7FE0, 0x0010)
-_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"}
-_UNDEFINED_LENGTH = 0xFFFFFFFF
+_PERSON_NAME_TAGS = (
+    "PatientName", "ReferringPhysicianName", "NameOfPhysiciansReadingStudy", "PerformingPhysicianName",
+    "OperatorsName", "PhysiciansOfRecord", "RequestingPhysician",
+)
 _IDENTITY_TAGS = (
     ("SOPInstanceUID", "(0008,0018)"),
     ("SeriesInstanceUID", "(0020,000E)"),
@@ -57,8 +59,11 @@ class SliceHeader:
         Absolute path of the file.
     rel_path : str
         Path relative to the site directory, as written to ingest_report.json.
-    patient_id, patient_name, accession, study_uid, series_uid, sop_uid : str
+    patient_id, accession, study_uid, series_uid, sop_uid : str
         Identifiers; turned into salted keys or used to scrub reports, never written.
+    person_names : tuple[str, ...]
+        Non-empty person-name values (patient, referring/reading/performing physicians,
+        operators), used only to scrub report bodies.
     position : tuple[float, float, float]
         ImagePositionPatient in mm (DICOM LPS patient coordinates).
     orientation : tuple[float, ...]
@@ -72,7 +77,7 @@ class SliceHeader:
     path: Path
     rel_path: str
     patient_id: str
-    patient_name: str
+    person_names: tuple[str, ...]
     accession: str
     study_uid: str
     series_uid: str
@@ -100,10 +105,17 @@ def read_header(path: Path, rel_path: str) -> SliceHeader:
         with path.open("rb") as handle:
             ds = _read_dataset(handle)
             _check_content(ds)
-            _check_pixel_element(handle, ds, size)
+            check_pixel_element(handle, ds, size)
+        return _to_header(ds, path, rel_path)
+    except FileRejected:
+        raise
     except OSError as error:
         raise FileRejected(RejectCode.UNREADABLE_FILE, f"cannot read file: {error.strerror}") from error
-    return _to_header(ds, path, rel_path)
+    except Exception as error:  # a tag value pydicom cannot convert (bad IS/DS/VR): one bad file must not stop the run
+        raise FileRejected(
+            RejectCode.CORRUPT_HEADER,
+            f"malformed DICOM header ({type(error).__name__} while converting tag values)",
+        ) from error
 
 
 def _read_dataset(handle: BinaryIO) -> Dataset:
@@ -179,46 +191,6 @@ def _check_content(ds: Dataset) -> None:
         raise FileRejected(RejectCode.MALFORMED_TAG, "SamplesPerPixel is not 1: CT must be greyscale")
 
 
-def _check_pixel_element(handle: BinaryIO, ds: Dataset, size: int) -> None:
-    """Check PixelData exists and is not cut short, from the bytes where the header read stopped.
-
-    ``stop_before_pixels`` leaves the file positioned at the start of the PixelData element
-    (pydicom rewinds to the tag), or at the end of the file if there is none.
-    """
-    start = handle.tell()
-    head = handle.read(12)
-    implicit, little = ds.original_encoding
-    if implicit is None or little is None:
-        implicit, little = False, True
-    order = "<" if little else ">"
-    if len(head) < 8 or struct.unpack(order + "HH", head[:4]) != _PIXEL_DATA_TAG:
-        raise FileRejected(RejectCode.MISSING_PIXEL_DATA, "missing PixelData (7FE0,0010): the file holds no image")
-    if implicit:
-        (length,), header_len = struct.unpack(order + "I", head[4:8]), 8
-    elif head[4:6] in _LONG_VRS:
-        if len(head) < 12:
-            raise FileRejected(RejectCode.TRUNCATED, "file ends inside the PixelData element header")
-        (length,), header_len = struct.unpack(order + "I", head[8:12]), 12
-    else:
-        (length,), header_len = struct.unpack(order + "H", head[6:8]), 8
-    available = size - start - header_len
-    if length == _UNDEFINED_LENGTH:  # encapsulated (compressed): checked when decoding
-        if available <= 0:
-            raise FileRejected(RejectCode.TRUNCATED, "file ends right after the PixelData tag")
-        return
-    if available < length:
-        raise FileRejected(
-            RejectCode.TRUNCATED,
-            f"truncated: PixelData declares {length} bytes but only {max(available, 0)} remain in the file",
-        )
-    needed = int(ds.Rows) * int(ds.Columns) * ((int(ds.BitsAllocated) + 7) // 8)
-    if length < needed:
-        raise FileRejected(
-            RejectCode.TRUNCATED,
-            f"PixelData holds {length} bytes but Rows x Columns x BitsAllocated needs {needed}",
-        )
-
-
 def _floats(ds: Dataset, keyword: str, tag: str, count: int) -> tuple[float, ...]:
     try:
         values = tuple(float(v) for v in ds.get(keyword))
@@ -247,7 +219,7 @@ def _to_header(ds: Dataset, path: Path, rel_path: str) -> SliceHeader:
         path=path,
         rel_path=rel_path,
         patient_id=str(ds.PatientID).strip(),
-        patient_name=str(ds.get("PatientName") or "").strip(),
+        person_names=_person_names(ds),
         accession=str(ds.get("AccessionNumber") or "").strip(),
         study_uid=str(ds.StudyInstanceUID).strip(),
         series_uid=str(ds.SeriesInstanceUID).strip(),
@@ -259,6 +231,15 @@ def _to_header(ds: Dataset, path: Path, rel_path: str) -> SliceHeader:
         rows=int(ds.Rows),
         columns=int(ds.Columns),
     )
+
+
+def _person_names(ds: Dataset) -> tuple[str, ...]:
+    names: list[str] = []
+    for keyword in _PERSON_NAME_TAGS:
+        value = ds.get(keyword)
+        values = list(value) if isinstance(value, (list, tuple, MultiValue)) else [value]
+        names += [str(v).strip() for v in values if v is not None and str(v).strip()]
+    return tuple(names)
 
 
 def read_hu_slice(header: SliceHeader) -> np.ndarray:

@@ -143,8 +143,11 @@ def scrub_text(text: str, *, names: Iterable[str], identifiers: Iterable[str], d
 
 
 def _pattern(form: str) -> re.Pattern[str]:
-    """Case-insensitive pattern; words may be separated by any spaces/commas; ASCII forms must not
-    touch other letters or digits (CJK text has no word boundaries, so CJK forms match anywhere)."""
+    """Case-insensitive pattern for one spelling, words separated by any spaces or commas.
+
+    ASCII forms must not touch other letters or digits; CJK text has no word boundaries, so CJK
+    forms match anywhere.
+    """
     words = [w for w in re.split(r"[\s,]+", form) if w]
     escaped = r"[\s,]+".join(re.escape(w) for w in words)
     if _CJK.search(form):
@@ -153,19 +156,27 @@ def _pattern(form: str) -> re.Pattern[str]:
 
 
 def _name_forms(name: str) -> set[str]:
-    raw = name.strip().strip("^")
+    """Spellings of a person name; a DICOM PN may hold "=" separated alphabetic/ideographic groups."""
+    forms: set[str] = set()
+    for group in name.split("="):
+        forms |= _group_forms(group)
+    return forms
+
+
+def _group_forms(group: str) -> set[str]:
+    raw = group.strip().strip("^").strip()
     if not raw:
         return set()
     if "^" in raw:
         parts = [p.strip() for p in raw.split("^")]
-        family, given, middle = (parts + ["", "", ""])[:3]
+        family, given, middle = [*parts, "", "", ""][:3]
     else:
         words = raw.replace(",", " ").split()
         family, given, middle = (words[-1], " ".join(words[:-1]), "") if len(words) > 1 else (raw, "", "")
-    forms = {raw, raw.replace("^", " ").strip()}
+    forms = {raw, " ".join(raw.replace("^", " ").split())}
     if family and given:
         forms |= {f"{given} {family}", f"{family} {given}", f"{family}, {given}", f"{family}{given}",
-                  f"{given}{family}"}
+                  f"{given}{family}", f"{family}^{given}"}
         if middle:
             forms |= {f"{given} {middle} {family}", f"{family} {given} {middle}", f"{family}, {given} {middle}"}
     for part in (family, given, middle, *family.split(), *given.split()):

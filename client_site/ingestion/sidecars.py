@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from client_site.ingestion.clinical import read_clinical
 from client_site.ingestion.errors import FileRejected, RejectCode
+from client_site.ingestion.outcomes import FileOutcomes
 from client_site.ingestion.reports import parse_report, scrub_report
+from client_site.ingestion.study import StudyInfo
 from client_site.pseudonym import pseudonymize
-
-if TYPE_CHECKING:
-    from client_site.ingestion.outcomes import FileOutcomes
-    from client_site.ingestion.pipeline import StudyInfo
 
 logger = logging.getLogger(__name__)
 
 
 def link_reports(
     site_dir: Path, studies: dict[str, StudyInfo], salt: bytes, outcomes: FileOutcomes
-) -> tuple[dict[str, tuple[str, str | None]], dict[str, int]]:
+) -> tuple[dict[str, tuple[str, str | None, str]], dict[str, int]]:
     """Parse ``reports/*.txt`` and attach each scrubbed body to its study.
 
     Parameters
@@ -36,13 +34,14 @@ def link_reports(
 
     Returns
     -------
-    reports : dict[str, tuple[str, str | None]]
-        Study key -> (scrubbed body, language) for studies that have a volume.
+    reports : dict[str, tuple[str, str | None, str]]
+        Study key -> (scrubbed body, language, report path relative to the site) for studies
+        that have a volume.
     counts : dict[str, int]
         ``seen``, ``linked`` and ``rejected`` report files.
     """
     folder = site_dir / "reports"
-    linked: dict[str, tuple[str, str | None]] = {}
+    linked: dict[str, tuple[str, str | None, str]] = {}
     counts = {"seen": 0, "linked": 0, "rejected": 0}
     if not folder.is_dir():
         logger.warning("%s does not exist: no report is linked", folder)
@@ -58,7 +57,7 @@ def link_reports(
             _check_linkable(key, studies, linked)
             study = studies[key]
             body = scrub_report(report, names=study.names, identifiers=study.ids | {study.accession} - {""})
-            linked[key] = (body, report.language)
+            linked[key] = (body, report.language, rel)
         except FileRejected as rejection:
             counts["rejected"] += 1
             outcomes.reject(rel, "report", rejection)

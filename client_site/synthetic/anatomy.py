@@ -179,7 +179,7 @@ def sample_anatomy(
         carina_z=carina_z, trachea_y=spine_y - u(40.0, 48.0), spine_y=spine_y,
         rib_pitch=(apex + 70.0) / 12.0, rib_drop=u(55.0, 80.0), rib_z0=-60.0 + u(-5.0, 5.0),
         oblique_frac=u(0.4, 0.5), oblique_slope=u(0.9, 1.2), minor_frac=u(0.52, 0.6),
-        female=female, breast_r=u(18.0, 40.0) if female else 0.0,
+        female=female, breast_r=u(12.0, 30.0) if female else 0.0,
         gastric_bubble=bool(rng.random() < 0.6), cardiomegaly=cardiomegaly, vessels=(),
     )
     vessels: list[Vessel] = []

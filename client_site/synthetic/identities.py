@@ -6,6 +6,7 @@ for these strings, so names are full, locale-appropriate names rather than token
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import date
 
@@ -166,3 +167,16 @@ def unique_numbers(rng: np.random.Generator, count: int, *, low: int, high: int)
     if high - low < count:
         raise ValueError(f"cannot draw {count} distinct numbers from [{low}, {high})")
     return [int(v) + low for v in rng.choice(high - low, size=count, replace=False)]
+
+
+_UID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://fedmpt.invalid/synthetic-consortium")
+
+
+def derived_uid(*parts: str) -> str:
+    """Deterministic DICOM UID "2.25.<int>" from a name-based (version 5) UUID of ``parts``.
+
+    PS3.5 B.2 allows UUID-derived UIDs under the 2.25 root. Note that pydicom's
+    ``generate_uid(prefix=None, entropy_srcs=...)`` ignores ``entropy_srcs`` and returns a
+    random uuid4-based UID, so it cannot be used for reproducible output.
+    """
+    return f"2.25.{uuid.uuid5(_UID_NAMESPACE, '|'.join(parts)).int}"

@@ -24,6 +24,10 @@ DRAW_ORDER: tuple[str, ...] = (
 )
 
 
+_DIRECTIONS = np.vstack([np.eye(3), -np.eye(3), np.array(
+    [[a, b, c] for a in (-1, 1) for b in (-1, 1) for c in (-1, 1)]) / np.sqrt(3.0)])
+
+
 @dataclass(frozen=True)
 class Nodule:
     """Solid spherical nodule of ``radius`` mm centred at ``center``."""
@@ -86,7 +90,10 @@ def sample_nodule(
         right = bool(rng.random() < 0.55)
         pts = sample_lung_points(anat, rng, 32, right=right, margin=radius + 2.0)
         lobes = lobe_of(anat, pts[:, 0], pts[:, 1], pts[:, 2])
-        keep = rng.random(len(pts)) < weights[lobes] / weights.max()
+        # a nodule does not cross a fissure: its whole extent must lie in one lobe
+        shell = pts[:, None, :] + (radius + 1.0) * _DIRECTIONS[None, :, :]
+        one_lobe = (lobe_of(anat, shell[..., 0], shell[..., 1], shell[..., 2]) == lobes[:, None]).all(axis=1)
+        keep = one_lobe & (rng.random(len(pts)) < weights[lobes] / weights.max())
         for p in pts[keep]:
             far = all(np.linalg.norm(p - np.asarray(c)) > r + radius + 8.0 for c, r in avoid)
             if far and p[2] - radius > z_min:
@@ -97,12 +104,15 @@ def sample_nodule(
 def sample_consolidation(anat: Anatomy, rng: np.random.Generator) -> Consolidation:
     """Lobar/segmental consolidation, lower lobes favoured, with air bronchograms."""
     weights = np.array([0.8, 0.6, 1.6, 0.7, 1.5])
-    for _ in range(50):
+    radius = float(rng.uniform(28.0, 55.0))
+    for _ in range(200):
         p = sample_lung_points(anat, rng, 1, right=bool(rng.random() < 0.55), margin=14.0)[0]
         lobe = int(lobe_of(anat, p[0], p[1], p[2]))
-        if rng.random() < weights[lobe] / weights.max():
+        # keep seeds well inside their lobe, so the consolidation is not a sliver at a fissure
+        shell = p[None, :] + 0.4 * radius * _DIRECTIONS
+        inside = lobe_of(anat, shell[:, 0], shell[:, 1], shell[:, 2]) == lobe
+        if inside.mean() >= 0.7 and rng.random() < weights[lobe] / weights.max():
             break
-    radius = float(rng.uniform(28.0, 55.0))
     hil = np.asarray(anat.hilum(lobe < 3))
     towards = (hil - p) / max(float(np.linalg.norm(hil - p)), 1e-6)
     start = p + 0.6 * radius * towards
@@ -158,8 +168,8 @@ def sample_emphysema(anat: Anatomy, rng: np.random.Generator, *, severity: float
 
 
 def sample_effusion(anat: Anatomy, rng: np.random.Generator, *, right: bool, left: bool) -> Effusion:
-    """Dependent effusion 30-90 mm high at the given side(s)."""
-    return Effusion(right, left, float(rng.uniform(30.0, 90.0)), float(rng.uniform(0.35, 0.8)))
+    """Dependent effusion 45-120 mm high at the given side(s)."""
+    return Effusion(right, left, float(rng.uniform(45.0, 120.0)), float(rng.uniform(0.45, 0.9)))
 
 
 def effusion_top(anat: Anatomy, eff: Effusion) -> float:

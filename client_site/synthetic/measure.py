@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .anatomy import Anatomy, lobe_of
-from .lesions import Lesion, Nodule
+from .lesions import Consolidation, Lesion, Nodule
 from .shapes import Grid
 
 
@@ -65,10 +65,14 @@ def describe(
     codes, counts = np.unique(lobe_of(anat, x, y, z), return_counts=True)
     order = np.argsort(-counts, kind="stable")
     lobes = tuple(int(codes[i]) for i in order if counts[i] >= 0.05 * len(kx))
+    spec = next((les for les in lesions if les.kind == kind), None)
+    if isinstance(spec, Nodule):  # a focal lesion is reported in the lobe of its centre
+        lobes = (int(lobe_of(anat, *spec.center)),)
+    elif isinstance(spec, Consolidation):
+        lobes = (spec.lobe,)
     voxel_ml = float(np.diff(grid.x[:2])[0] * np.diff(grid.y[:2])[0] * np.diff(grid.z[:2])[0]) / 1000.0
     extent = max(float(np.ptp(x)), float(np.ptp(y)), float(np.ptp(z))) if len(kx) else 0.0
-    nodules = [les for les in lesions if isinstance(les, Nodule)]
-    size = round(2.0 * nodules[0].radius) if kind == "nodule" and nodules else round(extent)
+    size = round(2.0 * spec.radius) if isinstance(spec, Nodule) else round(extent)
     return Finding(
         kind=kind,
         lobes=lobes,

@@ -81,8 +81,8 @@ def _draw_wall(anat: Anatomy, grid: Grid, hu: np.ndarray) -> None:
     hu[:, muscle < 1.0] = MUSCLE
     if anat.female:
         for s in (-1.0, 1.0):
-            c = (s * 0.45 * anat.body_ax, anat.body_cy - anat.body_ay + 6.0, anat.heart_c[2])
-            paint(hu, ellipsoid(grid, c, (0.25 * anat.body_ax, anat.breast_r, 45.0)),
+            c = (s * 0.42 * anat.body_ax, anat.body_cy - anat.body_ay + 10.0, anat.heart_c[2])
+            paint(hu, ellipsoid(grid, c, (0.32 * anat.body_ax, anat.breast_r, 50.0)),
                   -60.0, where=np.broadcast_to(muscle >= 1.0, hu.shape))
     table_y = anat.body_cy + anat.body_ay + 2.0
     top = (grid.y >= table_y) & (grid.y < table_y + 8.0)

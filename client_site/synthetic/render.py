@@ -8,11 +8,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from .anatomy import Anatomy
-from .lesions import Lesion, draw_lesions
+from .lesions import DRAW_ORDER, Lesion, draw_lesions
 from .phantom import draw_anatomy
 from .profiles import SiteProfile
 from .scanner import acquire, average_slices, partial_volume_mask
 from .shapes import Grid
+
+MIN_FINDING_ML = 0.2
+"""Smallest finding volume (mL) that is reported and labelled; nodules are always kept."""
 
 
 @dataclass(frozen=True)
@@ -101,9 +104,15 @@ def render_series(
     lung_frac = average_slices(lung_fine.astype(np.float32), n_sub)
     hu = acquire(average_slices(hu_fine, n_sub), lung_frac, profile, px, rng)
     masks = {}
-    for kind, m in masks_fine.items():
-        series_mask = partial_volume_mask(m, n_sub)
-        if series_mask.any():
+    voxel_ml = px * px * thk / 1000.0
+    taken = np.zeros(z_slices.shape + (matrix, matrix), dtype=bool)
+    for kind in reversed(DRAW_ORDER):  # keep the masks exclusive: later-drawn findings win
+        if kind not in masks_fine:
+            continue
+        series_mask = partial_volume_mask(masks_fine[kind], n_sub) & ~taken
+        taken |= series_mask
+        # sub-threshold specks (a lesion almost entirely overdrawn by another) go unreported
+        if series_mask.sum() * voxel_ml >= MIN_FINDING_ML or (kind == "nodule" and series_mask.any()):
             masks[kind] = series_mask
     grid = Grid(x=fine.x, y=fine.y, z=z_slices)
     return Series(

@@ -42,8 +42,8 @@ class ReportContext:
 
 
 def effusion_grade(f: Finding) -> int:
-    """0 small (< 250 mL), 1 moderate (< 700 mL), 2 large, by the volume of the mask."""
-    return 0 if f.volume_ml < 250 else (1 if f.volume_ml < 700 else 2)
+    """0 small (< 150 mL), 1 moderate (< 500 mL), 2 large, by the volume of the mask."""
+    return 0 if f.volume_ml < 150 else (1 if f.volume_ml < 500 else 2)
 
 
 def emphysema_grade(f: Finding) -> int:
@@ -60,10 +60,9 @@ def ggo_pattern(findings: list[Finding]) -> str:
 
 
 def is_urgent(findings: list[Finding]) -> bool:
-    """Findings a radiologist would phone through: large effusion, big pneumonia, growing nodule."""
+    """Findings a radiologist would phone through: a large effusion or a growing nodule."""
     return any(
         (f.kind == "pleural_effusion" and effusion_grade(f) == 2)
-        or (f.kind == "consolidation" and f.size_mm >= 70)
         or (f.kind == "nodule" and f.change == "increased")
         for f in findings
     )

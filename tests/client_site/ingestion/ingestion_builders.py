@@ -203,8 +203,13 @@ class Site:
 
 
 def build_site(root: Path, seed: int = 0) -> Site:
-    """Jane: a thin (2.5 mm) and a thick (5 mm) complete series + a localizer + a report + clinical row.
-    Rick: one series with slice 4 missing (gap) + a report. Plus an orphan report and broken files."""
+    """Build the test site under ``root``.
+
+    Jane: a thin (2.5 mm) and a thick (5 mm) complete series, a report and a clinical row.
+    Rick: one series with slice 4 missing (gap) and a report. Plus an orphan report and the
+    broken files of ``Site.broken`` (text, empty, truncated, localizer, no position, MR, a
+    single CT slice, a meta-less file).
+    """
     rng = np.random.default_rng(seed)
     jane, rick = Person(), Person(name="ROE^RICHARD", patient_id="MRN0099999", birth_date="19480101",
                                   accession="ACC55555", study_date="20240220")

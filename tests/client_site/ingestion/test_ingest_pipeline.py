@@ -10,9 +10,17 @@ from typing import Any
 
 import numpy as np
 import pytest
-from ingestion_builders import INSTITUTION, NATIVE, Site, phantom
+from ingestion_builders import (
+    INSTITUTION,
+    NATIVE,
+    Person,
+    Site,
+    phantom,
+    write_clinical,
+    write_report,
+)
 
-from client_site.ingestion import IngestResult, SiteLayoutError, WINDOWS, ingest_site
+from client_site.ingestion import WINDOWS, IngestResult, SiteLayoutError, ingest_site
 
 
 def _load(path: Path) -> Any:
@@ -70,6 +78,8 @@ def test_series_and_summary(ingested: IngestResult) -> None:
     assert summary["rejected_by_reason"]["not_dicom"] == 2
     assert summary["series"] == {"seen": 4, "accepted": 1, "rejected": 2, "not_selected": 1}
     assert summary["clinical"] == {"rows": 2, "linked": 1, "unmatched": 1, "skipped": 0}
+    studies = sorted((s["status"], s["report"], s["clinical"]) for s in report["studies"])
+    assert studies == [("accepted", "reports/r_0001.txt", True), ("rejected", None, False), ("rejected", None, False)]
 
 
 def test_index_and_volume(site: Site, ingested: IngestResult) -> None:
@@ -95,6 +105,8 @@ def test_no_phi_in_cache(site: Site, ingested: IngestResult) -> None:
     report = _load(ingested.report_path)
     for entry in report["files"]:
         entry["path"] = ""  # paths are allowed in ingest_report.json (site-internal file)
+    for entry in report["studies"]:
+        entry["report"] = None  # the linked report's path
     texts = {"ingest_report.json": json.dumps(report, ensure_ascii=False)}
     for path in ingested.cache_dir.rglob("*"):
         if path.is_file() and path.name != "ingest_report.json":
@@ -107,15 +119,18 @@ def test_no_phi_in_cache(site: Site, ingested: IngestResult) -> None:
     assert not (ingested.cache_dir / "secrets").exists()
 
 
-def test_rerun_is_stable_and_removes_stale_volumes(site: Site, ingested: IngestResult) -> None:
+def test_rerun_is_stable_and_removes_stale_volumes(
+    site: Site, ingested: IngestResult, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Prepare: a second cache with a stale volume and a leftover temporary file
     cache = site.root / "cache_rerun"
     (cache / "volumes").mkdir(parents=True)
     (cache / "volumes" / "sdeadbeef.npy").write_bytes(b"old")
     (cache / "volumes" / ".x.npy.123.tmp").write_bytes(b"half")
     # Execute
-    result = ingest_site(site.root, cache, config=NATIVE, progress=False)
-    # Assert: same salt, so the same keys and the same volume
+    result = ingest_site(site.root, cache, config=NATIVE, progress=True)
+    # Assert: progress bars went to stderr; same salt, so the same keys and the same volume
+    assert "DICOM headers" in capsys.readouterr().err
     assert _load(result.index_path)["studies"] == _load(ingested.index_path)["studies"]
     assert sorted(p.name for p in (cache / "volumes").iterdir()) == sorted(
         p.name for p in (ingested.cache_dir / "volumes").iterdir())
@@ -133,3 +148,17 @@ def test_layout_errors(tmp_path: Path, site: Site) -> None:
 def test_salt_is_private(site: Site, ingested: IngestResult) -> None:
     salt = site.root / "secrets" / "salt"
     assert salt.is_file() and (os.stat(salt).st_mode & 0o777) == 0o600
+
+
+def test_site_without_usable_images_accepts_nothing(tmp_path: Path) -> None:
+    # Prepare: only junk images; a report and a clinical row that cannot link to anything
+    (tmp_path / "dicom").mkdir()
+    (tmp_path / "dicom" / "a.dcm").write_text("not an image")
+    write_report(tmp_path / "reports" / "r.txt", Person())
+    write_clinical(tmp_path / "clinical" / "records.csv", [Person()])
+    # Execute
+    result = ingest_site(tmp_path, tmp_path / "cache", progress=False)
+    # Assert
+    assert result.accepted == 0 and result.rejected == 3 and result.n_studies == 0
+    assert _load(result.index_path)["studies"] == []
+    assert result.summary["rejected_by_reason"] == {"clinical_unlinked": 1, "not_dicom": 1, "report_unlinked": 1}

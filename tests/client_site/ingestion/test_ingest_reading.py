@@ -73,3 +73,55 @@ def test_walk_lists_every_file_once_and_survives_symlink_loop(tmp_path: Path) ->
     assert by_path["dicom/y"].rejection.code == RejectCode.DUPLICATE_FILE
     assert by_path["dicom/dangling"].rejection is not None
     assert "broken symbolic link" in by_path["dicom/dangling"].rejection.reason
+
+
+@pytest.mark.parametrize(
+    ("mutation", "code", "fragment"),
+    [
+        ({"Rows": 60000, "Columns": 60000}, RejectCode.TOO_LARGE, "implausible image matrix 60000x60000"),
+        ({"PixelData": None}, RejectCode.MISSING_PIXEL_DATA, "missing PixelData (7FE0,0010)"),
+        ({"SOPClassUID": "1.2.840.10008.5.1.4.1.1.2.1"}, RejectCode.UNSUPPORTED_SOP_CLASS, "Enhanced CT"),
+        ({"SOPClassUID": "1.2.840.10008.5.1.4.1.1.7"}, RejectCode.UNSUPPORTED_SOP_CLASS,
+         "'Secondary Capture Image Storage' is not CT Image Storage"),
+        ({"RescaleIntercept": None}, RejectCode.MISSING_TAG, "missing tag RescaleIntercept (0028,1052)"),
+        ({"SeriesInstanceUID": None}, RejectCode.MISSING_TAG, "missing tag SeriesInstanceUID (0020,000E)"),
+        ({"ImageOrientationPatient": [1, 0, 0, 1, 0, 0]}, RejectCode.MALFORMED_TAG, "not two orthogonal unit vectors"),
+    ],
+)
+def test_mutated_slice_rejected(
+    site: Site, tmp_path: Path, mutation: dict[str, object], code: RejectCode, fragment: str
+) -> None:
+    # Prepare: a good slice with one header defect
+    ds = read_dataset(site.thin_paths[0])
+    for keyword, value in mutation.items():
+        if value is None:
+            delattr(ds, keyword)
+        else:
+            setattr(ds, keyword, value)
+    path = tmp_path / "mutated"
+    ds.save_as(path, enforce_file_format=True)
+    # Execute
+    with pytest.raises(FileRejected) as caught:
+        read_header(path, "dicom/mutated")
+    # Assert
+    assert caught.value.code == code
+    assert fragment in caught.value.reason
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR IS")
+def test_unconvertible_tag_value_is_a_rejection_not_a_crash(site: Site, tmp_path: Path) -> None:
+    # Prepare: NumberOfFrames (0028,0008) IS "1" patched to "x" in the file's bytes
+    ds = read_dataset(site.thin_paths[0])
+    ds.NumberOfFrames = 1
+    path = tmp_path / "bad_frames"
+    ds.save_as(path, enforce_file_format=True)
+    good = b"\x28\x00\x08\x00IS\x02\x001 "
+    data = path.read_bytes()
+    assert data.count(good) == 1
+    path.write_bytes(data.replace(good, b"\x28\x00\x08\x00IS\x02\x00x "))
+    # Execute
+    with pytest.raises(FileRejected) as caught:
+        read_header(path, "dicom/bad_frames")
+    # Assert
+    assert caught.value.code == RejectCode.CORRUPT_HEADER
+    assert "malformed DICOM header" in caught.value.reason

@@ -26,7 +26,7 @@ def test_report_header_phi_is_scrubbed_from_body(tmp_path: Path) -> None:
 
 def test_name_forms_and_chinese_text() -> None:
     text = "患者王丽，2024年1月15日检查。Doe, Jane and JANE DOE and Dr. Li Wang; MRN 0012345."
-    out = scrub_text(text, names=["DOE^JANE", "WANG^LI", "王^丽"], identifiers=["MRN0012345"], dates=["20240115"])
+    out = scrub_text(text, names=["DOE^JANE", "WANG^LI=王^丽"], identifiers=["MRN0012345"], dates=["20240115"])
     assert "王丽" not in out and "2024年1月15日" not in out
     assert "Jane" not in out and "Doe" not in out and "Wang" not in out and "0012345" not in out
     assert out.startswith("患者[NAME]")

@@ -10,7 +10,12 @@ from ingestion_builders import Person, Site, phantom, write_series
 
 from client_site.ingestion import SeriesRejected
 from client_site.ingestion.reading import SliceHeader, read_header
-from client_site.ingestion.series import group_by_series, load_hu_volume, order_series, selection_key
+from client_site.ingestion.series import (
+    group_by_series,
+    load_hu_volume,
+    order_series,
+    selection_key,
+)
 
 
 def _headers(paths: list[Path], root: Path) -> list[SliceHeader]:

@@ -1,0 +1,158 @@
+"""Throughput of ``train_locally`` with and without DP-SGD, per Opacus grad_sample_mode.
+
+Builds a synthetic ingestion cache (random volumes, English/Chinese reports) of ``--patients``
+patients in a temporary directory, then times ``train_locally`` on the default ``ModelConfig``:
+non-DP (fixed batches) and DP-SGD (Poisson batches of the same expected size) in each mode,
+interleaved over ``--repeats`` rounds so host-load drift hits every variant alike (medians of
+wall-clock samples/s, and of samples per CPU-second of this process, which a shared host
+disturbs less). Writes
+``benchmarks/results/training_throughput.json``.
+
+Usage: ``python benchmarks/bench_training.py [--threads 2] [--repeats 3] [--steps 5]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import os
+import platform
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from client_site.datasets import PatientDataset, load_cache_index
+from client_site.model import MedMPT, ModelConfig
+from client_site.tokenizer import ByteTokenizer
+from client_site.training import TrainConfig, train_locally
+from privacy.dp_training import DEFAULT_GRAD_SAMPLE_MODE, GRAD_SAMPLE_MODES
+
+logger = logging.getLogger("bench_training")
+RESULTS = Path(__file__).resolve().parent / "results" / "training_throughput.json"
+TARGET_RATIO = 0.75
+EN = ["FINDINGS: {n} mm nodule in the {lobe}. No pleural effusion. IMPRESSION: pulmonary nodule.",
+      "FINDINGS: Patchy ground-glass opacity in the {lobe}. IMPRESSION: suspected infection.",
+      "FINDINGS: Lungs are clear. IMPRESSION: no acute abnormality."]
+ZH = ["检查所见：{lobe}见一{n}毫米结节，边界清楚。诊断意见：肺结节。",
+      "检查所见：双肺纹理增多，{lobe}见斑片状磨玻璃影。诊断意见：考虑感染。",
+      "检查所见：双肺未见明显异常。诊断意见：未见异常。"]
+LOBES = ["right upper lobe", "left lower lobe", "right middle lobe"]
+
+
+def write_synthetic_cache(root: Path, n_patients: int, cfg: ModelConfig, seed: int = 0) -> Path:
+    """Cache per ``docs/contracts.md`` section 4; every 4th patient has 2 studies, 1 in 8 studies no report."""
+    rng = np.random.default_rng(seed)
+    cache = root / "cache"
+    (cache / "volumes").mkdir(parents=True)
+    studies = []
+    for p in range(n_patients):
+        for s in range(2 if p % 4 == 0 else 1):
+            key = f"s{p:04d}{s}"
+            shape = (cfg.in_windows, cfg.num_slices, cfg.image_size, cfg.image_size)
+            np.save(cache / "volumes" / f"{key}.npy", rng.random(shape).astype(np.float16))
+            zh = bool(rng.random() < 0.5)
+            template = (ZH if zh else EN)[int(rng.integers(3))]
+            report = None if rng.random() < 0.125 else template.format(
+                n=int(rng.integers(3, 15)), lobe=LOBES[int(rng.integers(3))])
+            studies.append({"study_key": key, "patient_key": f"p{p:04d}", "volume": f"volumes/{key}.npy",
+                            "report": report, "language": None if report is None else ("zh" if zh else "en"),
+                            "clinical": None})
+    (cache / "index.json").write_text(json.dumps({"preprocess": {}, "studies": studies}, ensure_ascii=False),
+                                      encoding="utf-8")
+    return cache
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=32, help="(expected) batch size")
+    parser.add_argument("--steps", type=int, default=5, help="optimizer steps per timed run")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--modes", default=",".join(GRAD_SAMPLE_MODES))
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("client_site").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message="Secure RNG turned off")
+    warnings.filterwarnings("ignore", message="Full backward hook is firing")
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)  # tiny Adam moments turn denormal and make sqrt ~50x slower
+
+    load_before = list(os.getloadavg())
+    cfg = ModelConfig()
+    modes = [m for m in args.modes.split(",") if m]
+    variants = ["non_dp"] + [f"dp_{m}" for m in modes]
+    runs: dict[str, list[float]] = {v: [] for v in variants}
+    cpu_runs: dict[str, list[float]] = {v: [] for v in variants}
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = write_synthetic_cache(Path(tmp), args.patients, cfg)
+        keys = sorted({r.patient_key for r in load_cache_index(cache)})
+        dataset = PatientDataset(cache, keys, ByteTokenizer(), max_len=cfg.text_max_len, seed=0,
+                                 cache_size=2 * args.patients)
+        torch.manual_seed(0)
+        initial = MedMPT(cfg)
+
+        def run(variant: str, steps: int) -> tuple[float, float]:
+            """(samples per wall second, samples per CPU second of this process)."""
+            mode = variant.removeprefix("dp_")
+            train_cfg = TrainConfig(local_steps=steps, expected_batch_size=args.batch, seed=1,
+                                    dp=variant != "non_dp",
+                                    grad_sample_mode=mode if mode in GRAD_SAMPLE_MODES else DEFAULT_GRAD_SAMPLE_MODE)
+            metrics = train_locally(copy.deepcopy(initial), dataset, train_cfg).metrics
+            samples = metrics["samples_per_s"] * metrics["seconds"]
+            return metrics["samples_per_s"], samples / metrics["cpu_seconds"]
+
+        for variant in variants:  # warm-up: volume cache, allocator, lazy Opacus/functorch set-up
+            run(variant, 1)
+        for r in range(args.repeats):
+            for variant in variants:
+                wall, cpu = run(variant, args.steps)
+                runs[variant].append(wall)
+                cpu_runs[variant].append(cpu)
+                logger.info("repeat %d %-13s %.2f samples/s (%.2f per CPU-s)", r, variant, wall, cpu)
+
+    base, cpu_base = statistics.median(runs["non_dp"]), statistics.median(cpu_runs["non_dp"])
+    results = {v: {"samples_per_s_median": statistics.median(x), "samples_per_s_runs": x,
+                   "ratio_to_non_dp": statistics.median(x) / base,
+                   "samples_per_cpu_s_median": statistics.median(cpu_runs[v]),
+                   "samples_per_cpu_s_runs": cpu_runs[v],
+                   "cpu_ratio_to_non_dp": statistics.median(cpu_runs[v]) / cpu_base}
+               for v, x in runs.items()}
+    fastest = max(modes, key=lambda m: results[f"dp_{m}"]["samples_per_s_median"]) if modes else None
+    report = {
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "python": platform.python_version(), "torch": torch.__version__,
+                    "opacus": __import__("opacus").__version__,
+                    "load_average_before": load_before, "load_average_after": list(os.getloadavg())},
+        "setup": {"model_config": cfg.__dict__, "parameters": sum(p.numel() for p in initial.parameters()),
+                  "patients": args.patients, "expected_batch_size": args.batch, "steps_per_run": args.steps,
+                  "repeats": args.repeats, "optimizer": "AdamW", "flush_denormal": True,
+                  "timed": "train_locally samples/s (data loading, masks, fwd/bwd, clipping, noise, step)"},
+        "results": results,
+        "fastest_dp_mode": fastest,
+        "default_grad_sample_mode": DEFAULT_GRAD_SAMPLE_MODE,
+        "default_is_fastest": fastest == DEFAULT_GRAD_SAMPLE_MODE,
+        "target_ratio": TARGET_RATIO,
+        "best_ratio": results[f"dp_{fastest}"]["ratio_to_non_dp"] if fastest else None,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    for v in variants:
+        logger.info("%-13s %.2f samples/s  ratio %.2f  (CPU-time ratio %.2f)", v,
+                    results[v]["samples_per_s_median"], results[v]["ratio_to_non_dp"],
+                    results[v]["cpu_ratio_to_non_dp"])
+    logger.info("fastest DP mode: %s (default %s); wrote %s", fastest, DEFAULT_GRAD_SAMPLE_MODE, args.out)
+
+
+if __name__ == "__main__":
+    main()

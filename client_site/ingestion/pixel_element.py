@@ -1,0 +1,75 @@
+"""Check the PixelData element of a DICOM file without reading the pixels (presence, truncation)."""
+
+from __future__ import annotations
+
+import struct
+from typing import BinaryIO
+
+from pydicom.dataset import Dataset
+from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+from client_site.ingestion.errors import FileRejected, RejectCode
+
+_PIXEL_DATA_TAG = (0x7FE0, 0x0010)
+# Explicit-VR element headers with a 2-byte reserved field and a 4-byte length (PS3.5 7.1.2).
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"}
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+
+
+def check_pixel_element(handle: BinaryIO, ds: Dataset, size: int) -> None:
+    """Check PixelData exists and is not cut short, from the bytes where the header read stopped.
+
+    ``stop_before_pixels`` leaves the file positioned at the start of the PixelData element
+    (pydicom rewinds to the tag), or at the end of the file if there is none. Only the element
+    header (8 or 12 bytes) is read; the pixels are not.
+
+    Parameters
+    ----------
+    handle : BinaryIO
+        The open file, positioned where ``dcmread(..., stop_before_pixels=True)`` stopped.
+    ds : Dataset
+        The header read from it (gives the encoding, Rows, Columns, BitsAllocated).
+    size : int
+        File size in bytes.
+
+    Raises
+    ------
+    FileRejected
+        ``MISSING_PIXEL_DATA`` if there is no PixelData element, ``TRUNCATED`` if the file ends
+        before the declared length or the declared length is shorter than the matrix needs.
+    """
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+        return  # pydicom read an inflated copy, so the file position says nothing; checked when decoding
+    start = handle.tell()
+    head = handle.read(12)
+    implicit, little = ds.original_encoding
+    if implicit is None or little is None:
+        implicit, little = False, True
+    order = "<" if little else ">"
+    if len(head) < 8 or struct.unpack(order + "HH", head[:4]) != _PIXEL_DATA_TAG:
+        raise FileRejected(RejectCode.MISSING_PIXEL_DATA, "missing PixelData (7FE0,0010): the file holds no image")
+    if implicit:
+        (length,), header_len = struct.unpack(order + "I", head[4:8]), 8
+    elif head[4:6] in _LONG_VRS:
+        if len(head) < 12:
+            raise FileRejected(RejectCode.TRUNCATED, "file ends inside the PixelData element header")
+        (length,), header_len = struct.unpack(order + "I", head[8:12]), 12
+    else:
+        (length,), header_len = struct.unpack(order + "H", head[6:8]), 8
+    available = size - start - header_len
+    if length == _UNDEFINED_LENGTH:  # encapsulated (compressed): checked when decoding
+        if available <= 0:
+            raise FileRejected(RejectCode.TRUNCATED, "file ends right after the PixelData tag")
+        return
+    if available < length:
+        raise FileRejected(
+            RejectCode.TRUNCATED,
+            f"truncated: PixelData declares {length} bytes but only {max(available, 0)} remain in the file",
+        )
+    needed = int(ds.Rows) * int(ds.Columns) * ((int(ds.BitsAllocated) + 7) // 8)
+    if length < needed:
+        raise FileRejected(
+            RejectCode.TRUNCATED,
+            f"PixelData holds {length} bytes but Rows x Columns x BitsAllocated needs {needed}",
+        )

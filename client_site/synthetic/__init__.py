@@ -1,0 +1,16 @@
+"""Synthetic multi-center chest-CT consortium: DICOM series, reports, EHR rows and ground truth."""
+
+from .consortium import generate_consortium
+from .formulary import FORMULARY, INTERACTIONS
+from .profiles import SiteProfile, site_names, site_profiles
+from .site_files import phi_values
+
+__all__ = [
+    "FORMULARY",
+    "INTERACTIONS",
+    "SiteProfile",
+    "generate_consortium",
+    "phi_values",
+    "site_names",
+    "site_profiles",
+]

@@ -101,12 +101,12 @@ class ResultsStore:
     def start_run(
         self, run_id: str, *, strategy: str, num_rounds: int, config: Mapping[str, Any]
     ) -> None:
-        """Record a run as running (a resumed run keeps its start time)."""
+        """Record a run as running (a resumed run keeps its start time, takes the new length)."""
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO runs (run_id, started_at, status, strategy, num_rounds, config_json) "
                 "VALUES (?, ?, 'running', ?, ?, ?) ON CONFLICT(run_id) DO UPDATE SET "
-                "status='running', finished_at=NULL, status_detail=NULL",
+                "status='running', finished_at=NULL, status_detail=NULL, num_rounds=excluded.num_rounds",
                 (run_id, time.time(), strategy, num_rounds, json.dumps(dict(config), sort_keys=True)),
             )
 

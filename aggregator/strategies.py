@@ -1,17 +1,25 @@
 """Flower strategies the consortium can choose, with NaN-aware metric averaging.
 
 FedAvg (McMahan et al. 2017), FedProx (Li et al. 2020; the proximal term is applied by the
-site), FedAdam (Reddi et al. 2021). All come from ``flwr.serverapp.strategy``.
+site), FedAdam (Reddi et al. 2021). All come from ``flwr.serverapp.strategy``. With FedAvg,
+the weighted mean can be replaced by a robust aggregate: the coordinate-wise median (FedMedian,
+Yin et al. 2018) or the trimmed mean (FedTrimmedAvg, same paper).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import numpy as np
+import torch
 from flwr.app import MetricRecord, RecordDict
-from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
+from flwr.serverapp.strategy import FedAdam, FedAvg, FedMedian, FedProx, FedTrimmedAvg, Strategy
 
 STRATEGIES = ("fedavg", "fedprox", "fedadam")
+AGGREGATIONS = ("mean", "median", "trimmed-mean")
+# Server-side optimiser state (FedOpt family): first and second moments, per array key.
+_MOMENT_ATTRIBUTES = ("m_t", "v_t")
 
 # Each site's own privacy position: an average over sites would mean nothing, so these are
 # kept per site (results store) and left out of the consortium aggregate.
@@ -47,6 +55,8 @@ def build_strategy(
     min_sites: int,
     proximal_mu: float = 0.01,
     server_lr: float = 0.01,
+    aggregation: str = "mean",
+    trim_beta: float = 0.2,
 ) -> FedAvg:
     """Create a strategy by name.
 
@@ -60,7 +70,19 @@ def build_strategy(
         FedProx proximal weight (default: 0.01).
     server_lr : float
         FedAdam server learning rate eta (default: 0.01).
+    aggregation : str
+        ``mean`` (weighted by ``num-examples``), or with ``fedavg`` only the robust ``median``
+        (FedMedian) or ``trimmed-mean`` (FedTrimmedAvg). (default: ``mean``)
+    trim_beta : float
+        Fraction cut at each end by the trimmed mean, in [0, 0.5). (default: 0.2)
     """
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {aggregation!r}; expected one of {', '.join(AGGREGATIONS)}")
+    if aggregation != "mean" and name != "fedavg":
+        raise ValueError(
+            f"robust aggregation {aggregation!r} replaces FedAvg's mean; use strategy 'fedavg' "
+            f"with it, not {name!r}"
+        )
     common = dict(
         min_train_nodes=min_sites,
         min_evaluate_nodes=min_sites,
@@ -68,6 +90,10 @@ def build_strategy(
         train_metrics_aggr_fn=nan_aware_weighted_mean,
         evaluate_metrics_aggr_fn=nan_aware_weighted_mean,
     )
+    if name == "fedavg" and aggregation == "median":
+        return FedMedian(**common)  # type: ignore[arg-type]
+    if name == "fedavg" and aggregation == "trimmed-mean":
+        return FedTrimmedAvg(beta=trim_beta, **common)  # type: ignore[arg-type]
     if name == "fedavg":
         return FedAvg(**common)  # type: ignore[arg-type]
     if name == "fedprox":
@@ -75,3 +101,24 @@ def build_strategy(
     if name == "fedadam":
         return FedAdam(eta=server_lr, **common)  # type: ignore[arg-type]
     raise ValueError(f"unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
+
+
+def export_strategy_state(strategy: Strategy) -> dict[str, Any]:
+    """Server-side optimiser state to checkpoint (FedAdam's ``m_t`` and ``v_t``; else empty)."""
+    state: dict[str, Any] = {}
+    for name in _MOMENT_ATTRIBUTES:
+        moments = getattr(strategy, name, None)
+        if moments:
+            state[name] = {k: torch.from_numpy(np.array(v, copy=True)) for k, v in moments.items()}
+    return state
+
+
+def import_strategy_state(strategy: Strategy, state: dict[str, Any]) -> None:
+    """Restore what :func:`export_strategy_state` saved (resume after a crash)."""
+    for name, moments in state.items():
+        if name not in _MOMENT_ATTRIBUTES or not hasattr(strategy, name):
+            raise ValueError(
+                f"checkpoint holds strategy state {name!r} that {type(strategy).__name__} does not "
+                f"have; resume with the strategy the run started with"
+            )
+        setattr(strategy, name, {k: v.numpy() for k, v in moments.items()})

@@ -1,8 +1,9 @@
 """FedMPT consortium dashboard, a read-only Streamlit app over the aggregator's results store.
 
 Run with ``streamlit run dashboard/app.py -- --workdir DIR`` (or ``FEDMPT_WORKDIR=DIR``), or
-through ``fedmpt dashboard --workdir DIR``. It reads ``DIR/aggregator/results.sqlite`` only and
-never opens the site-private ``DIR/sites/``.
+through ``fedmpt dashboard --workdir DIR``. Every page needs a login (users in
+``DIR/aggregator/dashboard_users.json``). It reads ``DIR/aggregator/`` (results store, reports,
+users) only and never opens the site-private ``DIR/sites/``.
 """
 
 from __future__ import annotations
@@ -20,22 +21,33 @@ import streamlit as st
 if importlib.util.find_spec("dashboard") is None:  # pragma: no cover - depends on the install
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from dashboard.access import CONSORTIUM_PAGES, consortium_pages, restrict_run  # noqa: E402
+from dashboard.auth import logout_button, require_login  # noqa: E402
 from dashboard.errors import DashboardError, StoreMissingError  # noqa: E402
 from dashboard.queries import current_run_id  # noqa: E402
 from dashboard.store_reader import RunData, load_run, load_runs, store_signature  # noqa: E402
 from dashboard.views._common import Snapshot, clear_snapshot, publish_snapshot  # noqa: E402
+from dashboard.users import User, UserStore, consortium_users_path  # noqa: E402
 from dashboard.workdir import WORKDIR_ENV, demo_commands, resolve_workdir, store_path  # noqa: E402
 
 #: Seconds between checks of the store for new rows while a run is running.
 REFRESH_SECONDS = 5.0
 
 
-def _pages() -> list[st.Page]:
+_ICONS = {
+    "views/overview.py": ":material/dashboard:",
+    "views/sites.py": ":material/show_chart:",
+    "views/privacy.py": ":material/shield:",
+    "views/quality.py": ":material/fact_check:",
+    "views/results.py": ":material/leaderboard:",
+}
+
+
+def _pages(user: User) -> list[st.Page]:
     # File pages (not callables) so that AppTest.switch_page can open each one.
     return [
-        st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", default=True),
-        st.Page("views/sites.py", title="Per-site metrics", icon=":material/show_chart:"),
-        st.Page("views/privacy.py", title="Privacy", icon=":material/shield:"),
+        st.Page(path, title=CONSORTIUM_PAGES[path], icon=_ICONS[path], default=i == 0)
+        for i, path in enumerate(consortium_pages(user))
     ]
 
 
@@ -83,12 +95,19 @@ def _select_run(runs: list[dict[str, Any]], current: str) -> dict[str, Any]:
 def main() -> None:
     """Read the store once, let the reader pick a run, then draw the selected page."""
     st.set_page_config(page_title="FedMPT dashboard", page_icon=":material/monitoring:", layout="wide")
-    page = st.navigation(_pages())
     workdir = resolve_workdir(sys.argv[1:], os.environ)
     if workdir is None:
         clear_snapshot()
         _no_workdir()
         st.stop()
+    user = require_login(
+        UserStore(consortium_users_path(workdir)),
+        title="FedMPT dashboard",
+        add_user_command=f"fedmpt dashboard users add --workdir {workdir} --name NAME --role lead",
+    )
+    page = st.navigation(_pages(user))
+    with st.sidebar:
+        logout_button(user)
     path = store_path(workdir)
     # Fingerprint before reading: a write that lands during the read triggers one more refresh.
     seen = store_signature(path)
@@ -102,7 +121,7 @@ def main() -> None:
         if current is not None:
             with st.sidebar:
                 run = _select_run(runs, current)
-            data = load_run(path, run)
+            data = restrict_run(load_run(path, run), user)
     except StoreMissingError:
         pass
     except DashboardError as e:
@@ -126,7 +145,8 @@ def main() -> None:
         )
         st.stop()
     publish_snapshot(
-        Snapshot(workdir=workdir, store_path=path, runs=runs, current_run_id=current, data=data)
+        Snapshot(workdir=workdir, store_path=path, runs=runs, current_run_id=current, data=data,
+                 user=user)
     )
     page.run()
 

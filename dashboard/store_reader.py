@@ -13,7 +13,10 @@ from typing import Any
 from aggregator.results_store import ResultsStore
 from dashboard.errors import StoreMissingError, StoreReadError
 
-__all__ = ["RunData", "load_run", "load_runs", "store_signature"]
+__all__ = ["QA_PREFIX", "RunData", "load_qa_metrics", "load_run", "load_runs", "store_signature"]
+
+#: Site metrics whose name starts with this are shared ingestion statistics (data quality).
+QA_PREFIX = "qa_"
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +126,57 @@ def load_run(path: Path, run: Row) -> RunData:
             global_metrics=store.global_metrics(run_id),
             participation=store.participation(run_id),
         )
+
+
+def load_qa_metrics(path: Path) -> list[Row]:
+    """Every site's data-quality metrics (names starting ``qa_``) of every run, oldest first.
+
+    Ingestion statistics describe a site's cache rather than one run, so they are read across
+    runs; the page keeps each site's latest value of each metric.
+
+    Parameters
+    ----------
+    path : Path
+        The results store.
+
+    Returns
+    -------
+    list[dict[str, Any]]
+        Rows (run_id, started_at, round, phase, site, metric, value), ordered by the run's
+        start, then round.
+
+    Raises
+    ------
+    StoreMissingError
+        When ``path`` does not exist.
+    StoreReadError
+        When ``path`` is not a readable results store.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StoreMissingError(f"no results store at {path}")
+    # ResultsStore reads one run at a time; this one indexed query spans runs, read-only.
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error as e:
+        raise StoreReadError(f"cannot open the results store {path}: {e}") from e
+    try:
+        db.row_factory = sqlite3.Row
+        rows = db.execute(
+            "SELECT m.run_id, r.started_at, m.round, m.phase, m.site, m.metric, m.value "
+            "FROM site_metrics m JOIN runs r ON r.run_id = m.run_id "
+            "WHERE m.metric LIKE ? ESCAPE '\\' ORDER BY r.started_at, m.round, m.site, m.metric",
+            (QA_PREFIX.replace("_", "\\_") + "%",),
+        ).fetchall()
+        return [dict(row) for row in rows]
+    except sqlite3.Error as e:
+        logger.warning("results store %s unreadable: %s", path, e)
+        raise StoreReadError(
+            f"{path} is not a readable results store ({e}); it may be corrupt, truncated or not "
+            "a FedMPT results store"
+        ) from e
+    finally:
+        db.close()
 
 
 def store_signature(path: Path) -> tuple[tuple[int, int], ...]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from federation.cli_audit import audit_app
 from federation.flower_env import configure_flower_env
 from federation.log_setup import configure_logging
 
@@ -16,6 +17,7 @@ site_app = typer.Typer(help="Site (hospital) set-up.", no_args_is_help=True)
 privacy_app = typer.Typer(help="Privacy budgets: estimate, plan, audit the ledger.", no_args_is_help=True)
 app.add_typer(site_app, name="site")
 app.add_typer(privacy_app, name="privacy")
+app.add_typer(audit_app, name="audit")
 
 
 @app.callback()
@@ -86,6 +88,10 @@ def federate(
     noise_multiplier: float = typer.Option(1.5, help="DP noise multiplier sigma."),
     preset: str = typer.Option("demo", help="Model preset."),
     run_name: str = typer.Option("", help="Run key in the results store (default: time-stamped)."),
+    resume: bool = typer.Option(False, help="Continue RUN_NAME from its last good signed checkpoint."),
+    aggregation: str = typer.Option("mean", help="mean, or with fedavg: median or trimmed-mean."),
+    norm_factor: float = typer.Option(10.0, help="Reject updates > this x the other sites' median norm (0: off)."),
+    seed: int = typer.Option(0, help="Seed of the initial model and the sites' sampling and noise."),
 ) -> None:
     """Run federated DP rounds over local site directories on Flower's simulation engine."""
     from federation.config import FederationConfig
@@ -95,7 +101,8 @@ def federate(
                               local_steps=local_steps, noise_multiplier=noise_multiplier,
                               expected_batch_size=expected_batch_size,
                               model_preset=preset, run_name=run_name,
-                              min_sites=min(2, len(sites)))
+                              min_sites=min(2, len(sites)), resume=resume,
+                              aggregation=aggregation, norm_factor=norm_factor, seed=seed)
     run_in_simulation(config, sites)
     typer.echo(f"run {config.run_name} completed; results in {config.aggregator_dir}")
 

@@ -1,7 +1,9 @@
 """The site's Flower ClientApp: turns aggregator messages into :class:`SiteRuntime` calls.
 
 What goes back is exactly one ArrayRecord (weights, train only), one MetricRecord of
-whitelisted numbers (:mod:`client_site.egress`) and the site's name.
+whitelisted numbers (:mod:`client_site.egress`) and the site's name. Before using a global
+model, the site checks the aggregator's signature on it against the key it pins
+(:mod:`aggregator.model_integrity`).
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from aggregator.model_integrity import verify_global_model
+from aggregator.signing import SignatureError, load_public_key
 from aggregator.site_recorder import SITE_RECORD
-from client_site.site_runtime import RoundRequest, SiteRuntime
+from client_site.site_runtime import RoundRequest, SiteRefusal, SiteRuntime
 from client_site.training import TrainConfig
 from federation.log_setup import configure_logging
 from federation.presets import get_preset
-from federation.site_binding import site_dir_of
+from federation.site_binding import aggregator_key_of, site_dir_of
 
 app = ClientApp()
 
@@ -39,6 +43,20 @@ def _request(config: ConfigRecord) -> RoundRequest:
     )
 
 
+def _verify(msg: Message, context: Context, phase: str) -> None:
+    """Refuse a global model that the pinned aggregator key did not sign for this request."""
+    key_path = aggregator_key_of(context.node_config)
+    if key_path is None:
+        return
+    config = msg.content["config"]
+    try:
+        verify_global_model(msg.content, run_id=str(config["run-name"]),
+                            round=int(config["server-round"]),  # type: ignore[arg-type]
+                            phase=phase, key=load_public_key(key_path))
+    except SignatureError as e:
+        raise SiteRefusal(f"global model refused: {e}") from e
+
+
 def _runtime(context: Context) -> SiteRuntime:
     configure_logging()  # a ClientApp may run in a fresh process: show the site's progress
     torch.set_num_threads(1)  # one core per simulated site; a real site sets its own
@@ -48,6 +66,7 @@ def _runtime(context: Context) -> SiteRuntime:
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     """Train the received global model on this site's patients under DP."""
+    _verify(msg, context, "train")
     runtime = _runtime(context)
     state = msg.content["arrays"].to_torch_state_dict()  # type: ignore[union-attr]
     new_state, metrics = runtime.train_round(state, _request(msg.content["config"]))  # type: ignore[arg-type]
@@ -62,6 +81,7 @@ def train(msg: Message, context: Context) -> Message:
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
     """Validate the received global model on this site's held-out patients."""
+    _verify(msg, context, "evaluate")
     runtime = _runtime(context)
     state = msg.content["arrays"].to_torch_state_dict()  # type: ignore[union-attr]
     metrics = runtime.evaluate(state, _request(msg.content["config"]))  # type: ignore[arg-type]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from aggregator.strategies import STRATEGIES
+from aggregator.strategies import AGGREGATIONS, STRATEGIES
 from federation.presets import PRESETS
 
 Scalar = int | float | str | bool
@@ -43,6 +45,23 @@ class FederationConfig:
         Key of :data:`federation.presets.PRESETS`. (default: ``demo``)
     seed : int
         Seed of the initial model and of each site's sampling. (default: 0)
+    aggregation : str
+        ``mean``, or with ``fedavg`` the robust ``median`` / ``trimmed-mean``. (default: ``mean``)
+    trim_beta : float
+        Fraction the trimmed mean cuts at each end. (default: 0.2)
+    norm_factor : float
+        Reject a site update whose norm exceeds this many times the median of the other
+        sites' update norms in the round; 0 turns the test off
+        (:mod:`aggregator.update_validation`). (default: 10.0)
+    resume : bool
+        Continue run ``run_name`` from its last good signed checkpoint. (default: False)
+    signing_key : str
+        The aggregator's Ed25519 private key (PEM). Empty: ``<workdir>/aggregator/keys/
+        aggregator_ed25519.pem``, created on first use. (default: ``""``)
+    site_registry : str
+        JSON file mapping registered node ids to site names (``fedmpt consortium add-site``);
+        when set, a reply's site is the registered name, never the self-declared one.
+        (default: ``""``, simulation: the site's own name)
     """
 
     workdir: str = "fedmpt-demo"
@@ -61,6 +80,12 @@ class FederationConfig:
     dp: bool = True
     model_preset: str = "demo"
     seed: int = 0
+    aggregation: str = "mean"
+    trim_beta: float = 0.2
+    norm_factor: float = 10.0
+    resume: bool = False
+    signing_key: str = ""
+    site_registry: str = ""
 
     def __post_init__(self) -> None:
         if not self.run_name:
@@ -71,11 +96,36 @@ class FederationConfig:
             raise ValueError(f"model_preset must be one of {sorted(PRESETS)}, got {self.model_preset!r}")
         if self.num_rounds < 1 or self.min_sites < 1 or self.local_steps < 1:
             raise ValueError("num_rounds, min_sites and local_steps must be >= 1")
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
 
     @property
     def aggregator_dir(self) -> Path:
         """Aggregator state: results store and checkpoints."""
         return Path(self.workdir) / "aggregator"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Signed checkpoints of this run, one per round."""
+        return self.aggregator_dir / "checkpoints" / self.run_name
+
+    @property
+    def signing_key_path(self) -> Path:
+        """The aggregator's Ed25519 private key."""
+        return Path(self.signing_key) if self.signing_key else \
+            self.aggregator_dir / "keys" / "aggregator_ed25519.pem"
+
+    def config_hash(self) -> str:
+        """SHA-256 of everything that changes the maths of a run.
+
+        Left out: where things live (workdir, keys, registry), the run's name, its length
+        (``num_rounds``: a resumed run may be extended), the round timeout and the resume
+        flag. A run may only resume from a checkpoint with the same hash.
+        """
+        ignored = {"workdir", "run_name", "num_rounds", "round_timeout_s", "resume",
+                   "signing_key", "site_registry"}
+        maths = {k: v for k, v in asdict(self).items() if k not in ignored}
+        return hashlib.sha256(json.dumps(maths, sort_keys=True).encode("utf-8")).hexdigest()
 
     def as_run_config(self) -> dict[str, Scalar]:
         """Kebab-case keys, as Flower's run_config and pyproject use."""

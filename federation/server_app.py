@@ -1,17 +1,28 @@
-"""The aggregator's Flower ServerApp: initial model, strategy, rounds, results store."""
+"""The aggregator's Flower ServerApp: initial model, strategy, rounds, results store.
+
+Resume (``resume = true``) follows the pattern of ../shared/notes/flower.md section 5: the
+newest checkpoint of the run that verifies under the aggregator key gives the initial arrays,
+the FedAdam moments and ``k`` rounds done; Flower then runs ``num_rounds - k`` rounds and the
+strategy wrapper numbers them ``k + 1 ... num_rounds``.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import Result
 
+from aggregator.checkpoints import latest_good_checkpoint
 from aggregator.results_store import ResultsStore
+from aggregator.signing import load_or_create_signing_key
 from aggregator.site_recorder import SiteRecordingStrategy
-from aggregator.strategies import build_strategy
+from aggregator.strategies import build_strategy, import_strategy_state
+from aggregator.update_validation import ValidationPolicy
 from client_site.model import MedMPT
 from federation.config import FederationConfig
 from federation.presets import get_preset
@@ -19,6 +30,10 @@ from federation.presets import get_preset
 logger = logging.getLogger(__name__)
 
 RESULTS_STORE = "results.sqlite"
+
+
+class ResumeError(RuntimeError):
+    """A run cannot continue from its checkpoints."""
 
 
 def initial_arrays(config: FederationConfig) -> ArrayRecord:
@@ -32,34 +47,88 @@ def initial_arrays(config: FederationConfig) -> ArrayRecord:
     return ArrayRecord(model.state_dict())
 
 
-def run_rounds(grid: Grid, config: FederationConfig) -> Result:
-    """Run ``config.num_rounds`` federated rounds, recording every site's results."""
-    store = ResultsStore(config.aggregator_dir / RESULTS_STORE)
-    strategy = SiteRecordingStrategy(
-        build_strategy(
-            config.strategy,
-            min_sites=config.min_sites,
-            proximal_mu=config.proximal_mu,
-            server_lr=config.server_lr,
-        ),
-        store=store,
-        run_id=config.run_name,
-        checkpoint_dir=config.aggregator_dir / "checkpoints" / config.run_name,
+def load_registry(path: str) -> dict[int, str] | None:
+    """Registered node id -> site name (``fedmpt consortium add-site``), or None when unset."""
+    if not path:
+        return None
+    entries = json.loads(Path(path).read_text(encoding="utf-8"))
+    return {int(e["node_id"]): str(name) for name, e in entries.items()
+            if e.get("node_id") is not None and not e.get("revoked")}
+
+
+def resume_point(config: FederationConfig, strategy_obj: object) -> tuple[int, ArrayRecord | None]:
+    """Rounds already done and the global model to continue from (0, None: start afresh)."""
+    key = load_or_create_signing_key(config.signing_key_path)
+    found = latest_good_checkpoint(config.checkpoint_dir, key.public_key())
+    if found is None:
+        logger.warning("resume: no good checkpoint in %s; starting run %s from round 1",
+                       config.checkpoint_dir, config.run_name)
+        return 0, None
+    state = found.state
+    if state.get("config_hash") != config.config_hash():
+        raise ResumeError(
+            f"{found.path.name} was written with config hash {str(state.get('config_hash'))[:12]}, "
+            f"but this run's is {config.config_hash()[:12]}: resume with the run's original "
+            f"settings (strategy, seed, preset, DP and validation options)"
+        )
+    import_strategy_state(strategy_obj, state.get("strategy_state", {}))  # type: ignore[arg-type]
+    logger.info("resume: continuing run %s after round %d from %s%s", config.run_name,
+                state["round"], found.path.name,
+                f" ({len(found.refused)} newer checkpoint(s) refused)" if found.refused else "")
+    return int(state["round"]), ArrayRecord(state["model"])
+
+
+def run_rounds(grid: Grid, config: FederationConfig) -> Result | None:
+    """Run ``config.num_rounds`` federated rounds, recording every site's results.
+
+    Returns None when a resumed run had already completed all its rounds.
+    """
+    inner = build_strategy(
+        config.strategy,
+        min_sites=config.min_sites,
+        proximal_mu=config.proximal_mu,
+        server_lr=config.server_lr,
+        aggregation=config.aggregation,
+        trim_beta=config.trim_beta,
     )
+    store = ResultsStore(config.aggregator_dir / RESULTS_STORE)
     store.start_run(
         config.run_name,
         strategy=config.strategy,
         num_rounds=config.num_rounds,
         config=config.as_run_config(),
     )
-    request = ConfigRecord(config.site_request())
+    try:
+        done, arrays = resume_point(config, inner) if config.resume else (0, None)
+    except BaseException as e:
+        store.finish_run(config.run_name, status="failed", detail=f"{type(e).__name__}: {e}")
+        store.close()
+        raise
+    strategy = SiteRecordingStrategy(
+        inner,
+        store=store,
+        run_id=config.run_name,
+        checkpoint_dir=config.checkpoint_dir,
+        validation=ValidationPolicy(norm_factor=config.norm_factor),
+        signing_key=load_or_create_signing_key(config.signing_key_path),
+        registry=load_registry(config.site_registry),
+        round_offset=done,
+        checkpoint_extra={"config_hash": config.config_hash(),
+                          "config": {k: v for k, v in config.as_run_config().items()
+                                     if k not in ("signing-key", "site-registry", "workdir")}},
+    )
+    if done >= config.num_rounds:
+        logger.info("run %s already has all %d rounds", config.run_name, config.num_rounds)
+        store.finish_run(config.run_name, status="completed")
+        store.close()
+        return None
     try:
         result = strategy.start(
             grid=grid,
-            initial_arrays=initial_arrays(config),
-            num_rounds=config.num_rounds,
+            initial_arrays=arrays if arrays is not None else initial_arrays(config),
+            num_rounds=config.num_rounds - done,
             timeout=config.round_timeout_s,
-            train_config=request,
+            train_config=ConfigRecord(config.site_request()),
             evaluate_config=ConfigRecord(config.site_request()),
         )
     except BaseException as e:

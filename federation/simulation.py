@@ -15,7 +15,7 @@ from aggregator.results_store import ResultsStore
 from federation.config import FederationConfig
 from federation.flower_env import configure_flower_env
 from federation.server_app import RESULTS_STORE, build_server_app
-from federation.site_binding import SIMULATION_SITES_ENV
+from federation.site_binding import SIMULATION_AGGREGATOR_KEY_ENV, SIMULATION_SITES_ENV
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,11 @@ def run_in_simulation(config: FederationConfig, site_dirs: list[Path]) -> dict[s
         raise ValueError(f"{len(site_dirs)} site(s) given but min_sites={config.min_sites}")
     configure_flower_env(Path(config.workdir) / ".flwr")
     os.environ[SIMULATION_SITES_ENV] = os.pathsep.join(str(Path(d).resolve()) for d in site_dirs)
+    # Simulated sites pin the simulated aggregator's key, as real ones pin it from their bundle.
+    from aggregator.signing import load_or_create_signing_key
+
+    load_or_create_signing_key(config.signing_key_path)
+    os.environ[SIMULATION_AGGREGATOR_KEY_ENV] = str(config.signing_key_path.with_suffix(".pub").resolve())
 
     from flwr.simulation import run_simulation  # heavy import, after the env is set
 

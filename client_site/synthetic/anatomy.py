@@ -127,7 +127,8 @@ def sample_lung_points(
     The margin is checked at 14 points on a sphere around each candidate.
     """
     s = -1.0 if right else 1.0
-    lo = np.array([s * anat.lung_cx - anat.lung_ax, anat.lung_cy - anat.lung_ay, anat.base(right) - anat.tilt])
+    lo = np.array([s * anat.lung_cx - anat.lung_ax, anat.lung_cy - anat.lung_ay,
+                   anat.base(right) - anat.tilt])
     hi = np.array([s * anat.lung_cx + anat.lung_ax, anat.lung_cy + anat.lung_ay, anat.apex])
     offsets = np.vstack([np.zeros(3), np.eye(3), -np.eye(3), np.array(
         [[a, b, c] for a in (-1, 1) for b in (-1, 1) for c in (-1, 1)]) / np.sqrt(3)])

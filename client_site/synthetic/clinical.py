@@ -73,32 +73,36 @@ def clinical_record(
     """Draw the clinical record of one study whose true findings are ``kinds``."""
     process = dominant_process(scenario, kinds)
     exacerbation = process == "copd" and not follow_up and rng.random() < 0.35
-    u = rng.uniform
-    wbc, crp, pct, spo2, eos = u(4.2, 9.5), u(0.4, 6.0), u(0.02, 0.06), u(96, 99.4), u(0.05, 0.35)
-    pct_ordered = rng.random() < 0.4
-    if process == "bacterial":
-        wbc, crp, pct, spo2, eos = u(11.5, 22.0), u(60, 280), float(np.exp(u(-0.5, 2.5))), u(86, 94.4), u(0.0, 0.08)
-        pct_ordered = True
-    elif process == "viral":
-        wbc, crp, pct, spo2, eos = u(3.2, 8.5), u(8, 60), u(0.03, 0.2), u(88, 95.4), u(0.01, 0.1)
-        pct_ordered = True
-    elif process == "heart_failure":
-        wbc, crp, spo2 = u(5.5, 10.0), u(2.0, 20.0), u(89, 95.4)
-    elif process == "copd":
-        wbc, crp, spo2, eos = u(6.0, 10.5), u(1.0, 10.0), u(89, 95.4), u(0.1, 0.4)
-        if exacerbation:
-            wbc, crp, pct, spo2 = u(9.0, 14.0), u(10, 50), u(0.05, 0.3), u(85, 91.4)
-            pct_ordered = True
-    elif process == "asthma":
-        wbc, crp, spo2, eos = u(6.0, 11.0), u(1.0, 10.0), u(92, 97.4), u(0.45, 1.3)
+    labs = _LABS["copd_exacerbation" if exacerbation else process]
+    wbc, crp, pct, spo2, eos = (rng.uniform(lo, hi) for lo, hi in labs[:5])
+    if process == "bacterial":  # procalcitonin spans two orders of magnitude: 0.6-12 ng/mL
+        pct = float(np.exp(rng.uniform(-0.5, 2.5)))
+    # procalcitonin is ordered when infection is suspected, for some other patients too
+    pct_ordered = labs[5] or rng.random() < 0.4
     symptoms = _symptoms(rng, process, follow_up, exacerbation, "pleural_effusion" in kinds)
     meds = _prescribe(rng, process, follow_up, exacerbation, spo2, symptoms, background)
+    if "emphysema" in kinds and process != "copd":  # COPD as a comorbidity keeps its inhalers
+        symptoms = symptoms if "dyspnea" in symptoms else symptoms + ("dyspnea",)
+        meds = meds if "salbutamol" in meds else ("salbutamol",) + meds
     return ClinicalRecord(
         age=age, sex=sex, symptoms=symptoms, wbc=round(wbc, 1), crp=round(crp, 1),
         procalcitonin=round(pct, 2) if pct_ordered else None, spo2=int(spo2),
         eosinophils=round(eos, 2), medications=meds,
     )
 
+
+_LabRanges = tuple[tuple[float, float], tuple[float, float], tuple[float, float], tuple[float, float],
+                   tuple[float, float], bool]
+_LABS: dict[str, _LabRanges] = {  # WBC, CRP, procalcitonin, SpO2, eosinophils, PCT always ordered
+    "normal": ((4.2, 9.5), (0.4, 6.0), (0.02, 0.06), (96.0, 99.4), (0.05, 0.35), False),
+    "nodule": ((4.2, 9.5), (0.4, 6.0), (0.02, 0.06), (96.0, 99.4), (0.05, 0.35), False),
+    "bacterial": ((11.5, 22.0), (60.0, 280.0), (0.6, 12.0), (86.0, 94.4), (0.0, 0.08), True),
+    "viral": ((3.2, 8.5), (8.0, 60.0), (0.03, 0.2), (88.0, 95.4), (0.01, 0.1), True),
+    "heart_failure": ((5.5, 10.0), (2.0, 20.0), (0.02, 0.08), (89.0, 95.4), (0.05, 0.35), False),
+    "copd": ((6.0, 10.5), (1.0, 10.0), (0.02, 0.06), (89.0, 95.4), (0.1, 0.4), False),
+    "copd_exacerbation": ((9.0, 14.0), (10.0, 50.0), (0.05, 0.3), (85.0, 91.4), (0.1, 0.4), True),
+    "asthma": ((6.0, 11.0), (1.0, 10.0), (0.02, 0.06), (92.0, 97.4), (0.45, 1.3), False),
+}
 
 _SYMPTOMS: dict[str, tuple[tuple[str, float], ...]] = {
     "bacterial": (("fever", 1.0), ("productive cough", 1.0), ("dyspnea", 0.6), ("chills", 0.5),
@@ -170,7 +174,8 @@ def _prescribe(
     elif process == "copd":
         meds += ["tiotropium"] if r() < 0.8 else []
         if r() < 0.6:
-            meds += _choose(rng, ((("budesonide-formoterol",), 0.6), (("fluticasone-salmeterol",), 0.4)), current)
+            inhalers = ((("budesonide-formoterol",), 0.6), (("fluticasone-salmeterol",), 0.4))
+            meds += _choose(rng, inhalers, current)
         meds.append("salbutamol")
         if exacerbation:
             meds += ["prednisone"] + list(_choose(rng, _AECOPD_ANTIBIOTICS, current + meds))

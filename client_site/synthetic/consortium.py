@@ -92,7 +92,7 @@ def generate_consortium(
                disable=not progress, desc="synthetic consortium")
     pool = _make_pool(min(os.cpu_count() or 1, 4) if workers is None else workers)
     try:
-        for index, (site_dir, profile) in enumerate(zip(site_dirs, profiles)):
+        for index, (site_dir, profile) in enumerate(zip(site_dirs, profiles, strict=True)):
             start = time.perf_counter()
             n_studies = _generate_site(site_dir, profile, index, patients_per_site, seed, matrix,
                                        bar, pool)
@@ -123,7 +123,8 @@ def _generate_site(
     plans = [plan_case(rng, draw_scenario(rng, profile.scenario_weights)) for _ in range(n)]
     taken: set[str] = set()
     patients = draw_unique_people(rng, [p.sex for p in plans], locale=profile.language, taken=taken)
-    staff = draw_unique_people(rng, list(rng.choice(["M", "F"], size=9)), locale=profile.language, taken=taken)
+    staff_sexes = [str(s) for s in rng.choice(["M", "F"], size=9)]
+    staff = draw_unique_people(rng, staff_sexes, locale=profile.language, taken=taken)
     twice = set(int(i) for i in rng.choice(n, size=max(1, round(0.1 * n)), replace=False))
     n_studies = n + len(twice)
     width = int(profile.mrn_format.split(":0")[1].split("d")[0])

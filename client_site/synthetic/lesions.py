@@ -158,7 +158,7 @@ def sample_emphysema(anat: Anatomy, rng: np.random.Generator, *, severity: float
         base = anat.base(right)
         w = np.clip((pts[:, 2] - base) / (anat.apex - base), 0.0, 1.0) ** 2
         pts = pts[rng.random(len(pts)) < w][: n // 2 + 1]
-        holes += [(_pt(p), float(r)) for p, r in zip(pts, rng.uniform(3.5, 8.5, len(pts)))]
+        holes += [(_pt(p), float(r)) for p, r in zip(pts, rng.uniform(3.5, 8.5, len(pts)), strict=True)]
     for _ in range(int(rng.integers(0, 3))):  # paraseptal bullae near the apices
         right = bool(rng.random() < 0.5)
         p = sample_lung_points(anat, rng, 1, right=right, margin=10.0)[0]

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .anatomy import Anatomy, diaphragm_z, lung_mask
-from .shapes import Grid, ellipse2d, ellipsoid, paint, tube
+from .shapes import Grid, Point, ellipse2d, ellipsoid, paint, tube
 
 AIR, FAT, MEDIASTINAL_FAT, MUSCLE, BLOOD, LIVER = -1000.0, -100.0, -90.0, 45.0, 42.0, 58.0
 LUNG, VESSEL, BONE, VERTEBRA, DISC, CSF, STERNUM = -865.0, 40.0, 700.0, 650.0, 90.0, 15.0, 500.0
@@ -117,12 +117,12 @@ def _mediastinum(anat: Anatomy, grid: Grid) -> list:
     return shapes
 
 
-def _main_bronchus_end(anat: Anatomy, right: bool) -> tuple[float, float, float]:
+def _main_bronchus_end(anat: Anatomy, right: bool) -> Point:
     s = -1.0 if right else 1.0
     return (s * 0.5 * anat.lung_cx, anat.trachea_y + 12.0, anat.carina_z - (20.0 if right else 35.0))
 
 
-def _lobar_bronchi(anat: Anatomy) -> list[tuple[tuple[float, float, float], tuple[float, float, float], float]]:
+def _lobar_bronchi(anat: Anatomy) -> list[tuple[Point, Point, float]]:
     """Lobar bronchi (inside the lungs) as (start, end, radius)."""
     r_end, l_end = _main_bronchus_end(anat, True), _main_bronchus_end(anat, False)
     cx, ty, cz = anat.lung_cx, anat.trachea_y, anat.carina_z

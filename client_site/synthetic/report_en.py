@@ -26,8 +26,8 @@ def _cap(text: str) -> str:
 
 
 def _effusion_words(f: Finding) -> tuple[str, str]:
-    size = _SIZE[effusion_grade(f)]
-    return (size, f"{f.sides} pleural effusions" if f.sides == "bilateral" else f"{f.sides} pleural effusion")
+    plural = "s" if f.sides == "bilateral" else ""
+    return _SIZE[effusion_grade(f)], f"{f.sides} pleural effusion{plural}"
 
 
 def _change(f: Finding, ctx: ReportContext) -> str:
@@ -36,7 +36,8 @@ def _change(f: Finding, ctx: ReportContext) -> str:
     if f.change == "new":
         return " New since the prior examination."
     if f.kind == "nodule" and f.change == "increased":
-        return f" Increased in size since the prior examination (previously {f.prior_size_mm:.0f} mm)."
+        return (" Increased in size since the prior examination "
+                f"(previously {f.prior_size_mm:.0f} mm).")
     return {
         "stable": " Unchanged compared with the prior examination.",
         "increased": " Increased compared with the prior examination.",
@@ -44,52 +45,74 @@ def _change(f: Finding, ctx: ReportContext) -> str:
     }[f.change]
 
 
-def _finding(f: Finding, pattern: str, style: int, ctx: ReportContext) -> tuple[str, str]:
-    """(findings sentence, impression sentence) for one finding; impression may be ""."""
-    lobe = _lobes(f)
-    d, cm = f.size_mm, f.size_mm / 10.0
-    if f.kind == "nodule":
-        text = (f"A {d:.0f} mm solid nodule in the {lobe}.",
-                f"There is a solid pulmonary nodule measuring {d:.0f} mm in the {lobe}.",
-                f"{d:.0f} mm solid nodule, {lobe}.")[style]
-        if f.change == "increased":
-            rec = "Interval growth is concerning for malignancy; PET/CT or tissue sampling is recommended."
-        elif f.change == "stable":
-            rec = "Continue surveillance per Fleischner Society guidelines."
-        else:
-            rec = "Per Fleischner Society guidelines, consider CT at 3 months, PET/CT or tissue sampling."
-        imp = (f"{d:.0f} mm solid nodule in the {lobe}. {rec}", f"{_cap(lobe)} pulmonary nodule, {d:.0f} mm. {rec}",
-               f"{_cap(lobe)} nodule ({d:.0f} mm). {rec}")[style]
-    elif f.kind == "consolidation":
-        text = (f"Consolidation in the {lobe} with air bronchograms, measuring approximately {cm:.1f} cm.",
-                f"There is airspace consolidation in the {lobe} with air bronchograms, extending over {cm:.1f} cm.",
-                f"{_cap(lobe)} consolidation with air bronchograms ({cm:.1f} cm).")[style]
-        imp = (f"{_cap(lobe)} consolidation, consistent with pneumonia in the appropriate clinical setting.",
-               f"{_cap(lobe)} consolidation, likely pneumonia.", f"{_cap(lobe)} pneumonia.")[style]
-    elif f.kind == "ground_glass_opacity":
-        if pattern == "perilesional":
-            return "Surrounding ground-glass opacity." + _change(f, ctx), ""
-        if pattern == "edema":
-            text = f"Ground-glass opacities in the {lobe} with interlobular septal thickening."
-            imp = "Ground-glass opacities and pleural effusion, compatible with interstitial pulmonary edema."
-        else:
-            text = (f"Patchy ground-glass opacities in the {lobe}, predominantly peripheral.",
-                    f"There are multifocal patchy ground-glass opacities involving the {lobe}.",
-                    f"Ground-glass opacities, {lobe}.")[style]
-            imp = "Multifocal ground-glass opacities; viral or atypical infection should be considered."
-    elif f.kind == "emphysema":
-        grade = _GRADE[emphysema_grade(f)]
-        text = (f"{_cap(grade)} centrilobular emphysema, upper-lobe predominant.",
-                f"There is {grade} centrilobular emphysema, most pronounced in the upper lobes.",
-                f"{_cap(grade)} upper-lobe predominant centrilobular emphysema.")[style]
-        imp = f"{_cap(grade)} centrilobular emphysema."
+def _nodule(f: Finding, lobe: str, style: int) -> tuple[str, str]:
+    d = f"{f.size_mm:.0f} mm"
+    text = (f"A {d} solid nodule in the {lobe}.",
+            f"There is a solid pulmonary nodule measuring {d} in the {lobe}.",
+            f"{d} solid nodule, {lobe}.")[style]
+    if f.change == "increased":
+        rec = "Interval growth is concerning for malignancy; PET/CT or tissue sampling is recommended."
+    elif f.change == "stable":
+        rec = "Continue surveillance per Fleischner Society guidelines."
     else:
-        size, what = _effusion_words(f)
-        atelectasis = " with adjacent compressive atelectasis" if effusion_grade(f) else ""
-        narrative = (f"{_cap(size)} {what} are present." if f.sides == "bilateral"
-                     else f"A {size} {what} is present.")
-        text = (f"{_cap(size)} {what}{atelectasis}.", narrative, f"{_cap(size)} {what}.")[style]
-        imp = f"{_cap(size)} {what}."
+        rec = "Per Fleischner Society guidelines, consider CT at 3 months, PET/CT or tissue sampling."
+    imp = (f"{d} solid nodule in the {lobe}.", f"{_cap(lobe)} pulmonary nodule, {d}.",
+           f"{_cap(lobe)} nodule ({d}).")[style]
+    return text, f"{imp} {rec}"
+
+
+def _consolidation(f: Finding, lobe: str, style: int) -> tuple[str, str]:
+    cm = f"{f.size_mm / 10.0:.1f} cm"
+    text = (f"Consolidation in the {lobe} with air bronchograms, measuring approximately {cm}.",
+            f"There is airspace consolidation in the {lobe} with air bronchograms, extending over {cm}.",
+            f"{_cap(lobe)} consolidation with air bronchograms ({cm}).")[style]
+    imp = (f"{_cap(lobe)} consolidation, consistent with pneumonia in the appropriate clinical setting.",
+           f"{_cap(lobe)} consolidation, likely pneumonia.", f"{_cap(lobe)} pneumonia.")[style]
+    return text, imp
+
+
+def _ground_glass(lobe: str, style: int, pattern: str) -> tuple[str, str]:
+    if pattern == "perilesional":
+        return "Surrounding ground-glass opacity.", ""
+    if pattern == "edema":
+        return (f"Ground-glass opacities in the {lobe} with interlobular septal thickening.",
+                "Ground-glass opacities and pleural effusion, compatible with interstitial pulmonary edema.")
+    text = (f"Patchy ground-glass opacities in the {lobe}, predominantly peripheral.",
+            f"There are multifocal patchy ground-glass opacities involving the {lobe}.",
+            f"Ground-glass opacities, {lobe}.")[style]
+    return text, "Multifocal ground-glass opacities; viral or atypical infection should be considered."
+
+
+def _emphysema(f: Finding, style: int) -> tuple[str, str]:
+    grade = _GRADE[emphysema_grade(f)]
+    text = (f"{_cap(grade)} centrilobular emphysema, upper-lobe predominant.",
+            f"There is {grade} centrilobular emphysema, most pronounced in the upper lobes.",
+            f"{_cap(grade)} upper-lobe predominant centrilobular emphysema.")[style]
+    return text, f"{_cap(grade)} centrilobular emphysema."
+
+
+def _effusion(f: Finding, style: int) -> tuple[str, str]:
+    size, what = _effusion_words(f)
+    atelectasis = " with adjacent compressive atelectasis" if effusion_grade(f) else ""
+    narrative = (f"{_cap(size)} {what} are present." if f.sides == "bilateral"
+                 else f"A {size} {what} is present.")
+    text = (f"{_cap(size)} {what}{atelectasis}.", narrative, f"{_cap(size)} {what}.")[style]
+    return text, f"{_cap(size)} {what}."
+
+
+def _finding(f: Finding, pattern: str, style: int, ctx: ReportContext) -> tuple[str, str]:
+    """(findings sentence, impression sentence) for one finding; the impression may be ""."""
+    lobe = _lobes(f)
+    if f.kind == "nodule":
+        text, imp = _nodule(f, lobe, style)
+    elif f.kind == "consolidation":
+        text, imp = _consolidation(f, lobe, style)
+    elif f.kind == "ground_glass_opacity":
+        text, imp = _ground_glass(lobe, style, pattern)
+    elif f.kind == "emphysema":
+        text, imp = _emphysema(f, style)
+    else:
+        text, imp = _effusion(f, style)
     return text + _change(f, ctx), imp
 
 
@@ -116,9 +139,11 @@ def body_en(findings: list[Finding], resolved: list[str], ctx: ReportContext) ->
     if ctx.cardiomegaly:
         impression.append("Cardiomegaly.")
     if not impression:
-        impression = [("No acute cardiopulmonary abnormality.", "Normal CT of the chest.", "No acute findings.")[style]]
+        impression = [("No acute cardiopulmonary abnormality.", "Normal CT of the chest.",
+                       "No acute findings.")[style]]
     if is_urgent(findings) and style != 1:
-        impression.append(f"These findings were discussed with Dr. {ctx.referring_display} on the day of the examination.")
+        impression.append(f"These findings were discussed with Dr. {ctx.referring_display} "
+                          "on the day of the examination.")
     prior = ctx.has_prior
     if style == 0:
         head = (f"TECHNIQUE: Non-contrast CT of the chest, {ctx.thickness_mm:g} mm axial images.\n"

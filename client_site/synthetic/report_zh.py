@@ -26,7 +26,9 @@ def _change(f: Finding, ctx: ReportContext) -> str:
         return "，为新发病灶"
     if f.kind == "nodule" and f.change == "increased":
         return f"，较前增大（前片约{f.prior_size_mm:.0f}mm）"
-    return {"stable": "，较前变化不明显", "increased": "，较前增多", "decreased": "，较前吸收减少"}[f.change]
+    return {
+        "stable": "，较前变化不明显", "increased": "，较前增多", "decreased": "，较前吸收减少",
+    }[f.change]
 
 
 def _finding(f: Finding, pattern: str, ctx: ReportContext) -> tuple[str, str]:
@@ -52,8 +54,9 @@ def _finding(f: Finding, pattern: str, ctx: ReportContext) -> tuple[str, str]:
         if pattern == "edema":
             return (f"{lobe}见磨玻璃密度影，小叶间隔增厚{ch}。",
                     "双肺磨玻璃影伴胸腔积液，考虑间质性肺水肿。")
+        lung = {"right": "右肺", "left": "左肺", "bilateral": "双肺"}[f.sides]
         return (f"{lobe}见多发斑片状磨玻璃密度影，以胸膜下分布为主{ch}。",
-                "双肺多发磨玻璃影，考虑病毒性或非典型病原体感染可能，请结合临床。")
+                f"{lung}多发磨玻璃影，考虑病毒性或非典型病原体感染可能，请结合临床。")
     if f.kind == "emphysema":
         grade = _GRADE[emphysema_grade(f)]
         return (f"双肺见多发无壁低密度区，以上叶为著，提示{grade}小叶中心型肺气肿{ch}。",

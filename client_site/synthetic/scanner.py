@@ -5,9 +5,9 @@ and averaged, which gives realistic through-plane partial volume. The reconstruc
 kernel is a Gaussian point-spread function in-plane; noise is Gaussian, filtered to the
 kernel's noise texture (soft kernels: blotchy, sharp kernels: fine-grained) and scaled to
 the site's noise level. Both filters are applied in the Fourier domain (periodic borders,
-harmless here because the image border is air). Values are rounded to integers, clipped to what the site's pixel
-representation can store, and the corners outside the reconstruction circle get the
-site's padding value.
+harmless here because the image border is air). Values are rounded to integers and
+clipped to what the site's pixel representation can store; the corners outside the
+reconstruction circle get the site's padding value.
 """
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ def acquire(
     """
     d, h, w = hu.shape
     # secondary-lobule scale texture of aerated lung (about +-15 HU), drawn at half resolution
-    texture = gaussian_filter(rng.standard_normal((d, (h + 1) // 2, (w + 1) // 2), dtype=np.float32), 0.6)
+    coarse = rng.standard_normal((d, (h + 1) // 2, (w + 1) // 2), dtype=np.float32)
+    texture = gaussian_filter(coarse, 0.6)
     texture = np.repeat(np.repeat(texture, 2, axis=1), 2, axis=2)[:, :h, :w]
     texture *= 15.0 / max(float(texture.std()), 1e-6)
     noise = rng.standard_normal(hu.shape, dtype=np.float32)

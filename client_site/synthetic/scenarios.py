@@ -100,8 +100,14 @@ def build_lesions(anat: Anatomy, plan: CasePlan, rng: np.random.Generator) -> li
             right = lesions[0].lobe < 3  # type: ignore[union-attr]
             sides = (right, not right)
         eff = sample_effusion(anat, rng, right=sides[0], left=sides[1])
-        lesions.append(eff)
-        z_min = effusion_top(anat, eff)
+        if plan.consolidation:  # keep the pneumonia visible above the fluid level
+            cons = lesions[0]
+            top = cons.seed[2] - 0.5 * cons.radius  # type: ignore[union-attr]
+            room = top - max(anat.base_r, anat.base_l)
+            eff = replace(eff, height=min(eff.height, room))
+        if eff.height >= 25.0:
+            lesions.append(eff)
+            z_min = effusion_top(anat, eff)
     if plan.ground_glass is not None:
         near = lesions[0].seed if plan.ground_glass == "perilesional" else None  # type: ignore[union-attr]
         lesions.append(sample_ground_glass(anat, rng, pattern=plan.ground_glass, near=near))

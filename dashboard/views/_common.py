@@ -10,6 +10,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard.store_reader import RunData
+from dashboard.users import User
 
 __all__ = ["Snapshot", "clear_snapshot", "current_snapshot", "publish_snapshot", "safe_filename"]
 
@@ -31,7 +32,9 @@ class Snapshot:
     current_run_id : str
         The newest running run, else the newest run.
     data : RunData
-        Rows of the run selected in the sidebar.
+        Rows of the run selected in the sidebar, restricted to what ``user`` may see.
+    user : User
+        The logged-in user.
     """
 
     workdir: Path
@@ -39,6 +42,7 @@ class Snapshot:
     runs: list[dict[str, Any]]
     current_run_id: str
     data: RunData
+    user: User
 
 
 def publish_snapshot(snapshot: Snapshot) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import streamlit as st
 
@@ -27,6 +29,16 @@ def _participation(data_participation: list[dict[str, object]], phase: str) -> N
     st.dataframe(shown.style.map(lambda v: _CELL_STYLE.get(str(v), "")))
 
 
+def _config(run: dict[str, object]) -> None:
+    with st.expander(f"Strategy `{run['strategy']}` and run configuration"):
+        try:
+            config = json.loads(str(run.get("config_json") or "{}"))
+        except json.JSONDecodeError:
+            st.caption("The run's configuration was not recorded as JSON.")
+            return
+        st.json(config, expanded=True)
+
+
 def render(snapshot: Snapshot) -> None:
     """Draw the overview of the selected run and the list of all runs."""
     data = snapshot.data
@@ -45,6 +57,7 @@ def render(snapshot: Snapshot) -> None:
         st.error(f"The run failed: {run.get('status_detail') or 'no detail recorded'}")
     elif run.get("status_detail"):
         st.caption(str(run["status_detail"]))
+    _config(run)
 
     st.subheader("Runs")
     st.dataframe(

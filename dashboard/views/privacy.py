@@ -7,7 +7,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import queries
+from dashboard.access import sees_every_site
 from dashboard.privacy_queries import epsilon_history, privacy_table
+from dashboard.reports_reader import MIA_FILE, ReportReadError, read_mia, reports_dir
 from dashboard.views._common import Snapshot, current_snapshot
 
 __all__ = ["render"]
@@ -53,8 +55,86 @@ def _chart(history: pd.DataFrame) -> alt.Chart:
     )
 
 
+# Beyond this many sites the per-site tiles would wrap into a wall; the table has them all.
+_MAX_TILES = 8
+
+MIA_NOTE = (
+    "A membership-inference attack tries to tell the site's training patients (members) from "
+    "its held-out patients using the released global model. AUC 0.5 means the attack does no "
+    "better than a coin flip; the closer to 0.5, the less the model reveals about who was in "
+    "the training data. Epsilon is the site's spend when the audited model was trained "
+    "(blank or inf: trained without DP)."
+)
+
+
+def _tiles(table: pd.DataFrame) -> None:
+    if table.empty or len(table) > _MAX_TILES:
+        return
+    for col, (site, row) in zip(st.columns(len(table)), table.iterrows(), strict=True):
+        spent, budget = row["epsilon"], row["epsilon_budget"]
+        value = "–" if pd.isna(spent) else f"ε {spent:.2f}"
+        if not pd.isna(budget):
+            value += f" / {budget:.2f}"
+        remaining = row["remaining"]
+        col.metric(
+            str(site),
+            value,
+            delta=None if pd.isna(remaining) else f"{remaining:.2f} left",
+            delta_color="normal" if not pd.isna(remaining) and remaining > 0 else "inverse",
+            border=True,
+        )
+
+
+def _mia_chart(results: pd.DataFrame) -> alt.Chart:
+    base = alt.Chart(results.assign(eps=results["epsilon"].where(results["epsilon"].abs() < float("inf"))))
+    if results.groupby("site").size().max() > 1:
+        marks = base.mark_line(point=True).encode(
+            x=alt.X("eps:Q", title="epsilon"), y=alt.Y("auc:Q", title="attack AUC", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("site:N"), tooltip=["site", "epsilon", alt.Tooltip("auc:Q", format=".3f")],
+        )
+    else:
+        marks = base.mark_bar().encode(
+            x=alt.X("site:N", title="site"), y=alt.Y("auc:Q", title="attack AUC", scale=alt.Scale(domain=[0, 1])),
+            tooltip=["site", "epsilon", alt.Tooltip("auc:Q", format=".3f")],
+        )
+    chance = alt.Chart(pd.DataFrame({"auc": [0.5]})).mark_rule(strokeDash=[4, 4]).encode(y="auc:Q")
+    return marks + chance
+
+
+def _mia(snapshot: Snapshot) -> None:
+    st.subheader("Membership-inference audit")
+    path = reports_dir(snapshot.workdir) / MIA_FILE
+    if not path.is_file():
+        st.info(
+            "No membership-inference audit yet. Run it against the released global model; it "
+            f"writes `{path}`:"
+        )
+        st.code(f"fedmpt audit mia --workdir {snapshot.workdir}", language="bash")
+        return
+    try:
+        audit = read_mia(path)
+    except ReportReadError as e:
+        st.error(f"Cannot show the audit: {e}")
+        return
+    results = audit.results
+    if not sees_every_site(snapshot.user):
+        results = results[results["site"] == snapshot.user.site]
+    if results.empty:
+        st.info("The audit holds no result for the sites you may see.")
+        return
+    if audit.details:
+        st.caption(" · ".join(f"{k}: {v}" for k, v in audit.details.items()))
+    st.altair_chart(_mia_chart(results))
+    st.dataframe(
+        results, hide_index=True,
+        column_config={"auc": st.column_config.NumberColumn("attack AUC", format="%.3f"),
+                       "epsilon": st.column_config.NumberColumn("epsilon", format="%.2f")},
+    )
+    st.caption(MIA_NOTE)
+
+
 def render(snapshot: Snapshot) -> None:
-    """Draw epsilon against budget over rounds, the budget table and the refused rounds."""
+    """Draw epsilon against budget over rounds, the budget table, refused rounds, the MIA audit."""
     data = snapshot.data
     st.title("Privacy budget")
     st.caption(
@@ -63,19 +143,20 @@ def render(snapshot: Snapshot) -> None:
     )
     table = privacy_table(data.site_metrics, data.participation)
     history = epsilon_history(data.site_metrics)
+    _tiles(table)
     if history.empty:
         st.info("No site has reported its privacy spend in this run yet.")
-        if table.empty:
-            return
     else:
         st.altair_chart(_chart(history))
-    st.dataframe(table.reset_index(), hide_index=True, column_config=_COLUMNS)
-    st.caption(PROJECTION_NOTE)
+    if not table.empty:
+        st.dataframe(table.reset_index(), hide_index=True, column_config=_COLUMNS)
+        st.caption(PROJECTION_NOTE)
 
     refused = queries.failed_replies(r for r in data.participation if r["phase"] == queries.TRAIN)
     if not refused.empty:
         st.subheader("Refused or failed training rounds")
         st.dataframe(refused, hide_index=True)
+    _mia(snapshot)
 
 
 if __name__ == "__main__":

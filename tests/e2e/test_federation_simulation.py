@@ -13,8 +13,9 @@ from client_site.synthetic import generate_consortium, phi_values
 from federation.presets import get_preset
 from privacy.ledger import PrivacyLedger
 
-# hospital-b's budget fits round 1 only (2 steps at sigma 1.0, q = 4/6 cost about 5.9 each round).
-BUDGETS = {"hospital-a": 20.0, "hospital-b": 7.0}
+# Epsilon after rounds 1 and 2 (2 steps, sigma 1.0, q = 4/6): 6.07 and 8.71, so hospital-b
+# (budget 7) must refuse round 2 while hospital-a (budget 10) takes both.
+BUDGETS = {"hospital-a": 10.0, "hospital-b": 7.0}
 
 
 @pytest.fixture(scope="module")

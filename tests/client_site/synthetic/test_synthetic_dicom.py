@@ -12,7 +12,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 from scipy.ndimage import binary_erosion, binary_fill_holes
 from synthetic_helpers import read_csv
 
-from client_site.synthetic import site_profiles
+from client_site.synthetic import dicom_writer, site_profiles
 from client_site.synthetic.anatomy import sample_anatomy
 from client_site.synthetic.dicom_writer import StudyHeader, write_series
 from client_site.synthetic.render import plan_positioning, render_series
@@ -59,8 +59,10 @@ def test_geometry_is_axial_and_contiguous(axial: dict[str, dict[str, list[pydico
             z = np.array([float(d.ImagePositionPatient[2]) for d in slices])
             assert np.allclose(np.diff(z), float(slices[0].SliceThickness))
             assert 255.0 <= len(z) * float(slices[0].SliceThickness) <= 320.0
-            assert {tuple(float(v) for v in d.ImageOrientationPatient) for d in slices} == {(1, 0, 0, 0, 1, 0)}
-            assert len({d.SOPInstanceUID for d in slices}) == len({d.InstanceNumber for d in slices}) == len(slices)
+            orientations = {tuple(float(v) for v in d.ImageOrientationPatient) for d in slices}
+            assert orientations == {(1, 0, 0, 0, 1, 0)}
+            assert len({d.SOPInstanceUID for d in slices}) == len(slices)
+            assert len({d.InstanceNumber for d in slices}) == len(slices)
             assert len({d.SeriesInstanceUID for d in slices}) == 1
 
 
@@ -68,7 +70,7 @@ def test_lung_attenuation_is_calibrated_per_site(
     consortium: list[Path], axial: dict[str, dict[str, list[pydicom.Dataset]]]
 ) -> None:
     checked = 0
-    for site_dir, profile in zip(consortium, site_profiles(len(consortium))):
+    for site_dir, profile in zip(consortium, site_profiles(len(consortium)), strict=True):
         series = axial[site_dir.name]
         for row in read_csv(site_dir / "truth" / "labels.csv"):
             if row["emphysema"] == "1":  # low-attenuation areas shift the lung peak down
@@ -90,7 +92,8 @@ def test_written_hu_read_back_exactly(tmp_path: Path) -> None:
     # Prepare: one rendered series per pixel representation (unsigned and signed)
     for profile in site_profiles(2):
         rng = np.random.default_rng(5)
-        anat = sample_anatomy(rng, female=False, fov_mm=profile.fov_mm, hyperinflated=False, cardiomegaly=False)
+        anat = sample_anatomy(rng, female=False, fov_mm=profile.fov_mm, hyperinflated=False,
+                              cardiomegaly=False)
         series = render_series(anat, [], profile, plan_positioning(anat, profile, rng), matrix=32, rng=rng)
         header = StudyHeader("DOE^JOHN", "MRN1", "19500101", "M", 70, "ACC1", "20240101", "101500",
                              "ROE^RICHARD", "1.2.3", "1.2.3.4", "1.2.3.5", "1.2.3.6", "CT CHEST")
@@ -144,3 +147,31 @@ def test_every_lesion_kind_renders_exclusive_masks_with_its_attenuation() -> Non
     for finding, mask in series.masks.items():
         low, high = RANGES[finding]
         assert low <= series.hu[mask].mean() <= high, finding
+
+
+def test_fast_slice_encoder_writes_the_same_bytes_as_pydicom(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prepare: one small series per site profile (plain, and UTF-8 with an ideographic name)
+    for profile in site_profiles(3):
+        rng = np.random.default_rng(2)
+        anat = sample_anatomy(rng, female=True, fov_mm=profile.fov_mm, hyperinflated=False,
+                              cardiomegaly=False)
+        series = render_series(anat, [], profile, plan_positioning(anat, profile, rng), matrix=32, rng=rng)
+        zh = profile.language == "zh"
+        header = StudyHeader("ZHANG^WEI=张^伟" if zh else "DOE^JANE", "ZY1", "19500101", "F", 70, "CT1",
+                             "20240101", "101500", "WANG^LI=王^丽" if zh else "ROE^RICHARD", "1.2.3",
+                             "1.2.3.4", "1.2.3.5", "1.2.3.6", "胸部CT平扫" if zh else "CT CHEST")
+        # Execute
+        fast = write_series(tmp_path / "fast" / profile.kernel, series, header, profile)
+        monkeypatch.setattr(dicom_writer, "check_encoder", _save_and_refuse)
+        slow = write_series(tmp_path / "slow" / profile.kernel, series, header, profile)
+        monkeypatch.undo()
+        # Assert
+        assert [p.name for p in fast] == [p.name for p in slow]
+        assert all(a.read_bytes() == b.read_bytes() for a, b in zip(fast, slow, strict=True))
+
+
+def _save_and_refuse(encoder: object, ds: pydicom.Dataset, path: Path, varying: object) -> bool:
+    ds.save_as(path, enforce_file_format=True)
+    return False

@@ -7,12 +7,11 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from synthetic_helpers import TINY, read_csv
 
 from client_site.findings import FINDINGS
 from client_site.synthetic import generate_consortium, phi_values, site_names
 from client_site.synthetic.site_files import RECORD_COLUMNS
-
-from synthetic_helpers import TINY, read_csv
 
 
 def _files(site_dir: Path) -> dict[str, bytes]:
@@ -32,7 +31,8 @@ def test_layout_is_the_contract_and_nothing_else(consortium: list[Path]) -> None
     # Assert
     assert names == site_names(TINY["n_sites"])
     for site_dir in consortium:
-        assert sorted(p.name for p in site_dir.iterdir()) == ["clinical", "dicom", "reference", "reports", "truth"]
+        expected = ["clinical", "dicom", "reference", "reports", "truth"]
+        assert sorted(p.name for p in site_dir.iterdir()) == expected
         assert (site_dir / "clinical" / "records.csv").is_file()
         assert (site_dir / "reference" / "drug_interactions.csv").is_file()
         assert sorted(p.name for p in (site_dir / "truth").iterdir()) == ["labels.csv", "masks"]
@@ -93,7 +93,7 @@ def test_file_names_hold_no_phi(consortium: list[Path]) -> None:
 def test_same_seed_gives_identical_files_whatever_the_workers(
     consortium: list[Path], consortium_again: list[Path]
 ) -> None:
-    for first, second in zip(consortium, consortium_again):
+    for first, second in zip(consortium, consortium_again, strict=True):
         assert _files(first) == _files(second)
 
 

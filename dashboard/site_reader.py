@@ -1,0 +1,315 @@
+"""The site-local case viewer's reads and its one write, all inside one site directory.
+
+Reads ``SITE_DIR/site.toml``, ``cache/index.json``, ``cache/volumes/<key>.npy``,
+``cache/explanations/<key>.npy``, ``cache/drafts/<key>.json`` and
+``reference/drug_interactions.csv`` (docs/contracts.md); writes only
+``cache/accepted_reports/<key>.json``. Nothing here opens a network connection or any file
+outside the site directory.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import tempfile
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dashboard.errors import DashboardError
+
+__all__ = [
+    "WINDOWS",
+    "Draft",
+    "SiteReadError",
+    "Study",
+    "accept_report",
+    "interaction_warnings",
+    "load_accepted",
+    "load_draft",
+    "load_explanation",
+    "load_index",
+    "load_interactions",
+    "load_volume",
+    "site_name",
+]
+
+#: Channel order of a cached volume (docs/contracts.md section 4).
+WINDOWS = ("lung", "mediastinum", "bone")
+
+_KEY = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+class SiteReadError(DashboardError):
+    """A site file is missing its expected shape; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Study:
+    """One cached study as listed in ``cache/index.json``."""
+
+    study_key: str
+    patient_key: str
+    volume: str
+    report: str | None
+    language: str | None
+    clinical: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A drafted report: findings, impression, recommended medications and warnings."""
+
+    findings: str
+    impression: str
+    medications: list[str]
+    warnings: list[str]
+
+
+def _cache(site_dir: Path) -> Path:
+    return Path(site_dir) / "cache"
+
+
+def _check_key(key: str) -> str:
+    if not _KEY.match(key):
+        raise SiteReadError(f"not a pseudonymous study key: {key!r}")
+    return key
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SiteReadError(f"cannot read {path.name}: {e}") from e
+
+
+def site_name(site_dir: Path) -> str:
+    """The site's name from ``site.toml`` (``[site] name``), else the folder's name."""
+    path = Path(site_dir) / "site.toml"
+    try:
+        with path.open("rb") as handle:
+            name = tomllib.load(handle).get("site", {}).get("name")
+    except (OSError, tomllib.TOMLDecodeError):
+        name = None
+    return str(name) if name else Path(site_dir).resolve().name
+
+
+def load_index(site_dir: Path) -> list[Study]:
+    """The studies of ``cache/index.json``, in file order.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the site has not been ingested yet.
+    SiteReadError
+        When the index is unreadable or malformed.
+    """
+    path = _cache(site_dir) / "index.json"
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    payload = _read_json(path)
+    studies = payload.get("studies") if isinstance(payload, dict) else None
+    if not isinstance(studies, list):
+        raise SiteReadError(f"{path.name} has no 'studies' list")
+    out = []
+    for entry in studies:
+        if not isinstance(entry, dict) or not _KEY.match(str(entry.get("study_key", ""))):
+            continue
+        key = str(entry["study_key"])
+        clinical = entry.get("clinical")
+        out.append(Study(
+            study_key=key,
+            patient_key=str(entry.get("patient_key", "")),
+            volume=str(entry.get("volume") or f"volumes/{key}.npy"),
+            report=entry.get("report") if isinstance(entry.get("report"), str) else None,
+            language=entry.get("language") if isinstance(entry.get("language"), str) else None,
+            clinical=clinical if isinstance(clinical, dict) else None,
+        ))
+    return out
+
+
+def _inside_cache(site_dir: Path, relative: str) -> Path:
+    cache = _cache(site_dir).resolve()
+    path = (cache / relative).resolve()
+    if not path.is_relative_to(cache):
+        raise SiteReadError(f"{relative!r} points outside the site's cache")
+    return path
+
+
+def load_volume(site_dir: Path, study: Study) -> np.ndarray:
+    """The cached volume, memory-mapped: float16 (3, D, H, W) = (window, slice, row, col) in [0, 1].
+
+    Raises
+    ------
+    SiteReadError
+        Missing, unreadable or not of that shape.
+    """
+    path = _inside_cache(site_dir, study.volume)
+    try:
+        volume = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise SiteReadError(f"cannot read the volume of study {study.study_key}: {e}") from e
+    if volume.ndim != 4 or volume.shape[0] != len(WINDOWS) or min(volume.shape) == 0:
+        raise SiteReadError(
+            f"the volume of study {study.study_key} has shape {volume.shape}, expected (3, D, H, W)"
+        )
+    return volume
+
+
+def load_explanation(site_dir: Path, study_key: str, shape: tuple[int, int, int]) -> np.ndarray | None:
+    """The interpretability map ``cache/explanations/<key>.npy``, (D, H, W) in [0, 1]; None if absent.
+
+    Raises
+    ------
+    SiteReadError
+        Unreadable, or its shape differs from the volume's ``shape``.
+    """
+    path = _cache(site_dir) / "explanations" / f"{_check_key(study_key)}.npy"
+    if not path.is_file():
+        return None
+    try:
+        heat = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise SiteReadError(f"cannot read the interpretability map of {study_key}: {e}") from e
+    if tuple(heat.shape) != tuple(shape):
+        raise SiteReadError(
+            f"the interpretability map of {study_key} has shape {heat.shape}, the volume {tuple(shape)}"
+        )
+    return heat
+
+
+def _lines(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [line.strip() for line in value.splitlines() if line.strip()]
+    if isinstance(value, list):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [str(value)]
+
+
+def load_draft(site_dir: Path, study_key: str) -> Draft | None:
+    """The drafted report ``cache/drafts/<key>.json``; None when there is none.
+
+    Raises
+    ------
+    SiteReadError
+        Unreadable or not a JSON object.
+    """
+    path = _cache(site_dir) / "drafts" / f"{_check_key(study_key)}.json"
+    if not path.is_file():
+        return None
+    payload = _read_json(path)
+    if not isinstance(payload, dict):
+        raise SiteReadError(f"{path.name} is not a JSON object")
+    return Draft(
+        findings=str(payload.get("findings") or ""),
+        impression=str(payload.get("impression") or ""),
+        medications=_lines(payload.get("medications")),
+        warnings=_lines(payload.get("warnings")),
+    )
+
+
+def _accepted_path(site_dir: Path, study_key: str) -> Path:
+    return _cache(site_dir) / "accepted_reports" / f"{_check_key(study_key)}.json"
+
+
+def load_accepted(site_dir: Path, study_key: str) -> list[dict[str, Any]]:
+    """The accepted versions of the study's report, oldest first (empty when none)."""
+    path = _accepted_path(site_dir, study_key)
+    if not path.is_file():
+        return []
+    payload = _read_json(path)
+    versions = payload.get("versions") if isinstance(payload, dict) else None
+    if not isinstance(versions, list):
+        raise SiteReadError(f"{path.name} has no 'versions' list")
+    return [v for v in versions if isinstance(v, dict)]
+
+
+def accept_report(site_dir: Path, study_key: str, draft: Draft, *, user: str,
+                  now: float | None = None) -> dict[str, Any]:
+    """Append the clinician's accepted version to ``cache/accepted_reports/<key>.json``.
+
+    The file is rewritten atomically (temporary file, fsync, rename; mode 0600), so a crash
+    leaves the previous versions intact. Earlier versions are kept, newest last.
+
+    Parameters
+    ----------
+    site_dir : Path
+        The site directory.
+    study_key : str
+        The study's pseudonymous key.
+    draft : Draft
+        The text as accepted (after the clinician's edits).
+    user : str
+        Who accepted it (the logged-in dashboard user).
+    now : float | None
+        Time stamp in seconds since the epoch; the current time when None. (default: None)
+
+    Returns
+    -------
+    dict[str, Any]
+        The version written.
+    """
+    path = _accepted_path(site_dir, study_key)
+    versions = load_accepted(site_dir, study_key)
+    stamp = time.time() if now is None else now
+    version = {
+        "findings": draft.findings,
+        "impression": draft.impression,
+        "medications": list(draft.medications),
+        "warnings": list(draft.warnings),
+        "accepted_by": user,
+        "accepted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp)),
+    }
+    payload = {"study_key": study_key, "versions": [*versions, version]}
+    data = json.dumps(payload, ensure_ascii=False, indent=2).encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return version
+
+
+def load_interactions(site_dir: Path) -> list[dict[str, str]]:
+    """Rows of ``reference/drug_interactions.csv`` (empty when the site has no table)."""
+    path = Path(site_dir) / "reference" / "drug_interactions.csv"
+    if not path.is_file():
+        return []
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            return [dict(row) for row in csv.DictReader(handle)]
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise SiteReadError(f"cannot read {path.name}: {e}") from e
+
+
+def interaction_warnings(medications: list[str], table: list[dict[str, str]]) -> list[str]:
+    """Known interactions among ``medications`` (unordered pairs of the reference table).
+
+    Returns
+    -------
+    list[str]
+        ``"a + b (severity): description"`` for each interacting pair, in table order.
+    """
+    names = {m.strip().lower() for m in medications if m.strip()}
+    out = []
+    for row in table:
+        a, b = (row.get("drug_a") or "").strip().lower(), (row.get("drug_b") or "").strip().lower()
+        if a and b and a != b and a in names and b in names:
+            out.append(f"{a} + {b} ({row.get('severity') or 'unknown severity'}): "
+                       f"{row.get('description') or ''}".rstrip(": "))
+    return out

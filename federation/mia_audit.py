@@ -1,0 +1,127 @@
+"""``fedmpt audit mia``: membership-inference audit of a run's released global model.
+
+The aggregator side only loads the run's latest global checkpoint and its configuration;
+each site computes its own attack on its own patients (:func:`client_site.audit.audit_site`)
+and hands back aggregates, which go to ``WORKDIR/aggregator/reports/mia.json`` for the
+dashboard. In this single-machine set-up the sites are local directories; in a deployment
+each hospital runs :func:`client_site.audit.audit_site` itself on the published model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aggregator.checkpoints import latest_checkpoint
+from aggregator.results_store import ResultsStore
+from client_site.audit import audit_site
+from federation.config import FederationConfig
+from federation.presets import get_preset
+from federation.server_app import RESULTS_STORE, initial_arrays
+
+logger = logging.getLogger(__name__)
+
+REPORT_NAME = "mia.json"
+ATTACKS = {
+    "auc": "loss attack: lower per-patient SSL loss => member (Yeom et al. 2018)",
+    "auc_calibrated": "difficulty-calibrated loss attack, reference = the run's public initial "
+                      "model (Watson et al. 2022; offline single-reference LiRA)",
+}
+
+
+def _run_row(store_path: Path, run: str | None) -> dict[str, Any]:
+    store = ResultsStore(store_path, read_only=True)
+    try:
+        runs = store.runs()  # newest first
+    finally:
+        store.close()
+    if run:
+        row = next((r for r in runs if r["run_id"] == run), None)
+        if row is None:
+            raise ValueError(f"no run {run!r} in {store_path}; known: {[r['run_id'] for r in runs]}")
+        return row
+    completed = [r for r in runs if r["status"] == "completed"]
+    if not completed:
+        raise ValueError(f"no completed run in {store_path}; pass --run")
+    return completed[0]
+
+
+def default_site_dirs(workdir: Path) -> list[Path]:
+    """Site directories of the demo layout, ``WORKDIR/sites/*`` with a ``site.toml``."""
+    return sorted(p for p in (Path(workdir) / "sites").glob("*") if (p / "site.toml").exists())
+
+
+def audit_run(
+    workdir: Path, *, run: str | None = None, site_dirs: list[Path] | None = None,
+    seed: int = 0, draws: int = 4,
+) -> dict[str, Any]:
+    """Audit the latest global checkpoint of ``run`` at every site; return the report.
+
+    Parameters
+    ----------
+    workdir : Path
+        Folder holding ``aggregator/results.sqlite`` and ``aggregator/checkpoints``.
+    run : str, optional
+        Run id (default: the newest completed run).
+    site_dirs : list of Path, optional
+        The sites to audit (default: :func:`default_site_dirs`).
+    seed, draws : int
+        Seed and number of the fixed mask draws per patient. (default: 0, 4)
+    """
+    aggregator_dir = Path(workdir) / "aggregator"
+    row = _run_row(aggregator_dir / RESULTS_STORE, run)
+    run_id = str(row["run_id"])
+    run_config = json.loads(row["config_json"])
+    checkpoint = latest_checkpoint(aggregator_dir / "checkpoints" / run_id)
+    if checkpoint is None:
+        raise FileNotFoundError(f"run {run_id} has no global checkpoint under {aggregator_dir / 'checkpoints'}")
+    released = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    preset_name = str(run_config.get("model-preset", "demo"))
+    reference = initial_arrays(FederationConfig(
+        model_preset=preset_name, seed=int(run_config.get("seed", 0)), run_name=run_id,
+    )).to_torch_state_dict()
+    dp = bool(run_config.get("dp", True))
+    sites = site_dirs if site_dirs is not None else default_site_dirs(Path(workdir))
+    if not sites:
+        raise ValueError(f"no site directory given and none under {Path(workdir) / 'sites'}")
+    results: dict[str, Any] = {}
+    for site_dir in sites:
+        audit = audit_site(site_dir, model_cfg=get_preset(preset_name).model, released=released["model"],
+                           reference=reference, run_id=run_id, dp=dp, seed=seed, draws=draws)
+        results[audit.site] = audit.release()
+    return {
+        "run": run_id,
+        "round": int(released.get("round", -1)),
+        "checkpoint": checkpoint.name,
+        "model_preset": preset_name,
+        "dp": dp,
+        "attacks": ATTACKS,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "sites": results,
+    }
+
+
+def write_report(workdir: Path, report: dict[str, Any]) -> Path:
+    """Write ``WORKDIR/aggregator/reports/mia.json`` atomically (strict JSON, no NaN)."""
+    directory = Path(workdir) / "aggregator" / "reports"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / REPORT_NAME
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(report, handle, indent=2, sort_keys=True, allow_nan=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

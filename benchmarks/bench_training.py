@@ -111,7 +111,7 @@ def main() -> None:
             return metrics["samples_per_s"], samples / metrics["cpu_seconds"]
 
         for variant in variants:  # warm-up: volume cache, allocator, lazy Opacus/functorch set-up
-            run(variant, 1)
+            logger.info("warm-up %-13s %.2f samples/s", variant, run(variant, 1)[0])
         for r in range(args.repeats):
             for variant in variants:
                 wall, cpu = run(variant, args.steps)

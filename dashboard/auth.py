@@ -65,7 +65,7 @@ def _form(store: UserStore, title: str) -> None:
         name = st.text_input("User name", key="login_name", autocomplete="username")
         password = st.text_input("Password", type="password", key="login_password",
                                  autocomplete="current-password")
-        submitted = st.form_submit_button("Log in", type="primary")
+        submitted = st.form_submit_button("Log in", type="primary", key="login_submit")
     if not submitted:
         return
     failures = int(st.session_state.get(_FAILURES_KEY, 0))

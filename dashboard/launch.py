@@ -15,14 +15,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
+from dashboard.users import consortium_users_path, site_users_path
 from dashboard.workdir import WORKDIR_ENV, store_path
 
-__all__ = ["APP_PATH", "launch", "streamlit_command"]
+__all__ = ["APP_PATH", "SITE_APP_PATH", "launch", "launch_site", "site_streamlit_command", "streamlit_command"]
 
 logger = logging.getLogger(__name__)
 
 #: The Streamlit entrypoint script.
 APP_PATH = Path(__file__).resolve().with_name("app.py")
+#: The site-local case viewer's entrypoint script.
+SITE_APP_PATH = Path(__file__).resolve().with_name("site_app.py")
 
 # Seconds to let Streamlit shut down after Ctrl-C before it is terminated.
 _SHUTDOWN_GRACE_S = 10.0
@@ -60,19 +63,35 @@ def streamlit_command(workdir: Path, *, port: int = 8501, address: str = "127.0.
     ValueError
         When ``port`` is not in 1-65535 or ``address`` is empty.
     """
+    return _command(APP_PATH, ["--workdir", str(Path(workdir).resolve())], port=port, address=address)
+
+
+def site_streamlit_command(site_dir: Path, *, port: int = 8501, address: str = "127.0.0.1") -> list[str]:
+    """The ``streamlit run`` command line that serves the site-local case viewer.
+
+    Parameters are those of :func:`streamlit_command`, with ``site_dir`` (the hospital's site
+    directory, the only folder the case viewer reads) instead of the workdir.
+    """
+    return _command(SITE_APP_PATH, ["--site", str(Path(site_dir).resolve())], port=port, address=address)
+
+
+def _command(script: Path, args: list[str], *, port: int, address: str) -> list[str]:
     if not 1 <= int(port) <= 65535:
         raise ValueError(f"port must be in 1-65535, got {port}")
     if not address:
         raise ValueError("address must be a host name or IP address, got an empty string")
     return [
-        sys.executable, "-m", "streamlit", "run", str(APP_PATH),
+        sys.executable, "-m", "streamlit", "run", str(script),
         "--server.address", address,
         "--server.port", str(int(port)),
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
         "--server.runOnSave", "false",
+        # Streamlit's own error pages would show tracebacks to the reader.
+        "--client.showErrorDetails", "none",
+        "--client.toolbarMode", "viewer",
         "--",
-        "--workdir", str(Path(workdir).resolve()),
+        *args,
     ]  # fmt: skip
 
 
@@ -107,15 +126,63 @@ def launch(workdir: Path, *, port: int = 8501, address: str = "127.0.0.1") -> in
     command = streamlit_command(workdir, port=port, address=address)
     if not _is_loopback(address):
         logger.warning(
-            "dashboard bound to %s, not loopback: anyone who can reach port %d sees every "
-            "site's metrics and privacy spend",
+            "dashboard bound to %s, not loopback: anyone who can reach port %d can try to log in "
+            "and, once logged in, sees every site's metrics and privacy spend",
             address,
             port,
         )
     if not store_path(workdir).exists():
         logger.info("no results store in %s yet; the dashboard will show how to start a run", workdir)
-    logger.info("serving the dashboard on http://%s:%d/", address, port)
+    if not consortium_users_path(workdir).exists():
+        logger.warning("no dashboard users yet: fedmpt dashboard users add --workdir %s --name NAME "
+                       "--role lead", workdir)
     env = {**os.environ, WORKDIR_ENV: str(Path(workdir).resolve())}
+    return _serve(command, env, address=address, port=port)
+
+
+def launch_site(site_dir: Path, *, port: int = 8501, address: str = "127.0.0.1") -> int:
+    """Serve the site-local case viewer over ``site_dir`` until stopped (as :func:`launch`).
+
+    Parameters
+    ----------
+    site_dir : Path
+        The hospital's site directory; the case viewer reads nothing else.
+    port : int
+        TCP port to listen on. (default: 8501)
+    address : str
+        Address to bind. Anything but loopback puts patients' images within reach of the
+        network (behind the login), which is allowed but logged as a warning.
+        (default: "127.0.0.1")
+
+    Returns
+    -------
+    int
+        Streamlit's exit code (130 after Ctrl-C).
+
+    Raises
+    ------
+    ImportError
+        When streamlit is not installed.
+    ValueError
+        When ``port`` or ``address`` is invalid, or ``site_dir`` is not a folder.
+    """
+    if importlib.util.find_spec("streamlit") is None:
+        raise ImportError("the dashboard needs streamlit: pip install -e . (or pip install streamlit)")
+    if not Path(site_dir).is_dir():
+        raise ValueError(f"site directory {site_dir} does not exist")
+    command = site_streamlit_command(site_dir, port=port, address=address)
+    if not _is_loopback(address):
+        logger.warning("case viewer bound to %s, not loopback: patients' images are reachable on "
+                       "port %d from the network (behind the login)", address, port)
+    if not site_users_path(site_dir).exists():
+        logger.warning("no case-viewer users yet: fedmpt dashboard users add --site-dir %s "
+                       "--name NAME --role site", site_dir)
+    env = {**os.environ, "FEDMPT_SITE_DIR": str(Path(site_dir).resolve())}
+    return _serve(command, env, address=address, port=port)
+
+
+def _serve(command: list[str], env: dict[str, str], *, address: str, port: int) -> int:
+    logger.info("serving the dashboard on http://%s:%d/", address, port)
     process = subprocess.Popen(command, env=env)  # noqa: S603 - fixed argv, no shell
     with _forward_sigterm(process):
         try:

@@ -305,11 +305,15 @@ def interaction_warnings(medications: list[str], table: list[dict[str, str]]) ->
     list[str]
         ``"a + b (severity): description"`` for each interacting pair, in table order.
     """
-    names = {m.strip().lower() for m in medications if m.strip()}
+    given = [" ".join(m.lower().split()) for m in medications if m.strip()]
+
+    def _taken(drug: str) -> bool:  # "amoxicillin 500 mg" counts as amoxicillin
+        return any(m == drug or m.startswith(drug + " ") for m in given)
+
     out = []
     for row in table:
         a, b = (row.get("drug_a") or "").strip().lower(), (row.get("drug_b") or "").strip().lower()
-        if a and b and a != b and a in names and b in names:
+        if a and b and a != b and _taken(a) and _taken(b):
             out.append(f"{a} + {b} ({row.get('severity') or 'unknown severity'}): "
                        f"{row.get('description') or ''}".rstrip(": "))
     return out

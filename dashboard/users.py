@@ -114,10 +114,14 @@ class UserStore:
     ----------
     path : Path
         The JSON file; it need not exist yet.
+    hasher : argon2.PasswordHasher | None
+        Hasher for new passwords; argon2-cffi's defaults (RFC 9106 low-memory profile) when
+        None. Verification always uses the parameters stored in each hash. (default: None)
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, hasher: Any | None = None) -> None:
         self.path = Path(path)
+        self._hasher = hasher if hasher is not None else _hasher()
 
     # -- reads ----------------------------------------------------------------------------
     def exists(self) -> bool:
@@ -163,7 +167,7 @@ class UserStore:
         """
         from argon2.exceptions import InvalidHashError, VerificationError
 
-        hasher = _hasher()
+        hasher = self._hasher
         record = self._records().get(name)
         user = self.get(name) if record is not None else None
         stored = str(record.get("password_hash", "")) if record is not None else ""
@@ -214,7 +218,7 @@ class UserStore:
         records[name] = {
             "role": parsed.value,
             "site": bound,
-            "password_hash": _hasher().hash(password),
+            "password_hash": self._hasher.hash(password),
             "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         self._save(records)

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from federation.cli_audit import audit_app
+from dashboard.cli_users import users_app
 from federation.flower_env import configure_flower_env
 from federation.log_setup import configure_logging
 
@@ -121,15 +122,27 @@ def demo(
     typer.echo(run_demo(workdir, n_sites=sites, patients=patients, rounds=rounds, seed=seed))
 
 
-@app.command()
+dashboard_app = typer.Typer(help="The Streamlit dashboard (login required) and its users.",
+                            invoke_without_command=True)
+app.add_typer(dashboard_app, name="dashboard")
+dashboard_app.add_typer(users_app, name="users")
+
+
+@dashboard_app.callback()
 def dashboard(
+    ctx: typer.Context,
     workdir: Path = typer.Option(Path("fedmpt-demo"), help="Workdir holding aggregator/results.sqlite."),
+    site: Path = typer.Option(None, "--site", help="Site-local case viewer over this SITE_DIR only."),
     port: int = typer.Option(8501, help="Port on the bound address."),
     address: str = typer.Option("127.0.0.1", help="Bind address (loopback unless you mean it)."),
 ) -> None:
-    """Start the Streamlit dashboard for consortium leads and reviewers."""
-    from dashboard.launch import launch
+    """Start the dashboard for consortium leads and reviewers (or, with --site, the case viewer)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from dashboard.launch import launch, launch_site
 
+    if site is not None:
+        raise typer.Exit(code=launch_site(site, port=port, address=address))
     raise typer.Exit(code=launch(workdir, port=port, address=address))
 
 

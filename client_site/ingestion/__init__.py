@@ -9,6 +9,7 @@ from client_site.ingestion.errors import (
 )
 from client_site.ingestion.pipeline import IngestResult, ingest_site
 from client_site.ingestion.preprocess import WINDOWS, PreprocessConfig
+from client_site.ingestion.qa import load_qa_metrics, qa_metrics
 
 __all__ = [
     "WINDOWS",
@@ -20,4 +21,6 @@ __all__ = [
     "SeriesRejected",
     "SiteLayoutError",
     "ingest_site",
+    "load_qa_metrics",
+    "qa_metrics",
 ]

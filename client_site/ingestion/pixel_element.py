@@ -16,7 +16,7 @@ _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
-def check_pixel_element(handle: BinaryIO, ds: Dataset, size: int) -> None:
+def check_pixel_element(handle: BinaryIO, ds: Dataset, size: int, n_frames: int = 1) -> int:
     """Check PixelData exists and is not cut short, from the bytes where the header read stopped.
 
     ``stop_before_pixels`` leaves the file positioned at the start of the PixelData element
@@ -31,6 +31,14 @@ def check_pixel_element(handle: BinaryIO, ds: Dataset, size: int) -> None:
         The header read from it (gives the encoding, Rows, Columns, BitsAllocated).
     size : int
         File size in bytes.
+    n_frames : int
+        Frames the PixelData must hold (default: 1).
+
+    Returns
+    -------
+    int
+        Byte offset of the PixelData value (the first pixel) for native encodings; -1 when the
+        pixels are encapsulated (compressed) or the file is deflated (offset unknown).
 
     Raises
     ------
@@ -40,7 +48,7 @@ def check_pixel_element(handle: BinaryIO, ds: Dataset, size: int) -> None:
     """
     meta = getattr(ds, "file_meta", None)
     if meta is not None and meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
-        return  # pydicom read an inflated copy, so the file position says nothing; checked when decoding
+        return -1  # pydicom read an inflated copy, so the file position says nothing; checked when decoding
     start = handle.tell()
     head = handle.read(12)
     implicit, little = ds.original_encoding
@@ -61,15 +69,19 @@ def check_pixel_element(handle: BinaryIO, ds: Dataset, size: int) -> None:
     if length == _UNDEFINED_LENGTH:  # encapsulated (compressed): checked when decoding
         if available <= 0:
             raise FileRejected(RejectCode.TRUNCATED, "file ends right after the PixelData tag")
-        return
+        return -1
     if available < length:
         raise FileRejected(
             RejectCode.TRUNCATED,
             f"truncated: PixelData declares {length} bytes but only {max(available, 0)} remain in the file",
         )
-    needed = int(ds.Rows) * int(ds.Columns) * ((int(ds.BitsAllocated) + 7) // 8)
+    bits = int(ds.BitsAllocated)
+    pixels = int(ds.Rows) * int(ds.Columns) * n_frames
+    needed = (pixels + 7) // 8 if bits == 1 else pixels * ((bits + 7) // 8)
     if length < needed:
+        frames = f" x {n_frames} frames" if n_frames > 1 else ""
         raise FileRejected(
             RejectCode.TRUNCATED,
-            f"PixelData holds {length} bytes but Rows x Columns x BitsAllocated needs {needed}",
+            f"PixelData holds {length} bytes but Rows x Columns{frames} x BitsAllocated needs {needed}",
         )
+    return start + header_len

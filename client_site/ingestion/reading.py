@@ -1,116 +1,144 @@
-"""Walk a PACS export and read DICOM headers, rejecting each unusable file with a specific reason.
+"""Read one DICOM file's header once and turn it into PHI-free :class:`SliceHeader` records.
 
-Only single-frame CT Image Storage objects with full geometry are kept. Everything read here stays
-in memory: the :class:`SliceHeader` holds PHI (IDs, names) that later steps turn into salted keys
-or use to scrub reports, and that is never written out.
+Only CT Image Storage (one frame per file) and Enhanced CT Image Storage (frames with functional
+groups) objects with full geometry are kept; every other file is rejected with a specific reason.
+The header is parsed once (``stop_before_pixels``); the byte offset of the pixels is recorded so
+that :mod:`pixels` can later read uncompressed frames without parsing the file again.
+Identifiers become salted keys here; the few identifying values needed later (to scrub reports)
+are returned separately as an in-memory :class:`Identity`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
-import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
-from pydicom.pixels import apply_modality_lut
-from pydicom.uid import UID
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from client_site.ingestion.errors import FileRejected, RejectCode
+from client_site.ingestion.frames import FrameGeometry, classic_geometry, enhanced_geometry
 from client_site.ingestion.pixel_element import check_pixel_element
+from client_site.ingestion.slices import Identity, PixelLayout, SliceHeader
+from client_site.pseudonym import pseudonymize
 
 logger = logging.getLogger(__name__)
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 ENHANCED_CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2.1"
 MAX_MATRIX = 4096  # rows or columns; larger is not a CT slice
-MAX_PIXELS_PER_FILE = 1 << 26  # Rows * Columns * frames; refuse to decode more
+MAX_PIXELS_PER_FILE = 1 << 28  # Rows * Columns * frames (512 MiB at 16 bits); refuse to decode more
+MAX_FILE_BYTES = 1 << 31  # larger files are refused before anything is read
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_HASH_CHUNK = 1 << 20
 _PERSON_NAME_TAGS = (
     "PatientName", "ReferringPhysicianName", "NameOfPhysiciansReadingStudy", "PerformingPhysicianName",
     "OperatorsName", "PhysiciansOfRecord", "RequestingPhysician",
 )
 _IDENTITY_TAGS = (
-    ("SOPInstanceUID", "(0008,0018)"),
-    ("SeriesInstanceUID", "(0020,000E)"),
-    ("StudyInstanceUID", "(0020,000D)"),
-    ("PatientID", "(0010,0020)"),
+    ("SOPInstanceUID", "(0008,0018)", ""),
+    ("SeriesInstanceUID", "(0020,000E)", ""),
+    ("StudyInstanceUID", "(0020,000D)", ""),
+    ("PatientID", "(0010,0020)", ": studies cannot be grouped by patient, the unit of privacy"),
 )
-_GEOMETRY_TAGS = (
-    ("Rows", "(0028,0010)"),
-    ("Columns", "(0028,0011)"),
-    ("PixelSpacing", "(0028,0030)"),
-    ("ImagePositionPatient", "(0020,0032)"),
-    ("ImageOrientationPatient", "(0020,0037)"),
-    ("BitsAllocated", "(0028,0100)"),
-)
+_MATRIX_TAGS = (("Rows", "(0028,0010)"), ("Columns", "(0028,0011)"), ("BitsAllocated", "(0028,0100)"))
 
 
 @dataclass(frozen=True)
-class SliceHeader:
-    """What ingestion needs from one CT slice header (holds PHI: memory only).
+class FileRead:
+    """What one DICOM file contributes.
 
     Attributes
     ----------
-    path : Path
-        Absolute path of the file.
-    rel_path : str
-        Path relative to the site directory, as written to ingest_report.json.
-    patient_id, accession, study_uid, series_uid, sop_uid : str
-        Identifiers; turned into salted keys or used to scrub reports, never written.
-    person_names : tuple[str, ...]
-        Non-empty person-name values (patient, referring/reading/performing physicians,
-        operators), used only to scrub report bodies.
-    position : tuple[float, float, float]
-        ImagePositionPatient in mm (DICOM LPS patient coordinates).
-    orientation : tuple[float, ...]
-        ImageOrientationPatient: row direction cosines then column direction cosines.
-    pixel_spacing : tuple[float, float]
-        PixelSpacing (between rows, between columns) in mm.
-    rows, columns : int
-        Matrix size.
+    slices : tuple[SliceHeader, ...]
+        One per frame (one for classic CT).
+    identity : Identity
+        PHI used only to scrub the linked report; memory only.
+    content_key : str
+        Salted SHA-256 (HMAC) of the file's bytes; the incremental cache keys volumes by it.
     """
 
-    path: Path
-    rel_path: str
-    patient_id: str
-    person_names: tuple[str, ...]
-    accession: str
-    study_uid: str
-    series_uid: str
-    sop_uid: str
-    position: tuple[float, float, float]
-    orientation: tuple[float, float, float, float, float, float]
-    pixel_spacing: tuple[float, float]
-    rows: int
-    columns: int
+    slices: tuple[SliceHeader, ...]
+    identity: Identity
+    content_key: str
 
 
-def read_header(path: Path, rel_path: str) -> SliceHeader:
-    """Read one file's header (``stop_before_pixels``) and check it is a usable CT slice.
+def open_file(path: Path) -> IO[bytes]:
+    """Open a file for reading (one place, so tests can simulate unreadable files)."""
+    return open(path, "rb")
+
+
+class _Bounded:
+    """File wrapper whose reads never ask for more than the bytes left in the file.
+
+    A corrupt element can declare a length of up to 4 GiB; pydicom would ask the OS buffer for
+    that much. Clamping keeps memory bounded by the file size; :func:`_check_lengths` then names
+    the element.
+    """
+
+    def __init__(self, handle: IO[bytes], size: int, name: str) -> None:
+        self._handle, self._size, self.name = handle, size, name
+
+    def read(self, n: int | None = -1) -> bytes:
+        left = max(0, self._size - self._handle.tell())
+        return self._handle.read(left if n is None or n < 0 or n > left else n)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._handle.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._handle.tell()
+
+
+def read_file(path: Path, rel_path: str, *, salt: bytes) -> FileRead:
+    """Read one file's header and check it is a usable CT image (or Enhanced CT frames).
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    rel_path : str
+        Its path relative to the site directory (for reporting).
+    salt : bytes
+        Site salt for the keys (``client_site.pseudonym``).
 
     Raises
     ------
     FileRejected
-        With a specific reason: empty, not DICOM, corrupt, not CT, localizer, multi-frame,
-        a missing or malformed tag (named), an absurd matrix, missing or truncated PixelData.
+        With a specific reason: empty, too large, not DICOM, corrupt or truncated header, not CT,
+        localizer, an unsupported multi-frame object, a missing or malformed tag (named), an absurd
+        matrix, missing or truncated PixelData, unreadable file.
     """
     try:
         size = path.stat().st_size
         if size == 0:
             raise FileRejected(RejectCode.EMPTY_FILE, "empty file (0 bytes)")
-        with path.open("rb") as handle:
+        if size > MAX_FILE_BYTES:
+            raise FileRejected(RejectCode.TOO_LARGE, f"file of {size} bytes exceeds the {MAX_FILE_BYTES}-byte limit; not read")
+        with open_file(path) as raw:
+            handle = _Bounded(raw, size, str(path))
             ds = _read_dataset(handle)
-            _check_content(ds)
-            check_pixel_element(handle, ds, size)
-        return _to_header(ds, path, rel_path)
+            _check_lengths(ds)
+            n_frames, enhanced, modality_lut = _check_content(ds)
+            offset = check_pixel_element(handle, ds, size, n_frames)  # type: ignore[arg-type]
+            frames = enhanced_geometry(ds, n_frames) if enhanced else [classic_geometry(ds, modality_lut=modality_lut)]
+            for index, frame in enumerate(frames):
+                if "LOCALIZER" in frame.frame_type:
+                    where = f"frame {index + 1}: " if enhanced else ""
+                    raise FileRejected(RejectCode.LOCALIZER, f"{where}localizer/scout image (ImageType LOCALIZER)")
+            content_key = _content_key(raw, salt)
+        return _to_file_read(ds, frames, path, rel_path, salt, offset, modality_lut, content_key)
     except FileRejected:
         raise
     except OSError as error:
-        raise FileRejected(RejectCode.UNREADABLE_FILE, f"cannot read file: {error.strerror}") from error
+        raise FileRejected(RejectCode.UNREADABLE_FILE, f"cannot read file: {error.strerror or error}") from error
     except Exception as error:  # a tag value pydicom cannot convert (bad IS/DS/VR): one bad file must not stop the run
         raise FileRejected(
             RejectCode.CORRUPT_HEADER,
@@ -118,10 +146,18 @@ def read_header(path: Path, rel_path: str) -> SliceHeader:
         ) from error
 
 
-def _read_dataset(handle: BinaryIO) -> Dataset:
-    """Read a Part-10 file; fall back to a raw (meta-less) dataset only if it looks like CT data."""
+def _content_key(handle: IO[bytes], salt: bytes) -> str:
+    digest = hmac.new(salt, digestmod=hashlib.sha256)
+    handle.seek(0)
+    while chunk := handle.read(_HASH_CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_dataset(handle: _Bounded) -> Dataset:
+    """Read a Part-10 file; fall back to a raw (meta-less) dataset only if it looks like an image."""
     try:
-        return pydicom.dcmread(handle, stop_before_pixels=True)
+        return pydicom.dcmread(handle, stop_before_pixels=True)  # type: ignore[arg-type]
     except InvalidDicomError:
         pass
     except Exception as error:  # pydicom raises many types on damaged headers
@@ -136,7 +172,7 @@ def _read_dataset(handle: BinaryIO) -> Dataset:
     )
     try:
         handle.seek(0)
-        ds = pydicom.dcmread(handle, stop_before_pixels=True, force=True)
+        ds = pydicom.dcmread(handle, stop_before_pixels=True, force=True)  # type: ignore[arg-type]
         # Forced reads "succeed" on random bytes, so demand the tags a real image must have.
         if not all(key in ds for key in ("SOPClassUID", "Modality", "SeriesInstanceUID")):
             raise not_dicom
@@ -148,137 +184,126 @@ def _read_dataset(handle: BinaryIO) -> Dataset:
     return ds
 
 
-def _check_content(ds: Dataset) -> None:
+def _check_lengths(ds: Dataset) -> None:
+    """Reject elements whose declared length runs past the end of the file (read was clamped)."""
+    for tag in ds.keys():
+        element = ds.get_item(tag)
+        length = getattr(element, "length", None)
+        value = getattr(element, "value", None)
+        if isinstance(value, bytes) and length not in (None, _UNDEFINED_LENGTH) and len(value) < length:
+            raise FileRejected(
+                RejectCode.CORRUPT_HEADER,
+                f"element {tag} declares {length} bytes but the file ends after {len(value)}: "
+                "truncated or corrupt header",
+            )
+
+
+def _check_content(ds: Dataset) -> tuple[int, bool, bool]:
+    """Check modality, SOP class, identifiers and matrix; return (frames, enhanced, modality LUT)."""
     if "Modality" not in ds or not str(ds.Modality).strip():
         raise FileRejected(RejectCode.MISSING_TAG, "missing tag Modality (0008,0060)")
     modality = str(ds.Modality).strip()
     if modality != "CT":
         raise FileRejected(RejectCode.NOT_CT, f"modality is {modality}, not CT")
     sop_class = str(ds.get("SOPClassUID", CT_IMAGE_STORAGE))
-    if sop_class == ENHANCED_CT_IMAGE_STORAGE:
-        raise FileRejected(
-            RejectCode.UNSUPPORTED_SOP_CLASS,
-            "Enhanced CT (multi-frame) is not supported; export the series as CT Image Storage",
-        )
-    if sop_class != CT_IMAGE_STORAGE:
-        raise FileRejected(
-            RejectCode.UNSUPPORTED_SOP_CLASS,
-            f"SOP class '{UID(sop_class).name}' is not CT Image Storage",
-        )
+    enhanced = sop_class == ENHANCED_CT_IMAGE_STORAGE
+    if sop_class not in (CT_IMAGE_STORAGE, ENHANCED_CT_IMAGE_STORAGE):
+        raise FileRejected(RejectCode.UNSUPPORTED_SOP_CLASS,
+                           f"SOP class '{UID(sop_class).name}' is not CT Image Storage (nor Enhanced CT)")
     image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
     if "LOCALIZER" in image_type:
         raise FileRejected(RejectCode.LOCALIZER, "localizer/scout image (ImageType LOCALIZER)")
     frames = int(ds.get("NumberOfFrames") or 1)
-    if frames != 1:
-        raise FileRejected(RejectCode.MULTI_FRAME, f"multi-frame image ({frames} frames) is not supported")
-    for keyword, tag in _IDENTITY_TAGS + _GEOMETRY_TAGS:
-        value = ds.get(keyword)
-        if value is None or (isinstance(value, str) and not value.strip()):
+    if frames < 1 or (frames != 1 and not enhanced):
+        raise FileRejected(
+            RejectCode.MULTI_FRAME,
+            f"CT Image Storage with NumberOfFrames {frames}: that object holds one frame; re-export the series",
+        )
+    for keyword, tag, why in _IDENTITY_TAGS:
+        if not str(ds.get(keyword) or "").strip():
+            raise FileRejected(RejectCode.MISSING_TAG, f"missing tag {keyword} {tag}{why}")
+    for keyword, tag in _MATRIX_TAGS:
+        if ds.get(keyword) in (None, ""):
             raise FileRejected(RejectCode.MISSING_TAG, f"missing tag {keyword} {tag}")
-    if "ModalityLUTSequence" not in ds:
-        for keyword, tag in (("RescaleIntercept", "(0028,1052)"), ("RescaleSlope", "(0028,1053)")):
-            if ds.get(keyword) in (None, ""):
-                raise FileRejected(
-                    RejectCode.MISSING_TAG, f"missing tag {keyword} {tag}: HU cannot be computed"
-                )
     rows, cols = int(ds.Rows), int(ds.Columns)
     if not (0 < rows <= MAX_MATRIX and 0 < cols <= MAX_MATRIX) or rows * cols * frames > MAX_PIXELS_PER_FILE:
         raise FileRejected(
             RejectCode.TOO_LARGE,
-            f"implausible image matrix {rows}x{cols}x{frames} (limit {MAX_MATRIX} per side); pixels not read",
+            f"implausible image matrix {rows}x{cols}x{frames} (limit {MAX_MATRIX} per side, "
+            f"{MAX_PIXELS_PER_FILE} pixels per file); pixels not read",
         )
-    if int(ds.get("SamplesPerPixel", 1)) != 1:
+    if int(ds.get("SamplesPerPixel") or 1) != 1:
         raise FileRejected(RejectCode.MALFORMED_TAG, "SamplesPerPixel is not 1: CT must be greyscale")
+    if int(ds.BitsAllocated) not in (1, 8, 16, 32):
+        raise FileRejected(RejectCode.MALFORMED_TAG, f"BitsAllocated {int(ds.BitsAllocated)} is not 8, 16 or 32")
+    return frames, enhanced, "ModalityLUTSequence" in ds
 
 
-def _floats(ds: Dataset, keyword: str, tag: str, count: int) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in ds.get(keyword))
-    except (TypeError, ValueError) as error:
-        raise FileRejected(RejectCode.MALFORMED_TAG, f"malformed {keyword} {tag}: not numbers") from error
-    if len(values) != count or not all(np.isfinite(values)):
-        raise FileRejected(
-            RejectCode.MALFORMED_TAG, f"malformed {keyword} {tag}: expected {count} finite numbers"
+def _transfer_syntax(ds: Dataset) -> str:
+    meta = getattr(ds, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    if syntax:
+        return str(syntax)
+    implicit, little = ds.original_encoding  # a file without file meta: the encoding pydicom found
+    if little is False:
+        return str(ExplicitVRBigEndian)
+    return str(ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian)
+
+
+def _to_file_read(
+    ds: Dataset, frames: list[FrameGeometry], path: Path, rel_path: str, salt: bytes, offset: int,
+    modality_lut: bool, content_key: str,
+) -> FileRead:
+    patient_id = str(ds.PatientID).strip()
+    accession = str(ds.get("AccessionNumber") or "").strip()
+    study_uid, series_uid = str(ds.StudyInstanceUID).strip(), str(ds.SeriesInstanceUID).strip()
+    sop_uid = str(ds.SOPInstanceUID).strip()
+    bits_allocated = int(ds.BitsAllocated)
+    bits_stored = int(ds.get("BitsStored") or bits_allocated)
+    syntax = _transfer_syntax(ds)
+    common = {
+        "patient_key": pseudonymize("patient", patient_id, salt),
+        "study_key": pseudonymize("study", accession or study_uid, salt),
+        "study_uid_key": pseudonymize("studyuid", study_uid, salt),
+        "series_key": pseudonymize("series", series_uid, salt),
+        "has_accession": bool(accession),
+        "rows": int(ds.Rows),
+        "columns": int(ds.Columns),
+        "modality_lut": modality_lut,
+    }
+    slices = tuple(
+        SliceHeader(
+            path=path, rel_path=rel_path, **common,  # type: ignore[arg-type]
+            instance_key=pseudonymize("instance", f"{sop_uid}#{index}", salt),
+            position=frame.position, orientation=frame.orientation, pixel_spacing=frame.pixel_spacing,
+            slope=frame.slope, intercept=frame.intercept, thickness=frame.thickness,
+            pixel=PixelLayout(transfer_syntax=syntax, offset=offset, frame=index, n_frames=len(frames),
+                              bits_allocated=bits_allocated, bits_stored=min(bits_stored, bits_allocated),
+                              signed=int(ds.get("PixelRepresentation") or 0) == 1),
         )
-    return values
-
-
-def _to_header(ds: Dataset, path: Path, rel_path: str) -> SliceHeader:
-    position = _floats(ds, "ImagePositionPatient", "(0020,0032)", 3)
-    orientation = _floats(ds, "ImageOrientationPatient", "(0020,0037)", 6)
-    spacing = _floats(ds, "PixelSpacing", "(0028,0030)", 2)
-    if min(spacing) <= 0:
-        raise FileRejected(RejectCode.MALFORMED_TAG, "malformed PixelSpacing (0028,0030): not positive")
-    row, col = np.asarray(orientation[:3]), np.asarray(orientation[3:])
-    if abs(np.linalg.norm(row) - 1) > 1e-2 or abs(np.linalg.norm(col) - 1) > 1e-2 or abs(row @ col) > 1e-2:
-        raise FileRejected(
-            RejectCode.MALFORMED_TAG,
-            "malformed ImageOrientationPatient (0020,0037): not two orthogonal unit vectors",
-        )
-    return SliceHeader(
-        path=path,
-        rel_path=rel_path,
-        patient_id=str(ds.PatientID).strip(),
-        person_names=_person_names(ds),
-        accession=str(ds.get("AccessionNumber") or "").strip(),
-        study_uid=str(ds.StudyInstanceUID).strip(),
-        series_uid=str(ds.SeriesInstanceUID).strip(),
-        sop_uid=str(ds.SOPInstanceUID).strip(),
-        position=(position[0], position[1], position[2]),
-        orientation=(orientation[0], orientation[1], orientation[2],
-                     orientation[3], orientation[4], orientation[5]),
-        pixel_spacing=(spacing[0], spacing[1]),
-        rows=int(ds.Rows),
-        columns=int(ds.Columns),
+        for index, frame in enumerate(frames)
     )
+    return FileRead(slices=slices, identity=identity_of(ds), content_key=content_key)
 
 
-def _person_names(ds: Dataset) -> tuple[str, ...]:
+def identity_of(ds: Dataset) -> Identity:
+    """The identifying values of a header that report scrubbing needs (PHI: memory only)."""
     names: list[str] = []
     for keyword in _PERSON_NAME_TAGS:
         value = ds.get(keyword)
         values = list(value) if isinstance(value, (list, tuple, MultiValue)) else [value]
         names += [str(v).strip() for v in values if v is not None and str(v).strip()]
-    return tuple(names)
+    return Identity(patient_id=str(ds.get("PatientID") or "").strip(),
+                    accession=str(ds.get("AccessionNumber") or "").strip(), names=tuple(names))
 
 
-def read_hu_slice(header: SliceHeader) -> np.ndarray:
-    """Read one slice's pixels and convert them to Hounsfield units.
-
-    Uses :func:`pydicom.pixels.apply_modality_lut` (rescale slope/intercept or a modality LUT),
-    applied per slice because slope and intercept may differ between slices.
-
-    Returns
-    -------
-    np.ndarray
-        float32 array of shape (rows, columns), in HU.
-
-    Raises
-    ------
-    FileRejected
-        If the pixel data cannot be decoded (truncated, unsupported compression, wrong size).
-    """
+def read_identity(path: Path) -> Identity | None:
+    """Re-read only the identifying values of a file whose slices came from the cache; None if unreadable."""
     try:
-        ds = pydicom.dcmread(header.path)
-        if "PixelData" not in ds:
-            raise FileRejected(RejectCode.MISSING_PIXEL_DATA, "missing PixelData (7FE0,0010): the file holds no image")
-        hu = apply_modality_lut(ds.pixel_array, ds)
-    except FileRejected:
-        raise
-    except Exception as error:  # decoders raise ValueError, RuntimeError, NotImplementedError, ...
-        raise FileRejected(
-            RejectCode.PIXELS_UNREADABLE,
-            f"pixel data unreadable ({type(error).__name__}: {_short(error)})",
-        ) from error
-    if hu.shape != (header.rows, header.columns):
-        raise FileRejected(
-            RejectCode.PIXELS_UNREADABLE,
-            f"decoded pixels have shape {hu.shape}, expected {(header.rows, header.columns)}",
-        )
-    return np.asarray(hu, dtype=np.float32)
-
-
-def _short(error: Exception, limit: int = 160) -> str:
-    """First line of an exception message, cut to ``limit`` characters (decoder messages hold no PHI)."""
-    text = str(error).splitlines()[0] if str(error) else ""
-    return text[:limit]
+        with open_file(path) as raw:
+            handle: BinaryIO = raw  # type: ignore[assignment]
+            ds = pydicom.dcmread(handle, stop_before_pixels=True, force=True)
+        return identity_of(ds)
+    except Exception as error:  # the file changed under us or became unreadable: the next run re-reads it
+        logger.warning("could not re-read identifying tags of a cached file (%s)", type(error).__name__)
+        return None

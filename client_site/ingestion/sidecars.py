@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import hashlib
+import hmac
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,16 +13,25 @@ from client_site.ingestion.clinical import read_clinical
 from client_site.ingestion.errors import FileRejected, RejectCode
 from client_site.ingestion.outcomes import FileOutcomes
 from client_site.ingestion.reports import parse_report, scrub_report
+from client_site.ingestion.state import StateStore
 from client_site.ingestion.study import StudyInfo
+from client_site.ingestion.walk import display_path
 from client_site.pseudonym import pseudonymize
+
+# Study -> (person names, identifiers) from its DICOM headers (PHI, memory only).
+IdentityLookup = Callable[[StudyInfo], tuple[set[str], set[str]]]
 
 logger = logging.getLogger(__name__)
 
 
 def link_reports(
-    site_dir: Path, studies: dict[str, StudyInfo], salt: bytes, outcomes: FileOutcomes
+    site_dir: Path, studies: dict[str, StudyInfo], salt: bytes, outcomes: FileOutcomes, *,
+    state: StateStore, identities: IdentityLookup, report_keys: set[str],
 ) -> tuple[dict[str, tuple[str, str | None, str]], dict[str, int]]:
     """Parse ``reports/*.txt`` and attach each scrubbed body to its study.
+
+    A body scrubbed by an earlier run is reused when the report's bytes and the DICOM contents of its
+    study are unchanged (the DICOM person names and IDs go into the scrubbing).
 
     Parameters
     ----------
@@ -31,6 +43,12 @@ def link_reports(
         Site salt; a report's Accession is linked through its salted study key.
     outcomes : FileOutcomes
         Receives one outcome per file in ``reports/``.
+    state : StateStore
+        Incremental cache of scrubbed bodies.
+    identities : IdentityLookup
+        Names and IDs of a study's DICOM headers, called only when a body must be (re)scrubbed.
+    report_keys : set[str]
+        Receives the salted keys of the report files seen (cache rows to keep).
 
     Returns
     -------
@@ -47,7 +65,7 @@ def link_reports(
         logger.warning("%s does not exist: no report is linked", folder)
         return linked, counts
     for path in sorted(p for p in folder.iterdir() if p.is_file()):
-        rel = path.relative_to(site_dir).as_posix()
+        rel = display_path(path, site_dir)
         counts["seen"] += 1
         try:
             if path.suffix.lower() != ".txt":
@@ -56,7 +74,16 @@ def link_reports(
             key = pseudonymize("study", report.accession, salt)
             _check_linkable(key, studies, linked)
             study = studies[key]
-            body = scrub_report(report, names=study.names, identifiers=study.ids | {study.accession} - {""})
+            file_key = pseudonymize("report", rel, salt)
+            report_keys.add(file_key)
+            scrub_key = hmac.new(salt, path.read_bytes() + study.content_key.encode(), hashlib.sha256).hexdigest()
+            cached = state.report(file_key, scrub_key)
+            if cached is not None:
+                body = cached["body"]
+            else:
+                names, ids = identities(study)
+                body = scrub_report(report, names=names, identifiers=ids)
+                state.put_report(file_key, scrub_key, {"body": body})
             linked[key] = (body, report.language, rel)
         except FileRejected as rejection:
             counts["rejected"] += 1
@@ -81,9 +108,12 @@ def _check_linkable(key: str, studies: dict[str, StudyInfo], linked: dict[str, A
 
 
 def link_clinical(
-    site_dir: Path, studies: dict[str, StudyInfo], outcomes: FileOutcomes
+    site_dir: Path, studies: dict[str, StudyInfo], salt: bytes, outcomes: FileOutcomes
 ) -> tuple[dict[str, dict[str, Any]], dict[str, int] | None]:
     """Attach the kept clinical fields of ``clinical/records.csv`` to studies with a volume.
+
+    A row links to the study whose salted key its ``accession`` gives (studies keyed by
+    StudyInstanceUID, for lack of an AccessionNumber, cannot be linked).
 
     Returns
     -------
@@ -102,8 +132,12 @@ def link_clinical(
     except FileRejected as rejection:
         outcomes.reject(rel, "clinical", rejection)
         return {}, {"rows": 0, "linked": 0, "unmatched": 0, "skipped": 0}
-    by_accession = {s.accession: key for key, s in studies.items() if s.accession and s.selected is not None}
-    clinical = {by_accession[acc]: row for acc, row in table.rows.items() if acc in by_accession}
+    linkable = {key for key, s in studies.items() if s.has_accession and s.selected is not None}
+    clinical = {}
+    for accession, row in table.rows.items():
+        key = pseudonymize("study", accession, salt)
+        if key in linkable:
+            clinical[key] = row
     counts = {"rows": table.n_rows, "linked": len(clinical), "unmatched": len(table.rows) - len(clinical),
               "skipped": table.n_skipped}
     if clinical:

@@ -1,12 +1,15 @@
-"""A study as ingestion sees it: its series candidates, the one selected, and its report entry."""
+"""A study as ingestion sees it: its files, series candidates, the one selected, and its report entry."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from client_site.ingestion.outcomes import ACCEPTED, REJECTED
 from client_site.ingestion.series import OrderedSeries
+from client_site.ingestion.slices import Identity
 
 
 @dataclass
@@ -17,33 +20,51 @@ class StudyInfo:
     ----------
     key, patient_key : str
         Salted study and patient keys.
-    accession : str
-        AccessionNumber ("" when empty); PHI, memory only.
-    names, ids : set[str]
-        Person names and patient IDs from the DICOM headers, used to scrub the report; PHI.
+    has_accession : bool
+        Whether the study key comes from a non-empty AccessionNumber.
+    files : dict[str, Path]
+        Relative path -> path of every DICOM file of the study (all its series).
+    content_keys : dict[str, str]
+        Relative path -> salted content hash of those files.
+    identities : dict[str, Identity]
+        Relative path -> identifying values, for files whose header was read this run (PHI,
+        memory only; files reused from the cache are re-read only if a report needs scrubbing).
     candidates : list[OrderedSeries]
         Series that passed the geometry checks.
     selected : OrderedSeries | None
         The series whose volume was cached, if any.
+    volume_record : dict[str, Any] | None
+        Statistics of the cached volume (state.py ``volumes`` record).
     """
 
     key: str
     patient_key: str
-    accession: str
-    names: set[str] = field(default_factory=set)
-    ids: set[str] = field(default_factory=set)
+    has_accession: bool
+    files: dict[str, Path] = field(default_factory=dict)
+    content_keys: dict[str, str] = field(default_factory=dict)
+    identities: dict[str, Identity] = field(default_factory=dict)
     candidates: list[OrderedSeries] = field(default_factory=list)
     selected: OrderedSeries | None = None
+    volume_record: dict[str, Any] | None = None
+
+    @property
+    def content_key(self) -> str:
+        """Hash of the contents of every DICOM file of the study (changes when any file changes)."""
+        digest = hashlib.sha256()
+        for rel in sorted(self.content_keys):
+            digest.update(self.content_keys[rel].encode())
+        return digest.hexdigest()
 
 
-def study_entry(study: StudyInfo, series_keys: dict[str, str], report_path: str | None, clinical: bool) -> dict[str, Any]:
+def study_entry(study: StudyInfo, report_path: str | None, clinical: bool) -> dict[str, Any]:
     """One element of the ``studies`` list of ingest_report.json (no PHI besides the report's path)."""
     selected = study.selected
     return {
         "study_key": study.key,
         "patient_key": study.patient_key,
         "status": ACCEPTED if selected is not None else REJECTED,
-        "series_key": series_keys[selected.slices[0].series_uid] if selected is not None else None,
+        "series_key": selected.series_key if selected is not None else None,
         "report": report_path,
         "clinical": clinical,
+        "header_summary": f"headers/{study.key}.json" if selected is not None else None,
     }

@@ -14,11 +14,30 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class WalkedFile:
-    """A file found under ``dicom/``; ``rejection`` is set when it cannot even be opened."""
+    """A file found under ``dicom/``; ``rejection`` is set when it cannot even be opened.
+
+    ``size`` and ``mtime_ns`` (-1 when unknown) are the change signature used by the incremental
+    cache. A folder that cannot be listed is reported as one entry whose path ends in ``/``.
+    """
 
     path: Path
     rel_path: str
     rejection: FileRejected | None = None
+    size: int = -1
+    mtime_ns: int = -1
+
+
+def display_path(path: Path, site_dir: Path) -> str:
+    """``path`` relative to ``site_dir`` as valid UTF-8 text.
+
+    A file name that is not valid UTF-8 (Latin-1 or GBK exports, say) reaches Python with
+    surrogate escapes, which cannot be written to JSON; its undecodable bytes are shown as ``\\xNN``.
+    """
+    try:
+        rel = path.relative_to(site_dir).as_posix()
+    except ValueError:
+        rel = path.as_posix()
+    return os.fsencode(rel).decode("utf-8", "backslashreplace")
 
 
 def walk_files(root: Path, site_dir: Path) -> list[WalkedFile]:
@@ -37,10 +56,15 @@ def walk_files(root: Path, site_dir: Path) -> list[WalkedFile]:
         Site directory; reported paths are relative to it.
     """
     seen_dirs: set[tuple[int, int]] = set()
-    found: list[tuple[Path, str, tuple[int, int] | None, bool]] = []  # path, rel, (dev, inode), is_link
+    found: list[tuple[Path, str, os.stat_result | None, bool]] = []  # path, rel, stat, is_link
+    unlisted: list[WalkedFile] = []
 
     def _on_error(error: OSError) -> None:
+        folder = Path(error.filename) if error.filename else root
         logger.warning("cannot list a folder under %s: %s", root, error.strerror)
+        unlisted.append(WalkedFile(folder, display_path(folder, site_dir).rstrip("/") + "/", FileRejected(
+            RejectCode.UNREADABLE_FILE,
+            f"folder cannot be listed ({error.strerror}): the files in it are not ingested; check its permissions")))
 
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=_on_error):
         stat = os.stat(dirpath)
@@ -53,27 +77,25 @@ def walk_files(root: Path, site_dir: Path) -> list[WalkedFile]:
         for name in filenames:
             path = Path(dirpath) / name
             try:
-                file_stat = path.stat()
-                ident: tuple[int, int] | None = (file_stat.st_dev, file_stat.st_ino)
+                file_stat: os.stat_result | None = path.stat()
             except OSError:
-                ident = None
-            found.append((path, _relative(path, site_dir), ident, _through_link(path, root)))
+                file_stat = None
+            found.append((path, display_path(path, site_dir), file_stat, _through_link(path, root)))
     owner: dict[tuple[int, int], str] = {}
-    for _, rel, ident, _ in sorted(found, key=lambda f: (f[3], f[1])):  # real paths claim first
-        if ident is not None:
-            owner.setdefault(ident, rel)
+    for _, rel, file_stat, _ in sorted(found, key=lambda f: (f[3], f[1])):  # real paths claim first
+        if file_stat is not None:
+            owner.setdefault((file_stat.st_dev, file_stat.st_ino), rel)
     walked = []
-    for path, rel, ident, _ in sorted(found, key=lambda f: f[1]):
-        if ident is None:
-            rejection: FileRejected | None = FileRejected(
-                RejectCode.UNREADABLE_FILE, "broken symbolic link or unreadable file (stat failed)")
-        elif owner[ident] != rel:
-            rejection = FileRejected(
-                RejectCode.DUPLICATE_FILE, "same file as another path already read (reached again through a symbolic link)")
+    for path, rel, file_stat, _ in sorted(found, key=lambda f: f[1]):
+        if file_stat is None:
+            walked.append(WalkedFile(path, rel, FileRejected(
+                RejectCode.UNREADABLE_FILE, "broken symbolic link or unreadable file (stat failed)")))
+        elif owner[(file_stat.st_dev, file_stat.st_ino)] != rel:
+            walked.append(WalkedFile(path, rel, FileRejected(
+                RejectCode.DUPLICATE_FILE, "same file as another path already read (reached again through a symbolic link)")))
         else:
-            rejection = None
-        walked.append(WalkedFile(path, rel, rejection))
-    return walked
+            walked.append(WalkedFile(path, rel, None, file_stat.st_size, file_stat.st_mtime_ns))
+    return sorted(walked + unlisted, key=lambda w: w.rel_path)
 
 
 def _through_link(path: Path, root: Path) -> bool:
@@ -85,9 +107,3 @@ def _through_link(path: Path, root: Path) -> bool:
         current = current.parent
     return False
 
-
-def _relative(path: Path, site_dir: Path) -> str:
-    try:
-        return path.relative_to(site_dir).as_posix()
-    except ValueError:
-        return path.as_posix()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+import numpy.typing as npt
 
 from .shapes import Point
 
@@ -105,12 +106,12 @@ def lung_mask(
     return inside & (z > diaphragm_z(anat, x, y, right))
 
 
-def lobe_of(anat: Anatomy, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+def lobe_of(anat: Anatomy, x: npt.ArrayLike, y: npt.ArrayLike, z: npt.ArrayLike) -> np.ndarray:
     """Lobe code (index into :data:`LOBES`) of points assumed to lie in a lung.
 
     The oblique fissure is a plane rising posteriorly; the right minor fissure is horizontal.
     """
-    x, y, z = np.broadcast_arrays(x, y, z)
+    x, y, z = np.broadcast_arrays(np.asarray(x), np.asarray(y), np.asarray(z))
     right = x < 0
     base = np.where(right, anat.base_r, anat.base_l)
     height = anat.apex - base

@@ -55,7 +55,7 @@ def generate_consortium(
         In-plane matrix (default: 128); the field of view is fixed per site, so a smaller
         matrix gives coarser pixels. Must be a multiple of 8 and >= 32.
     workers : int | None
-        Worker processes (default: None = number of CPUs, at most 4); 1 runs in-process.
+        Worker processes (default: None = usable CPUs, at most 4); 1 runs in-process.
         The output does not depend on it.
 
     Returns
@@ -90,7 +90,7 @@ def generate_consortium(
             )
     bar = tqdm(total=n_sites * patients_per_site, unit="patient", file=sys.stderr,
                disable=not progress, desc="synthetic consortium")
-    pool = _make_pool(min(os.cpu_count() or 1, 4) if workers is None else workers)
+    pool = _make_pool(min(_usable_cpus(), 4) if workers is None else workers)
     try:
         for index, (site_dir, profile) in enumerate(zip(site_dirs, profiles, strict=True)):
             start = time.perf_counter()
@@ -103,6 +103,13 @@ def generate_consortium(
         if pool is not None:
             pool.shutdown()
     return site_dirs
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (respects affinity / container CPU sets where known)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def _make_pool(n_workers: int) -> Executor | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
+from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian
 
 from .dicom_bytes import SeriesEncoder, check_encoder
 from .identities import derived_uid
@@ -57,7 +57,7 @@ def _ds(value: float) -> str:
 def _base(header: StudyHeader, profile: SiteProfile, sop_uid: str) -> Dataset:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta
@@ -118,7 +118,7 @@ def write_series(folder: Path, series: Series, header: StudyHeader, profile: Sit
     paths = []
     for k in range(d):
         number = d - k if profile.head_first_numbering else k + 1
-        sop = derived_uid(header.series_uid, str(number))
+        sop = UID(derived_uid(header.series_uid, str(number)))
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = sop
         ds.InstanceNumber = number
         z = float(series.z_positions[k])

@@ -129,8 +129,8 @@ def draw_person(rng: np.random.Generator, *, locale: str, sex: str) -> Person:
     """Draw one fake person of the given locale ("en" or "zh") and sex ("M" or "F")."""
     if locale == "zh":
         fam = _ZH_SURNAMES[rng.integers(len(_ZH_SURNAMES))]
-        pool = _ZH_MALE if sex == "M" else _ZH_FEMALE
-        giv = pool[rng.integers(len(pool))]
+        zh_pool = _ZH_MALE if sex == "M" else _ZH_FEMALE
+        giv = zh_pool[rng.integers(len(zh_pool))]
         return Person(fam[0], giv[0], fam[1], giv[1])
     if locale != "en":
         raise ValueError(f"locale must be 'en' or 'zh', got {locale!r}")

@@ -121,7 +121,7 @@ def sample_consolidation(anat: Anatomy, rng: np.random.Generator) -> Consolidati
         d = rng.normal(size=3) - towards
         grams.append((_pt(start), _pt(p + 0.8 * radius * d / np.linalg.norm(d))))
     harm = rng.uniform(-0.22, 0.22, 2).tolist() + rng.uniform(0.0, 2 * np.pi, 2).tolist()
-    return Consolidation(_pt(p), radius, lobe, tuple(harm), tuple(grams))  # type: ignore[arg-type]
+    return Consolidation(_pt(p), radius, lobe, (harm[0], harm[1], harm[2], harm[3]), tuple(grams))
 
 
 def sample_ground_glass(
@@ -129,7 +129,7 @@ def sample_ground_glass(
 ) -> GroundGlass:
     """GGO blobs: "infective" (bilateral, peripheral, basal), "edema" (perihilar) or
     "perilesional" (halo around ``near``)."""
-    blobs = []
+    blobs: list[tuple[Point, Point, float]] = []
     n = {"infective": rng.integers(4, 10), "edema": rng.integers(4, 8)}.get(pattern, 2)
     while len(blobs) < n:
         right = bool(rng.random() < 0.5)
@@ -211,11 +211,12 @@ def _draw_one(anat: Anatomy, grid: Grid, hu: np.ndarray, lung: np.ndarray, les: 
             sub[m] = np.maximum(sub, peak - 110.0 * q)[m]
             out[box] |= m
     elif isinstance(les, Consolidation):
-        c, r = np.asarray(les.seed), 1.3 * les.radius
-        box = grid.box(c - r, c + r)
-        if box is not None:
+        seed, reach = np.asarray(les.seed), 1.3 * les.radius
+        cbox = grid.box(seed - reach, seed + reach)
+        if cbox is not None:
+            box = cbox
             z, y, x = grid.mesh(box)
-            dx, dy, dz = x - c[0], y - c[1], z - c[2]
+            dx, dy, dz = x - seed[0], y - seed[1], z - seed[2]
             d = np.sqrt(dx * dx + dy * dy + dz * dz) + 1e-6
             a1, a2, p1, p2 = les.harmonics
             rad = les.radius * (1.0 + a1 * np.sin(3 * np.arctan2(dy, dx) + p1) + a2 * np.cos(2 * dz / d + p2))

@@ -1,7 +1,8 @@
 """Draw the chest anatomy of one patient into an HU volume (pure numpy, no scanner effects).
 
 Tissue values follow typical unenhanced CT attenuation: air -1000, aerated lung about -860
-(denser posteriorly), fat -100, muscle and blood 40-45, liver 58, bone 500-700.
+(denser posteriorly), fat -100, muscle 45, heart 40, blood in the great vessels 50, liver
+58, bone 500-700.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from collections.abc import Callable
 import numpy as np
 
 from .anatomy import Anatomy, diaphragm_z, lung_mask
-from .shapes import Grid, Point, ellipse2d, ellipsoid, paint, tube
+from .shapes import Box, Grid, Point, ellipse2d, ellipsoid, paint, tube
 
-AIR, FAT, MEDIASTINAL_FAT, MUSCLE, BLOOD, LIVER = -1000.0, -100.0, -90.0, 45.0, 42.0, 58.0
+AIR, FAT, MEDIASTINAL_FAT, MUSCLE, HEART, BLOOD, LIVER = -1000.0, -100.0, -90.0, 45.0, 40.0, 50.0, 58.0
 LUNG, VESSEL, BONE, VERTEBRA, DISC, CSF, STERNUM = -865.0, 40.0, 700.0, 650.0, 90.0, 15.0, 500.0
 TABLE = 160.0
 
@@ -89,7 +90,7 @@ def _draw_wall(anat: Anatomy, grid: Grid, hu: np.ndarray) -> None:
     hu[:, top, :] = np.where(np.abs(grid.x) < 200.0, TABLE, AIR)
 
 
-def _mediastinum(anat: Anatomy, grid: Grid) -> list:
+def _mediastinum(anat: Anatomy, grid: Grid) -> list[tuple[tuple[Box, np.ndarray] | None, float]]:
     """Heart, great vessels, oesophagus, trachea and main bronchi as (shape, HU) in draw order."""
     hx, hy, hz = anat.heart_c
     cz, ty, sy = anat.carina_z, anat.trachea_y, anat.spine_y
@@ -97,7 +98,7 @@ def _mediastinum(anat: Anatomy, grid: Grid) -> list:
     ax, ay = -16.0, hy - 8.0
     hil_r, hil_l = anat.hilum(True), anat.hilum(False)
     shapes = [
-        (ellipsoid(grid, anat.heart_c, anat.heart_r), BLOOD),
+        (ellipsoid(grid, anat.heart_c, anat.heart_r), HEART),
         (tube(grid, (ax, ay, hz + 10.0), (ax, ay, cz + 12.0), 15.0), BLOOD),  # ascending aorta
         (tube(grid, (ax, ay, cz + 12.0), (2.0, ty, cz + 26.0), 13.0), BLOOD),  # arch
         (tube(grid, (2.0, ty, cz + 26.0), (22.0, sy - 30.0, cz + 12.0), 13.0), BLOOD),

@@ -120,7 +120,9 @@ def body_en(findings: list[Finding], resolved: list[str], ctx: ReportContext) ->
     """English body; ``findings`` are already in reporting order."""
     style = ctx.style % 3
     pattern = ggo_pattern(findings)
-    lungs, pleura, impression = [], [], []
+    lungs: list[str] = []
+    pleura: list[str] = []
+    impression: list[str] = []
     for f in findings:
         text, imp = _finding(f, pattern, style, ctx)
         (pleura if f.kind == "pleural_effusion" else lungs).append(text)

@@ -69,7 +69,9 @@ def _finding(f: Finding, pattern: str, ctx: ReportContext) -> tuple[str, str]:
 def body_zh(findings: list[Finding], resolved: list[str], ctx: ReportContext) -> str:
     """Chinese body; ``findings`` are already in reporting order."""
     pattern = ggo_pattern(findings)
-    lungs, pleura, impression = [], [], []
+    lungs: list[str] = []
+    pleura: list[str] = []
+    impression: list[str] = []
     for f in findings:
         text, item = _finding(f, pattern, ctx)
         (pleura if f.kind == "pleural_effusion" else lungs).append(text)

@@ -31,7 +31,8 @@ def storable_hu_range(profile: SiteProfile) -> tuple[int, int]:
 def average_slices(volume: np.ndarray, n_sub: int) -> np.ndarray:
     """Mean over groups of ``n_sub`` consecutive fine slices: (D*n_sub, H, W) -> (D, H, W)."""
     d = volume.shape[0] // n_sub
-    return volume.reshape(d, n_sub, *volume.shape[1:]).mean(axis=1, dtype=np.float32)
+    out: np.ndarray = volume.reshape(d, n_sub, *volume.shape[1:]).mean(axis=1, dtype=np.float32)
+    return out
 
 
 def partial_volume_mask(mask: np.ndarray, n_sub: int) -> np.ndarray:
@@ -46,7 +47,8 @@ def partial_volume_mask(mask: np.ndarray, n_sub: int) -> np.ndarray:
     peak = int(counts.max())
     if peak == 0:
         return np.zeros(counts.shape, dtype=bool)
-    return 2 * counts >= min(n_sub, peak)
+    covered: np.ndarray = 2 * counts >= min(n_sub, peak)
+    return covered
 
 
 def acquire(
@@ -90,7 +92,7 @@ def acquire(
     spectrum = sfft.rfft2(hu + texture * lung_frac) * blur + sfft.rfft2(noise) * (corr * noise_gain)
     out = sfft.irfft2(spectrum, s=(h, w)) + np.float32(profile.hu_offset)
     lo, hi = storable_hu_range(profile)
-    result = np.clip(np.rint(out), lo, hi).astype(np.int32)
+    result: np.ndarray = np.clip(np.rint(out), lo, hi).astype(np.int32)
     if profile.padding_hu is not None:
         n = hu.shape[-1]
         c = (np.arange(n) - (n - 1) / 2.0) ** 2
@@ -103,4 +105,5 @@ def _gaussian_transfer(h: int, w: int, sigma_px: float, *, full: bool = False) -
     """Transfer function of an in-plane Gaussian of ``sigma_px`` on an (h, w) rfft2 (or fft2) grid."""
     fy = sfft.fftfreq(h)[:, None]
     fx = (sfft.fftfreq(w) if full else sfft.rfftfreq(w))[None, :]
-    return np.exp(-2.0 * (np.pi * sigma_px) ** 2 * (fx * fx + fy * fy)).astype(np.float32)
+    transfer: np.ndarray = np.exp(-2.0 * (np.pi * sigma_px) ** 2 * (fx * fx + fy * fy)).astype(np.float32)
+    return transfer

@@ -96,26 +96,31 @@ def build_lesions(anat: Anatomy, plan: CasePlan, rng: np.random.Generator) -> li
         avoid.append((cons.seed, cons.radius))
     if plan.effusion is not None:
         sides = plan.effusion
-        if plan.scenario != "heart_failure" and lesions:  # parapneumonic: side of the pneumonia
-            right = lesions[0].lobe < 3  # type: ignore[union-attr]
+        pneumonia = next((les for les in lesions if isinstance(les, Consolidation)), None)
+        if plan.scenario != "heart_failure" and pneumonia is not None:  # parapneumonic: same side
+            right = pneumonia.lobe < 3
             sides = (right, not right)
         eff = sample_effusion(anat, rng, right=sides[0], left=sides[1])
-        if plan.consolidation:  # keep the pneumonia visible above the fluid level
-            cons = lesions[0]
-            top = cons.seed[2] - 0.5 * cons.radius  # type: ignore[union-attr]
+        if pneumonia is not None:  # keep the pneumonia visible above the fluid level
+            top = pneumonia.seed[2] - 0.5 * pneumonia.radius
             room = top - max(anat.base_r, anat.base_l)
             eff = replace(eff, height=min(eff.height, room))
         if eff.height >= 25.0:
             lesions.append(eff)
             z_min = effusion_top(anat, eff)
     if plan.ground_glass is not None:
-        near = lesions[0].seed if plan.ground_glass == "perilesional" else None  # type: ignore[union-attr]
+        near = pneumonia_seed(lesions) if plan.ground_glass == "perilesional" else None
         lesions.append(sample_ground_glass(anat, rng, pattern=plan.ground_glass, near=near))
     if plan.emphysema is not None:
         lesions.append(sample_emphysema(anat, rng, severity=plan.emphysema))
     if plan.nodule:
         lesions.append(sample_nodule(anat, rng, avoid=avoid, z_min=z_min))
     return lesions
+
+
+def pneumonia_seed(lesions: list[Lesion]) -> tuple[float, float, float] | None:
+    """Centre of the consolidation among ``lesions``, if any."""
+    return next((les.seed for les in lesions if isinstance(les, Consolidation)), None)
 
 
 def follow_up(plan: CasePlan, lesions: list[Lesion], rng: np.random.Generator) -> list[Lesion]:
@@ -135,8 +140,8 @@ def follow_up(plan: CasePlan, lesions: list[Lesion], rng: np.random.Generator) -
                 continue
             if rng.random() < 0.5:
                 keep = les.blobs[: max(1, len(les.blobs) // 2)]
-                out.append(replace(les, blobs=tuple((c, tuple(0.7 * r for r in rad), hu)
-                                                    for c, rad, hu in keep)))  # type: ignore[misc]
+                out.append(replace(les, blobs=tuple(
+                    (c, (0.7 * rad[0], 0.7 * rad[1], 0.7 * rad[2]), hu) for c, rad, hu in keep)))
         elif isinstance(les, Effusion):
             parapneumonic = plan.scenario != "heart_failure"
             if parapneumonic and cons_resolved:

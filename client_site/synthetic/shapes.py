@@ -9,10 +9,10 @@ Primitives work on the bounding box of the shape only and return ``(slices, mask
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 Box = tuple[slice, slice, slice]
 Point = tuple[float, float, float]
@@ -50,8 +50,9 @@ class Grid:
             self.x[bx][None, None, :].astype(np.float32),
         )
 
-    def box(self, lo: Sequence[float], hi: Sequence[float]) -> Box | None:
+    def box(self, lo: npt.ArrayLike, hi: npt.ArrayLike) -> Box | None:
         """Index box of the voxels whose centres lie in [lo, hi] (x, y, z order), or None."""
+        lo, hi = np.asarray(lo, float), np.asarray(hi, float)
         out = []
         for axis, a, b in ((self.z, lo[2], hi[2]), (self.y, lo[1], hi[1]), (self.x, lo[0], hi[0])):
             i0, i1 = int(np.searchsorted(axis, a, "left")), int(np.searchsorted(axis, b, "right"))

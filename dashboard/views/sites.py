@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import queries
+from dashboard.store_reader import QA_PREFIX
 from dashboard.views._common import Snapshot, current_snapshot, safe_filename
 
 __all__ = ["render"]
@@ -24,7 +25,8 @@ def render(snapshot: Snapshot) -> None:
         return
 
     phase = st.radio("Phase", [queries.TRAIN, queries.EVALUATE], horizontal=True, key="metrics_phase")
-    names = queries.metric_names(rows, phase)
+    # Ingestion statistics (qa_*) have their own page.
+    names = [n for n in queries.metric_names(rows, phase) if not n.startswith(QA_PREFIX)]
     if not names:
         st.info(f"No {phase} metrics recorded in this run yet.")
         return

@@ -1,22 +1,31 @@
-"""The Streamlit app, page by page, through streamlit.testing's AppTest (no browser, no server)."""
+"""The Streamlit app, page by page, through streamlit.testing's AppTest (no browser, no server).
+
+These tests start logged in as the lead (the session's login is set directly); the login form
+itself and the other roles are tested in test_dashboard_access.py.
+"""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard.auth import Login
+
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
-PAGES = ["views/overview.py", "views/sites.py", "views/privacy.py"]
+PAGES = ["views/overview.py", "views/sites.py", "views/privacy.py", "views/quality.py", "views/results.py"]
 TIMEOUT_S = 30.0
 
 
-def _open(monkeypatch: pytest.MonkeyPatch, workdir: Path, page: str) -> AppTest:
-    """Run the app on ``workdir`` (passed through FEDMPT_WORKDIR), then switch to ``page``."""
+def _open(monkeypatch: pytest.MonkeyPatch, workdir: Path, page: str, user: str = "lee") -> AppTest:
+    """Run the app on ``workdir`` (passed through FEDMPT_WORKDIR) as ``user``, then open ``page``."""
     monkeypatch.setenv("FEDMPT_WORKDIR", str(workdir))
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S).run()
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S)
+    at.session_state["fedmpt_login"] = Login(name=user, at=time.time())
+    at.run()
     if page != PAGES[0]:
         at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
@@ -95,25 +104,25 @@ def test_selecting_an_older_run(monkeypatch: pytest.MonkeyPatch, workdir: Path) 
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_empty_state_without_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, page: str) -> None:
+def test_empty_state_without_store(monkeypatch: pytest.MonkeyPatch, empty_workdir: Path, page: str) -> None:
     # Execute
-    at = _open(monkeypatch, tmp_path, page)
+    at = _open(monkeypatch, empty_workdir, page)
 
     # Assert
-    assert f"fedmpt demo --workdir {tmp_path}" in at.info[0].value
+    assert f"fedmpt demo --workdir {empty_workdir}" in at.info[0].value
     assert not at.error and not at.dataframe
-    assert not (tmp_path / "aggregator").exists()  # the dashboard never creates the store
+    store = empty_workdir / "aggregator" / "results.sqlite"
+    assert not store.exists()  # the dashboard never creates the store
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_corrupt_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, page: str) -> None:
+def test_corrupt_store(monkeypatch: pytest.MonkeyPatch, empty_workdir: Path, page: str) -> None:
     # Prepare
-    store = tmp_path / "aggregator" / "results.sqlite"
-    store.parent.mkdir()
+    store = empty_workdir / "aggregator" / "results.sqlite"
     store.write_bytes(b"definitely not sqlite " * 200)
 
     # Execute
-    at = _open(monkeypatch, tmp_path, page)
+    at = _open(monkeypatch, empty_workdir, page)
 
     # Assert
     assert len(at.error) == 1
@@ -123,11 +132,11 @@ def test_corrupt_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, page: st
     assert not at.dataframe
 
 
-def test_store_without_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_store_without_runs(monkeypatch: pytest.MonkeyPatch, empty_workdir: Path) -> None:
     from aggregator.results_store import ResultsStore
 
-    ResultsStore(tmp_path / "aggregator" / "results.sqlite").close()
-    at = _open(monkeypatch, tmp_path, PAGES[0])
+    ResultsStore(empty_workdir / "aggregator" / "results.sqlite").close()
+    at = _open(monkeypatch, empty_workdir, PAGES[0])
     assert "holds no run yet" in at.info[0].value
 
 

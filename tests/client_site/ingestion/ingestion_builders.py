@@ -13,7 +13,10 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from client_site.ingestion import PreprocessConfig
+from client_site.ingestion.reading import FileRead, read_file
+from client_site.ingestion.slices import SliceHeader
 
+SALT = bytes(range(32))  # a fixed site salt for tests that read files directly
 INSTITUTION = "SAINT ELSEWHERE GENERAL HOSPITAL"
 STANDARD_IOP = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
@@ -175,6 +178,17 @@ def truncate_copy(source: Path, target: Path, keep_fraction: float = 0.6) -> Pat
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data[: int(len(data) * keep_fraction)])
     return target
+
+
+def read_one(path: Path, rel_path: str | None = None) -> FileRead:
+    """``read_file`` with the test salt."""
+    return read_file(path, rel_path or path.name, salt=SALT)
+
+
+def header_of(path: Path, root: Path) -> SliceHeader:
+    """The (single) slice header of a classic CT file, path reported relative to ``root``."""
+    (header,) = read_one(path, path.relative_to(root).as_posix()).slices
+    return header
 
 
 def read_dataset(path: Path) -> Dataset:

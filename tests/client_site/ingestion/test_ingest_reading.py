@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ingestion_builders import Site, read_dataset
+from ingestion_builders import Site, header_of, read_dataset, read_one
 from pydicom.pixels import apply_modality_lut
 
 from client_site.ingestion import FileRejected, RejectCode
-from client_site.ingestion.reading import read_header, read_hu_slice
+from client_site.ingestion.pixels import read_hu_frames
 from client_site.ingestion.walk import walk_files
 
 
@@ -31,17 +31,19 @@ def test_broken_file_rejected_with_specific_reason(site: Site, key: str, code: R
     path = site.broken[key]
     # Execute
     with pytest.raises(FileRejected) as caught:
-        read_header(path, site.rel(path))
+        read_one(path, site.rel(path))
     # Assert
     assert caught.value.code == code
     assert fragment in caught.value.reason
 
 
 def test_good_slice_header(site: Site) -> None:
-    header = read_header(site.thin_paths[0], site.rel(site.thin_paths[0]))
+    read = read_one(site.thin_paths[0], site.rel(site.thin_paths[0]))
+    (header,) = read.slices
     assert (header.rows, header.columns) == (32, 32)
     assert header.position == pytest.approx((-11.2, -11.2, -100.0))
-    assert header.accession == site.jane.accession
+    assert header.has_accession and read.identity.accession == site.jane.accession
+    assert header.pixel.direct and header.pixel.offset > 0
 
 
 def test_hu_matches_independent_modality_lut(site: Site) -> None:
@@ -50,8 +52,9 @@ def test_hu_matches_independent_modality_lut(site: Site) -> None:
         path = site.thin_paths[k]
         ds = read_dataset(path)
         expected = apply_modality_lut(ds.pixel_array, ds)
-        got = read_hu_slice(read_header(path, site.rel(path)))
-        assert got.dtype == np.float32
+        volume, failed = read_hu_frames([header_of(path, site.root)])
+        got = volume[0]
+        assert not failed and got.dtype == np.float32
         np.testing.assert_array_equal(got, expected)
         assert got[2:6, 2:6].max() == -500 + 100 * k  # the per-slice marker, in true HU
 
@@ -80,7 +83,8 @@ def test_walk_lists_every_file_once_and_survives_symlink_loop(tmp_path: Path) ->
     [
         ({"Rows": 60000, "Columns": 60000}, RejectCode.TOO_LARGE, "implausible image matrix 60000x60000"),
         ({"PixelData": None}, RejectCode.MISSING_PIXEL_DATA, "missing PixelData (7FE0,0010)"),
-        ({"SOPClassUID": "1.2.840.10008.5.1.4.1.1.2.1"}, RejectCode.UNSUPPORTED_SOP_CLASS, "Enhanced CT"),
+        ({"SOPClassUID": "1.2.840.10008.5.1.4.1.1.2.1"}, RejectCode.MALFORMED_TAG,
+         "Enhanced CT: PerFrameFunctionalGroupsSequence (5200,9230) has 0 item(s)"),
         ({"SOPClassUID": "1.2.840.10008.5.1.4.1.1.7"}, RejectCode.UNSUPPORTED_SOP_CLASS,
          "'Secondary Capture Image Storage' is not CT Image Storage"),
         ({"RescaleIntercept": None}, RejectCode.MISSING_TAG, "missing tag RescaleIntercept (0028,1052)"),
@@ -102,7 +106,7 @@ def test_mutated_slice_rejected(
     ds.save_as(path, enforce_file_format=True)
     # Execute
     with pytest.raises(FileRejected) as caught:
-        read_header(path, "dicom/mutated")
+        read_one(path, "dicom/mutated")
     # Assert
     assert caught.value.code == code
     assert fragment in caught.value.reason
@@ -121,7 +125,7 @@ def test_unconvertible_tag_value_is_a_rejection_not_a_crash(site: Site, tmp_path
     path.write_bytes(data.replace(good, b"\x28\x00\x08\x00IS\x02\x00x "))
     # Execute
     with pytest.raises(FileRejected) as caught:
-        read_header(path, "dicom/bad_frames")
+        read_one(path, "dicom/bad_frames")
     # Assert
     assert caught.value.code == RejectCode.CORRUPT_HEADER
     assert "malformed DICOM header" in caught.value.reason

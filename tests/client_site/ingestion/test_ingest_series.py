@@ -6,20 +6,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ingestion_builders import Person, Site, phantom, write_series
+from ingestion_builders import Person, Site, header_of, phantom, write_series
 
 from client_site.ingestion import SeriesRejected
-from client_site.ingestion.reading import SliceHeader, read_header
 from client_site.ingestion.series import (
     group_by_series,
     load_hu_volume,
     order_series,
     selection_key,
 )
+from client_site.ingestion.slices import SliceHeader
 
 
 def _headers(paths: list[Path], root: Path) -> list[SliceHeader]:
-    return [read_header(p, p.relative_to(root).as_posix()) for p in paths]
+    return [header_of(p, root) for p in paths]
 
 
 def test_order_ignores_instance_number_and_file_order(site: Site) -> None:

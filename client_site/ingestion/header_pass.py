@@ -1,0 +1,113 @@
+"""First pass of ingestion: every file under ``dicom/`` read once, or taken from the incremental cache."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from client_site.ingestion.errors import FileRejected, RejectCode
+from client_site.ingestion.outcomes import FileOutcomes
+from client_site.ingestion.reading import read_file
+from client_site.ingestion.slices import Identity, SliceHeader
+from client_site.ingestion.state import FileState, StateStore
+from client_site.ingestion.walk import walk_files
+from client_site.pseudonym import pseudonymize
+
+logger = logging.getLogger(__name__)
+
+COMMIT_INTERVAL_S = 5.0  # a killed run re-reads at most this many seconds of headers
+# Not remembered: the cause may go away without the file changing (permissions fixed, disk back).
+_TRANSIENT = {RejectCode.UNREADABLE_FILE}
+
+
+@dataclass
+class HeaderPass:
+    """What the first pass found.
+
+    Attributes
+    ----------
+    slices : list[SliceHeader]
+        Usable CT images (one per frame).
+    identities : dict[str, Identity]
+        Relative path -> identifying values of files read this run (PHI, memory only).
+    content_keys : dict[str, str]
+        Relative path -> salted content hash, for files that gave slices.
+    file_keys : set[str]
+        Salted keys of the paths seen (the cache rows to keep).
+    n_read, n_reused : int
+        Files parsed this run / taken unchanged from the cache.
+    """
+
+    slices: list[SliceHeader] = field(default_factory=list)
+    identities: dict[str, Identity] = field(default_factory=dict)
+    content_keys: dict[str, str] = field(default_factory=dict)
+    file_keys: set[str] = field(default_factory=set)
+    n_read: int = 0
+    n_reused: int = 0
+
+
+def read_headers(
+    dicom_dir: Path, site_dir: Path, *, salt: bytes, state: StateStore, outcomes: FileOutcomes,
+    progress: bool, rehash: bool,
+) -> HeaderPass:
+    """Walk ``dicom_dir``; read each new or changed file's header, reuse the cached result of the others.
+
+    Parameters
+    ----------
+    dicom_dir, site_dir : Path
+        The export folder and the site directory (paths are reported relative to it).
+    salt : bytes
+        Site salt.
+    state : StateStore
+        Incremental cache; updated with every file read.
+    outcomes : FileOutcomes
+        Receives a rejection for every unusable file.
+    progress : bool
+        Show a tqdm bar on stderr.
+    rehash : bool
+        Ignore the cache and read every file.
+    """
+    found = HeaderPass()
+    walked = walk_files(dicom_dir, site_dir)
+    for item in tqdm(walked, desc="DICOM headers", unit="file", file=sys.stderr, disable=not progress):
+        if item.rejection is not None:
+            outcomes.reject(item.rel_path, "dicom", item.rejection)
+            continue
+        file_key = pseudonymize("file", item.rel_path, salt)
+        found.file_keys.add(file_key)
+        prior = None if rehash else state.file(file_key)
+        if prior is not None and (prior.size, prior.mtime_ns) == (item.size, item.mtime_ns):
+            found.n_reused += 1
+            _reuse(prior, item.path, item.rel_path, found, outcomes)
+            continue
+        found.n_read += 1
+        try:
+            read = read_file(item.path, item.rel_path, salt=salt)
+        except FileRejected as rejection:
+            logger.debug("rejected %s: %s", item.rel_path, rejection.reason)
+            outcomes.reject(item.rel_path, "dicom", rejection)
+            if rejection.code not in _TRANSIENT:
+                state.put_file(file_key, FileState(item.size, item.mtime_ns, "",
+                                                   {"rejection": [str(rejection.code), rejection.reason]}))
+            continue
+        found.slices.extend(read.slices)
+        found.identities[item.rel_path] = read.identity
+        found.content_keys[item.rel_path] = read.content_key
+        state.put_file(file_key, FileState(item.size, item.mtime_ns, read.content_key,
+                                           {"slices": [s.to_record() for s in read.slices]}))
+        state.commit_if_due(COMMIT_INTERVAL_S)
+    state.commit()
+    return found
+
+
+def _reuse(prior: FileState, path: Path, rel_path: str, found: HeaderPass, outcomes: FileOutcomes) -> None:
+    if "rejection" in prior.record:
+        code, reason = prior.record["rejection"]
+        outcomes.reject(rel_path, "dicom", FileRejected(RejectCode(code), reason))
+        return
+    found.slices.extend(SliceHeader.from_record(r, path, rel_path) for r in prior.record["slices"])
+    found.content_keys[rel_path] = prior.content_key

@@ -1,0 +1,156 @@
+"""Second pass: per study, the selected series' volume -- from the cache when its inputs are unchanged.
+
+A volume is keyed by the salted content hashes of the selected series' files, the preprocessing
+config and the state version (:func:`volume_key`). If ``state.sqlite`` vouches for that key and the
+``.npy`` and header summary exist, nothing is read; otherwise the series is loaded, preprocessed and
+written (volume, then header summary, then the state row). A series whose pixels failed is
+remembered under its key and not retried until its files change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from client_site.ingestion.atomic import write_json_atomic, write_npy_atomic
+from client_site.ingestion.deid import header_summary
+from client_site.ingestion.errors import FileRejected, RejectCode, SeriesRejected
+from client_site.ingestion.outcomes import ACCEPTED, REJECTED, FileOutcomes
+from client_site.ingestion.preprocess import PreprocessConfig, preprocess_volume
+from client_site.ingestion.series import OrderedSeries, load_hu_volume, selection_key
+from client_site.ingestion.state import STATE_VERSION, StateStore
+from client_site.ingestion.study import StudyInfo
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class VolumeCounts:
+    """Volumes built and reused, failed series keys, and slices read this run."""
+
+    built: int = 0
+    reused: int = 0
+    slices_read: int = 0
+    failure_keys: set[str] | None = None
+
+
+def volume_key(series: OrderedSeries, content_keys: dict[str, str], config: PreprocessConfig) -> str:
+    """Key of a series' cached volume: its files' contents, frame order, preprocessing and code version."""
+    digest = hashlib.sha256(STATE_VERSION.encode())
+    digest.update(json.dumps(config.to_dict(), sort_keys=True).encode())
+    for header in series.slices:
+        digest.update(f"{content_keys[header.rel_path]}#{header.pixel.frame};".encode())
+    return digest.hexdigest()
+
+
+def hu_percentiles(hu: np.ndarray) -> dict[str, float]:
+    """1st, 50th and 99th HU percentiles of a volume (every 4th row and column), rounded to 1 HU."""
+    p01, p50, p99 = np.percentile(hu[:, ::4, ::4], [1, 50, 99])
+    return {"p01": round(float(p01)), "p50": round(float(p50)), "p99": round(float(p99))}
+
+
+def build_volumes(
+    studies: list[StudyInfo], *, cache_dir: Path, config: PreprocessConfig, salt: bytes, state: StateStore,
+    outcomes: FileOutcomes, series_log: dict[str, dict[str, Any]], progress: bool,
+) -> VolumeCounts:
+    """Cache the first loadable candidate of each study (in :func:`selection_key` order)."""
+    counts = VolumeCounts(failure_keys=set())
+    for study in tqdm(studies, desc="volumes", unit="study", file=sys.stderr, disable=not progress):
+        prior = state.volume(study.key)
+        for series in sorted(study.candidates, key=selection_key):
+            key = volume_key(series, study.content_keys, config)
+            volume_path = cache_dir / "volumes" / f"{study.key}.npy"
+            summary_path = cache_dir / "headers" / f"{study.key}.json"
+            if prior is not None and prior[0] == key and volume_path.is_file() and summary_path.is_file():
+                counts.reused += 1
+                _accept(study, series, prior[1], outcomes, series_log)
+                break
+            failure = state.failure(key)
+            if failure is not None:
+                counts.failure_keys.add(key)  # type: ignore[union-attr]
+                _fail(series, _rejection_from(series, failure), outcomes, series_log)
+                continue
+            if prior is not None:
+                state.drop_volume(study.key)
+                prior = None
+            try:
+                record = _build(series, volume_path, summary_path, config, salt)
+            except SeriesRejected as error:
+                state.put_failure(key, _failure_record(series, error))
+                counts.failure_keys.add(key)  # type: ignore[union-attr]
+                _fail(series, error, outcomes, series_log)
+                continue
+            state.put_volume(study.key, key, record)
+            counts.built += 1
+            counts.slices_read += len(series.slices)
+            _accept(study, series, record, outcomes, series_log)
+            break
+    return counts
+
+
+def _build(series: OrderedSeries, volume_path: Path, summary_path: Path, config: PreprocessConfig,
+           salt: bytes) -> dict[str, Any]:
+    hu = load_hu_volume(series)
+    try:
+        volume = preprocess_volume(hu, series.affine, config)
+    except (RuntimeError, ValueError) as error:  # MONAI resampling of a degenerate grid
+        raise SeriesRejected(f"preprocessing failed ({type(error).__name__})") from error
+    record = {
+        "series_key": series.series_key, "n_slices": len(series.slices),
+        "spacing_mm": [round(float(s), 4) for s in series.spacing_mm], "shape": list(series.shape),
+        "thickness_mm": series.thickness_mm, "plane": series.plane, "tilt_deg": series.tilt_deg,
+        "hu_percentiles": hu_percentiles(hu),
+    }
+    write_npy_atomic(volume_path, volume)
+    try:
+        summary = header_summary(series, salt=salt)
+    except Exception as error:  # a header dicognito cannot walk must not cost the volume
+        logger.warning("no de-identified header summary for a study (%s); it gets an empty one",
+                       type(error).__name__)
+        summary = {"error": f"header summary unavailable ({type(error).__name__})"}
+    write_json_atomic(summary_path, summary)
+    return record
+
+
+def _accept(study: StudyInfo, series: OrderedSeries, record: dict[str, Any], outcomes: FileOutcomes,
+            series_log: dict[str, dict[str, Any]]) -> None:
+    study.selected, study.volume_record = series, record
+    note = None if study.has_accession else (
+        "accepted; AccessionNumber is empty, so the study key is derived from StudyInstanceUID")
+    if series.plane != "axial":
+        note = f"accepted ({series.plane} series resampled to the axial layout: the study has no usable axial series)"
+    if series.tilt_deg:
+        note = (note or "accepted") + f"; gantry tilt {series.tilt_deg:.1f} degrees removed by resampling"
+    series_log[series.series_key].update(status=ACCEPTED, reason=note)
+    for header in series.slices:
+        outcomes.accept(header.rel_path, "dicom")
+
+
+def _failure_record(series: OrderedSeries, error: SeriesRejected) -> dict[str, Any]:
+    """PHI-free memo of a failure: the reason and the failed files by slice index (no paths)."""
+    index = {h.rel_path: k for k, h in enumerate(series.slices)}
+    return {"reason": error.reason,
+            "failed": [[index[rel], str(r.code), r.reason] for rel, r in error.failed_files.items() if rel in index]}
+
+
+def _rejection_from(series: OrderedSeries, record: dict[str, Any]) -> SeriesRejected:
+    failed = {series.slices[k].rel_path: FileRejected(RejectCode(code), reason)
+              for k, code, reason in record["failed"] if k < len(series.slices)}
+    return SeriesRejected(record["reason"], failed_files=failed)
+
+
+def _fail(series: OrderedSeries, error: SeriesRejected, outcomes: FileOutcomes, entry_log: dict[str, dict[str, Any]]) -> None:
+    entry_log[series.series_key].update(status=REJECTED, reason=error.reason)
+    rejection = FileRejected(RejectCode.SERIES_REJECTED, f"series rejected: {error.reason}")
+    for header in series.slices:
+        outcomes.reject(header.rel_path, "dicom", rejection)
+    for rel, file_rejection in error.failed_files.items():
+        outcomes.reject(rel, "dicom", file_rejection)

@@ -1,0 +1,128 @@
+"""Launch and follow federated runs on the consortium's SuperLink (the lead's side).
+
+``flwr run`` builds the FAB from the app directory and submits it through the Control API
+(loopback, on the aggregator host). It exits 0 even when the ServerApp fails, so the outcome
+is read back with ``flwr ls --run-id ID --format json`` (``finished:completed``,
+``finished:failed`` with ``status-details``, ``finished:stopped``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from federation.config import FederationConfig
+from federation.deploy.consortium import Consortium
+from federation.deploy.flower_cli import CONNECTION, FlowerCommandError, run_flwr_json
+
+APP_DIR = Path(__file__).resolve().parents[2]  # the FedMPT project: pyproject.toml + packages
+
+
+def build_fab(app_dir: Path = APP_DIR) -> tuple[bytes, str]:
+    """The FAB ``flwr run`` would submit, and its SHA-256 (what sites approve)."""
+    from flwr.cli.build import build_fab_from_disk
+
+    fab = build_fab_from_disk(Path(app_dir).resolve())
+    return fab, hashlib.sha256(fab).hexdigest()
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value))  # a TOML basic string
+
+
+@dataclass(frozen=True)
+class LaunchedRun:
+    """A run submitted to the SuperLink."""
+
+    run_name: str
+    run_id: int
+    fab_hash: str
+    record: Path
+
+
+def launch(consortium: Consortium, config: FederationConfig, *, app_dir: Path = APP_DIR) -> LaunchedRun:
+    """Submit ``config`` as a Flower run; record it under ``DIR/runs/<run-name>.json``."""
+    _, fab_hash = build_fab(app_dir)
+    consortium.runs_dir.mkdir(parents=True, exist_ok=True)
+    config_path = consortium.runs_dir / f"{config.run_name}.toml"
+    config_path.write_text("".join(f"{k} = {_toml_value(v)}\n"
+                                   for k, v in config.as_run_config().items()), encoding="utf-8")
+    out = run_flwr_json(["run", str(Path(app_dir).resolve()), CONNECTION, "--run-config", str(config_path)],
+                        flwr_home=consortium.flwr_home, cwd=Path(app_dir))
+    run_id = int(out["run-id"])
+    if not fab_hash.startswith(str(out.get("fab-hash", ""))):
+        raise FlowerCommandError(f"flwr run submitted FAB {out.get('fab-hash')}..., not the "
+                                 f"{fab_hash[:8]}... built here; the app changed meanwhile")
+    record = consortium.runs_dir / f"{config.run_name}.json"
+    history = json.loads(record.read_text(encoding="utf-8")) if record.exists() else {"attempts": []}
+    history["attempts"].append({"run_id": run_id, "fab_hash": fab_hash, "resume": config.resume,
+                                "submitted_at": time.time()})
+    history.update({"run_name": config.run_name, "config": str(config_path), "run_id": run_id,
+                    "fab_hash": fab_hash})
+    record.write_text(json.dumps(history, indent=1), encoding="utf-8")
+    return LaunchedRun(config.run_name, run_id, fab_hash, record)
+
+
+def run_config_for(consortium: Consortium, **options: Any) -> FederationConfig:
+    """A run config whose paths point into the consortium directory."""
+    return FederationConfig(workdir=str(consortium.root), signing_key=str(consortium.signing_key),
+                            site_registry=str(consortium.registry_path), **options)
+
+
+def flower_status(consortium: Consortium, run_id: int) -> dict[str, Any]:
+    """The run's row from ``flwr ls --run-id ID --format json``."""
+    out = run_flwr_json(["ls", "--run-id", str(run_id), CONNECTION], flwr_home=consortium.flwr_home)
+    runs = out.get("runs", [])
+    if not runs:
+        raise FlowerCommandError(f"the SuperLink knows no run {run_id}")
+    row: dict[str, Any] = runs[0]
+    return row
+
+
+def wait_for(consortium: Consortium, run_id: int, *, timeout: float = 3600.0,
+             poll_s: float = 2.0) -> dict[str, Any]:
+    """Poll until the run is ``finished:*``; return its last ``flwr ls`` row."""
+    deadline = time.monotonic() + timeout
+    while True:
+        row = flower_status(consortium, run_id)
+        if str(row.get("status", "")).startswith("finished"):
+            return row
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"run {run_id} still {row.get('status')} after {timeout:.0f} s")
+        time.sleep(poll_s)
+
+
+def last_run(consortium: Consortium) -> dict[str, Any] | None:
+    """The most recently submitted run record, if any."""
+    records = sorted(consortium.runs_dir.glob("*.json"), key=lambda p: p.stat().st_mtime)
+    return json.loads(records[-1].read_text(encoding="utf-8")) if records else None
+
+
+def resume_last(consortium: Consortium, *, app_dir: Path = APP_DIR) -> LaunchedRun | None:
+    """Resubmit the last run with ``resume = true`` unless the results store says it completed."""
+    from aggregator.results_store import ResultsStore
+
+    record = last_run(consortium)
+    if record is None:
+        return None
+    store_path = consortium.aggregator_dir / "results.sqlite"
+    if store_path.exists():
+        store = ResultsStore(store_path, read_only=True)
+        try:
+            row = next((r for r in store.runs() if r["run_id"] == record["run_name"]), None)
+        finally:
+            store.close()
+        if row is not None and row["status"] == "completed":
+            return None
+    values = tomllib.loads(Path(record["config"]).read_text(encoding="utf-8"))
+    values["resume"] = True
+    return launch(consortium, FederationConfig.from_run_config(values), app_dir=app_dir)

@@ -1,0 +1,139 @@
+"""Data quality, Results and the membership-inference audit, with data and in their empty states."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard.auth import Login
+
+APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+TIMEOUT_S = 30.0
+
+
+def _open(monkeypatch: pytest.MonkeyPatch, workdir: Path, page: str) -> AppTest:
+    monkeypatch.setenv("FEDMPT_WORKDIR", str(workdir))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S)
+    at.session_state["fedmpt_login"] = Login(name="lee", at=time.time())
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _text(at: AppTest) -> str:
+    return "\n".join(str(getattr(e, "value", "")) for e in at.main)
+
+
+def test_data_quality(monkeypatch: pytest.MonkeyPatch, full_workdir: Path) -> None:
+    # Execute
+    at = _open(monkeypatch, full_workdir, "views/quality.py")
+
+    # Assert
+    assert [h.value for h in at.subheader] == [
+        "Rejected files by reason", "Files", "Geometry: spacing and thickness (mm)", "Intensity (HU)",
+        "Reports", "Finding prevalence (fraction of studies)",
+    ]  # fmt: skip
+    rejected, files, geometry, hu, reports, prevalence, provenance = (df.value for df in at.dataframe)
+    assert list(rejected.index) == ["hospital-a", "hospital-b"]  # hospital-c shared nothing
+    assert list(rejected.columns) == ["not_dicom", "truncated", "wrong_modality"]
+    assert rejected.loc["hospital-a", "truncated"] == 2
+    assert math.isnan(rejected.loc["hospital-b", "truncated"])  # suppressed: blank, not zero
+    assert files.loc["hospital-b", "accepted"] == 388
+    assert geometry.loc["hospital-b", "spacing_z_mm_median"] == 2.5
+    assert hu.loc["hospital-a", "max"] == 3071
+    assert prevalence.loc["hospital-a", "nodule"] == pytest.approx(0.31)
+    assert set(provenance["run_id"]) == {"run-new"}
+    assert len(at.get("vega_lite_chart")) == 2  # rejections and prevalence
+
+
+def test_data_quality_empty_state(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> None:
+    at = _open(monkeypatch, workdir, "views/quality.py")
+    assert "No site has shared data-quality statistics yet" in at.info[0].value
+    assert at.code[0].value == "fedmpt ingest SITE_DIR --qa"
+    assert not at.dataframe
+
+
+def test_qa_metrics_stay_off_the_per_site_metrics_page(monkeypatch: pytest.MonkeyPatch, full_workdir: Path) -> None:
+    at = _open(monkeypatch, full_workdir, "views/sites.py")
+    at.radio(key="metrics_phase").set_value("evaluate").run()
+    assert not any(o.startswith("qa_") for o in at.selectbox(key="metric_evaluate").options)
+
+
+def test_results(monkeypatch: pytest.MonkeyPatch, full_workdir: Path) -> None:
+    # Execute
+    at = _open(monkeypatch, full_workdir, "views/results.py")
+
+    # Assert
+    baselines, downstream = (df.value for df in at.dataframe)
+    assert list(baselines.columns) == ["baseline", "site", "macro_auc", "finding_f1"]
+    assert len(baselines) == 6
+    assert list(downstream.index) == ["hospital-a", "hospital-b"]  # round 3; hospital-c refused
+    assert downstream.loc["hospital-a", "probe_auc_nodule"] == pytest.approx(0.8)
+    assert "num-examples" not in downstream.columns
+    assert len(at.get("vega_lite_chart")) == 2  # baselines bars and the cross-site heatmap
+    assert len(at.get("image")) == 1
+    assert len(at.get("download_button")) == 1
+    assert "Row: where the model was trained" in _text(at)
+
+
+def test_results_empty_state(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> None:
+    at = _open(monkeypatch, workdir, "views/results.py")
+    assert "No comparison reports" in at.info[0].value
+    assert at.code[0].value == f"fedmpt experiment compare --workdir {workdir}"
+    assert len(at.dataframe) == 1  # the downstream metrics from the store are still shown
+
+
+def test_results_broken_matrix(monkeypatch: pytest.MonkeyPatch, full_workdir: Path) -> None:
+    # Prepare
+    (full_workdir / "aggregator" / "reports" / "cross_site_matrix.csv").write_bytes(b"only-a-header\n")
+
+    # Execute
+    at = _open(monkeypatch, full_workdir, "views/results.py")
+
+    # Assert
+    assert len(at.error) == 1 and "cross_site_matrix.csv" in at.error[0].value
+    assert "Traceback" not in _text(at)
+
+
+def test_privacy_shows_the_mia_audit(monkeypatch: pytest.MonkeyPatch, full_workdir: Path, sites: list[str]) -> None:
+    # Execute
+    at = _open(monkeypatch, full_workdir, "views/privacy.py")
+
+    # Assert
+    audit = at.dataframe[-1].value  # after the budget table and the refused rounds
+    assert list(audit["site"]) == sites
+    assert list(audit["auc"]) == pytest.approx([0.53, 0.51, 0.56])
+    assert list(audit["epsilon"]) == pytest.approx([2.5, 0.8, 0.7])
+    assert "attack: loss threshold" in _text(at)
+    assert "coin flip" in _text(at)
+    # one tile per site: spent / budget
+    assert [m.label for m in at.metric] == sites
+    assert at.metric[0].value == "ε 2.50 / 4.00"
+
+
+@pytest.mark.parametrize(("content", "shown"), [(None, "fedmpt audit mia --workdir"), (b"{nope", "Cannot show the audit")])
+def test_privacy_mia_missing_or_broken(
+    monkeypatch: pytest.MonkeyPatch, workdir: Path, content: bytes | None, shown: str
+) -> None:
+    # Prepare
+    if content is not None:
+        (workdir / "aggregator" / "reports").mkdir()
+        (workdir / "aggregator" / "reports" / "mia.json").write_bytes(content)
+
+    # Execute
+    at = _open(monkeypatch, workdir, "views/privacy.py")
+
+    # Assert
+    assert shown in _text(at) + "\n".join(c.value for c in at.code)
+    assert len(at.dataframe) == 2  # the budget table and the refused rounds are still there
+
+
+def test_overview_shows_strategy_and_config(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> None:
+    at = _open(monkeypatch, workdir, "views/overview.py")
+    assert "fedprox" in at.expander[0].label
+    assert at.json[0].value == '{"seed": 1}'

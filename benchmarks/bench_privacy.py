@@ -37,12 +37,13 @@ from client_site.datasets import load_cache_index, split_patients
 from client_site.layout import SiteLayout
 from client_site.site_config import SITE_CONFIG, write_site_config
 from federation.config import FederationConfig
+from federation.log_setup import configure_logging
 from federation.mia_audit import audit_run, write_report
 from federation.presets import get_preset
 from federation.simulation import run_in_simulation
 from privacy.planning import noise_for_target
 
-logger = logging.getLogger("bench_privacy")
+logger = logging.getLogger("benchmarks.bench_privacy")
 RESULTS = Path(__file__).resolve().parent / "results" / "privacy.json"
 EPSILONS: tuple[float | None, ...] = (1.0, 4.0, 8.0, None)  # None = no DP
 TARGET_AUC = 0.6
@@ -102,14 +103,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--patients", type=int, default=24, help="patients per site")
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--local-steps", type=int, default=10)
+    parser.add_argument("--local-steps", type=int, default=8)
     parser.add_argument("--batch", type=int, default=8, help="expected Poisson batch (patients)")
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--draws", type=int, default=4, help="mask draws per patient in the audit")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads of the audit (more than the free cores is much slower)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging()  # our packages at INFO (flwr may already own the root handler)
+    torch.set_num_threads(args.threads)
     started, load_before = time.monotonic(), list(os.getloadavg())
 
     rows = []
@@ -161,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
                   "preset": args.preset, "rounds": args.rounds, "local_steps": args.local_steps,
                   "expected_batch_size": args.batch, "lr": args.lr, "seed": args.seed,
                   "delta": DELTA, "sample_rate": sample_rate, "accountant": "rdp",
-                  "audit_draws": args.draws, "members": "train-split patients of each site",
+                  "audit_draws": args.draws, "audit_threads": args.threads, "members": "train-split patients of each site",
                   "non_members": "held-out patients of each site", "prepare_seconds": prepare_s},
         "target": {"auc_at_most": TARGET_AUC, "for_epsilon_at_most": 8.0,
                    "checked_on": "max over sites of both attacks"},

@@ -79,10 +79,11 @@ def main() -> None:
     parser.add_argument("--modes", default=",".join(GRAD_SAMPLE_MODES))
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", force=True)
     logging.getLogger("client_site").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message="Secure RNG turned off")
     warnings.filterwarnings("ignore", message="Full backward hook is firing")
+    warnings.filterwarnings("ignore", message="In CPU autocast")
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # tiny Adam moments turn denormal and make sqrt ~50x slower
 

@@ -1,4 +1,4 @@
-"""Read-only Streamlit dashboard over the consortium's results store (run it with `fedmpt dashboard`)."""
+"""Streamlit dashboards: the consortium's (read-only, `fedmpt dashboard --workdir`) and a site's case viewer (`--site`)."""
 
 # Submodules are imported by name (``from dashboard.launch import launch``); nothing is re-exported
 # here so that ``import dashboard`` stays free of streamlit and pandas, and so that the function

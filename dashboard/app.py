@@ -26,8 +26,9 @@ from dashboard.auth import logout_button, require_login  # noqa: E402
 from dashboard.errors import DashboardError, StoreMissingError  # noqa: E402
 from dashboard.queries import current_run_id  # noqa: E402
 from dashboard.store_reader import RunData, load_run, load_runs, store_signature  # noqa: E402
-from dashboard.views._common import Snapshot, clear_snapshot, publish_snapshot  # noqa: E402
 from dashboard.users import User, UserStore, consortium_users_path  # noqa: E402
+from dashboard.views._common import Snapshot, clear_snapshot, publish_snapshot  # noqa: E402
+from dashboard.views._guard import run_guarded  # noqa: E402
 from dashboard.workdir import WORKDIR_ENV, demo_commands, resolve_workdir, store_path  # noqa: E402
 
 #: Seconds between checks of the store for new rows while a run is running.
@@ -148,7 +149,7 @@ def main() -> None:
         Snapshot(workdir=workdir, store_path=path, runs=runs, current_run_id=current, data=data,
                  user=user)
     )
-    page.run()
+    run_guarded(page)
 
 
 main()

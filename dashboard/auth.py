@@ -105,7 +105,7 @@ def require_login(store: UserStore, *, title: str, add_user_command: str) -> Use
             st.title(title)
             st.info(
                 "Nobody can log in yet: this dashboard has no users. Create the first one "
-                f"(the password is asked for, never passed on the command line):"
+                "(the password is asked for, never passed on the command line):"
             )
             st.code(add_user_command, language="bash")
             st.stop()

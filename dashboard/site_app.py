@@ -23,6 +23,7 @@ if importlib.util.find_spec("dashboard") is None:  # pragma: no cover - depends 
 from dashboard.auth import logout_button, require_login  # noqa: E402
 from dashboard.site_reader import site_name  # noqa: E402
 from dashboard.users import Role, User, UserStore, site_users_path  # noqa: E402
+from dashboard.views._guard import run_guarded  # noqa: E402
 from dashboard.views._site import SiteContext, publish_site  # noqa: E402
 
 #: Environment variable naming the site directory when no ``--site`` argument is given.
@@ -78,7 +79,7 @@ def main() -> None:
         [st.Page("views/case_viewer.py", title="Case viewer", icon=":material/radiology:", default=True)],
         position="hidden",
     )
-    page.run()
+    run_guarded(page)
 
 
 main()

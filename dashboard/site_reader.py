@@ -2,19 +2,16 @@
 
 Reads ``SITE_DIR/site.toml``, ``cache/index.json``, ``cache/volumes/<key>.npy``,
 ``cache/explanations/<key>.npy``, ``cache/drafts/<key>.json`` and
-``reference/drug_interactions.csv`` (docs/contracts.md); writes only
-``cache/accepted_reports/<key>.json``. Nothing here opens a network connection or any file
-outside the site directory.
+``reference/drug_interactions.csv`` (docs/contracts.md); the one write, accepted reports, is in
+``dashboard.accepted_reports``. Nothing here opens a network connection or any file outside the
+site directory.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 import re
-import tempfile
-import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +26,8 @@ __all__ = [
     "Draft",
     "SiteReadError",
     "Study",
-    "accept_report",
+    "check_key",
     "interaction_warnings",
-    "load_accepted",
     "load_draft",
     "load_explanation",
     "load_index",
@@ -76,7 +72,8 @@ def _cache(site_dir: Path) -> Path:
     return Path(site_dir) / "cache"
 
 
-def _check_key(key: str) -> str:
+def check_key(key: str) -> str:
+    """``key`` if it can be a pseudonymous study key (a safe file name), else ``SiteReadError``."""
     if not _KEY.match(key):
         raise SiteReadError(f"not a pseudonymous study key: {key!r}")
     return key
@@ -170,7 +167,7 @@ def load_explanation(site_dir: Path, study_key: str, shape: tuple[int, int, int]
     SiteReadError
         Unreadable, or its shape differs from the volume's ``shape``.
     """
-    path = _cache(site_dir) / "explanations" / f"{_check_key(study_key)}.npy"
+    path = _cache(site_dir) / "explanations" / f"{check_key(study_key)}.npy"
     if not path.is_file():
         return None
     try:
@@ -202,7 +199,7 @@ def load_draft(site_dir: Path, study_key: str) -> Draft | None:
     SiteReadError
         Unreadable or not a JSON object.
     """
-    path = _cache(site_dir) / "drafts" / f"{_check_key(study_key)}.json"
+    path = _cache(site_dir) / "drafts" / f"{check_key(study_key)}.json"
     if not path.is_file():
         return None
     payload = _read_json(path)
@@ -214,75 +211,6 @@ def load_draft(site_dir: Path, study_key: str) -> Draft | None:
         medications=_lines(payload.get("medications")),
         warnings=_lines(payload.get("warnings")),
     )
-
-
-def _accepted_path(site_dir: Path, study_key: str) -> Path:
-    return _cache(site_dir) / "accepted_reports" / f"{_check_key(study_key)}.json"
-
-
-def load_accepted(site_dir: Path, study_key: str) -> list[dict[str, Any]]:
-    """The accepted versions of the study's report, oldest first (empty when none)."""
-    path = _accepted_path(site_dir, study_key)
-    if not path.is_file():
-        return []
-    payload = _read_json(path)
-    versions = payload.get("versions") if isinstance(payload, dict) else None
-    if not isinstance(versions, list):
-        raise SiteReadError(f"{path.name} has no 'versions' list")
-    return [v for v in versions if isinstance(v, dict)]
-
-
-def accept_report(site_dir: Path, study_key: str, draft: Draft, *, user: str,
-                  now: float | None = None) -> dict[str, Any]:
-    """Append the clinician's accepted version to ``cache/accepted_reports/<key>.json``.
-
-    The file is rewritten atomically (temporary file, fsync, rename; mode 0600), so a crash
-    leaves the previous versions intact. Earlier versions are kept, newest last.
-
-    Parameters
-    ----------
-    site_dir : Path
-        The site directory.
-    study_key : str
-        The study's pseudonymous key.
-    draft : Draft
-        The text as accepted (after the clinician's edits).
-    user : str
-        Who accepted it (the logged-in dashboard user).
-    now : float | None
-        Time stamp in seconds since the epoch; the current time when None. (default: None)
-
-    Returns
-    -------
-    dict[str, Any]
-        The version written.
-    """
-    path = _accepted_path(site_dir, study_key)
-    versions = load_accepted(site_dir, study_key)
-    stamp = time.time() if now is None else now
-    version = {
-        "findings": draft.findings,
-        "impression": draft.impression,
-        "medications": list(draft.medications),
-        "warnings": list(draft.warnings),
-        "accepted_by": user,
-        "accepted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp)),
-    }
-    payload = {"study_key": study_key, "versions": [*versions, version]}
-    data = json.dumps(payload, ensure_ascii=False, indent=2).encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return version
 
 
 def load_interactions(site_dir: Path) -> list[dict[str, str]]:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import typer
 
-from federation.cli_audit import audit_app
 from dashboard.cli_users import users_app
+from federation.cli_audit import audit_app
+from federation.cli_deploy import register as _register_deployment
 from federation.flower_env import configure_flower_env
 from federation.log_setup import configure_logging
 
@@ -18,6 +19,7 @@ site_app = typer.Typer(help="Site (hospital) set-up.", no_args_is_help=True)
 privacy_app = typer.Typer(help="Privacy budgets: estimate, plan, audit the ledger.", no_args_is_help=True)
 app.add_typer(site_app, name="site")
 app.add_typer(privacy_app, name="privacy")
+_register_deployment(app, site_app)
 app.add_typer(audit_app, name="audit")
 
 
@@ -67,13 +69,19 @@ def ingest(
     site_dir: Path = typer.Argument(..., help="The hospital's site directory (dicom/, reports/, ...)."),
     out: Path = typer.Option(None, "--out", help="Cache folder (default: SITE_DIR/cache)."),
     preset: str = typer.Option("demo", help="Model preset whose input grid to ingest to."),
+    qa: bool = typer.Option(False, "--qa", help="Also write CACHE/qa.json: shareable data-QA statistics."),
 ) -> None:
-    """Validate, de-identify and cache a site's DICOM series and reports."""
+    """Validate, de-identify and cache a site's DICOM series and reports.
+
+    Exits 1 when nothing was accepted (an empty cache). Re-runs reprocess only new or changed files.
+    """
     from client_site.ingestion import ingest_site
     from federation.presets import get_preset
 
-    result = ingest_site(site_dir, out or site_dir / "cache", config=get_preset(preset).preprocess)
+    result = ingest_site(site_dir, out or site_dir / "cache", config=get_preset(preset).preprocess, qa=qa)
     typer.echo(json.dumps(result.summary, indent=2))
+    if result.qa_path is not None:
+        typer.echo(f"data-QA statistics (small counts suppressed): {result.qa_path}")
     if result.accepted == 0:
         raise typer.Exit(code=1)
 

@@ -18,14 +18,19 @@ def audit_mia(
         None, "--site", help="A site directory to audit; repeat it (default: WORKDIR/sites/*)."),
     draws: int = typer.Option(4, help="Fixed mask draws averaged per patient."),
     seed: int = typer.Option(0, help="Seed of the fixed masks."),
+    threads: int = typer.Option(0, help="torch threads (0: torch's default); keep <= free cores."),
 ) -> None:
     """Membership-inference AUC of the run's latest global model at each site, with its epsilon.
 
     Members are each site's train-split patients, non-members its held-out patients; only
     the per-site AUCs leave the sites. Writes WORKDIR/aggregator/reports/mia.json.
     """
+    import torch
+
     from federation.mia_audit import audit_run, write_report
 
+    if threads > 0:
+        torch.set_num_threads(threads)
     try:
         report = audit_run(workdir, run=run or None, site_dirs=list(site) if site else None,
                            seed=seed, draws=draws)

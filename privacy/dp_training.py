@@ -62,8 +62,9 @@ class PrivateTraining:
         The Opacus grad-sample wrapper; call it like the model (batch first positional).
     optimizer : DPOptimizer
         Clips per-sample gradients, adds noise, steps the accountant.
-    data_loader : DPDataLoader
-        Poisson sampler with rate ``sample_rate``.
+    data_loader : DataLoader
+        Poisson sampler with rate ``sample_rate`` (a ``DPDataLoader``, or in secure mode the
+        same sampler and collation re-seated on the secure RNG).
     criterion : callable or None
         For ``"ghost"``: the Opacus wrapper (call it on the per-example loss and
         ``.backward()`` the result). Otherwise the criterion passed in.
@@ -77,7 +78,7 @@ class PrivateTraining:
 
     module: nn.Module
     optimizer: DPOptimizer
-    data_loader: DPDataLoader
+    data_loader: DataLoader
     criterion: Callable[..., Any] | None
     engine: PrivacyEngine
     sample_rate: float

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 
 from client_site.ingestion.errors import FileRejected, RejectCode
+from client_site.ingestion.tags import texts
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,10 @@ class FrameGeometry:
 
 def floats(source: Dataset, keyword: str, tag: str, count: int, where: str = "") -> tuple[float, ...]:
     """``count`` finite numbers from a multi-valued DS tag, or a MALFORMED/MISSING_TAG rejection."""
-    value = source.get(keyword)
-    if value is None or (isinstance(value, str) and not value.strip()):
+    items = texts(source, keyword)
+    if not items:
         raise FileRejected(RejectCode.MISSING_TAG, f"{where}missing tag {keyword} {tag}")
     try:
-        items = list(value) if isinstance(value, (list, tuple, MultiValue)) else [value]
         values = tuple(float(v) for v in items)
     except (TypeError, ValueError) as error:
         raise FileRejected(RejectCode.MALFORMED_TAG, f"{where}malformed {keyword} {tag}: not numbers") from error
@@ -49,11 +48,12 @@ def floats(source: Dataset, keyword: str, tag: str, count: int, where: str = "")
 
 
 def _optional_float(source: Dataset | None, keyword: str) -> float | None:
-    if source is None or source.get(keyword) in (None, ""):
+    items = texts(source, keyword) if source is not None else []
+    if not items:
         return None
     try:
-        value = float(source.get(keyword))
-    except (TypeError, ValueError):
+        value = float(items[0])
+    except ValueError:
         return None
     return value if math.isfinite(value) and value > 0 else None
 
@@ -92,7 +92,7 @@ def classic_geometry(ds: Dataset, *, modality_lut: bool) -> FrameGeometry:
         slope, intercept = 1.0, 0.0
     else:
         for keyword, tag in (("RescaleIntercept", "(0028,1052)"), ("RescaleSlope", "(0028,1053)")):
-            if ds.get(keyword) in (None, ""):
+            if not texts(ds, keyword):
                 raise FileRejected(RejectCode.MISSING_TAG, f"missing tag {keyword} {tag}: HU cannot be computed")
         slope, intercept = _rescale(ds, "")
     position = floats(ds, "ImagePositionPatient", "(0020,0032)", 3)
@@ -104,7 +104,7 @@ def classic_geometry(ds: Dataset, *, modality_lut: bool) -> FrameGeometry:
         pixel_spacing=(spacing[0], spacing[1]),
         thickness=_optional_float(ds, "SliceThickness"),
         slope=slope, intercept=intercept,
-        frame_type=tuple(str(v).upper() for v in (ds.get("ImageType") or [])),
+        frame_type=tuple(v.upper() for v in texts(ds, "ImageType")),
     ), "")
 
 
@@ -154,12 +154,12 @@ def enhanced_geometry(ds: Dataset, n_frames: int) -> list[FrameGeometry]:
         spacing = floats(measures, "PixelSpacing", "(0028,0030)", 2, where)
         transform = _first_item(item, "PixelValueTransformationSequence") or _first_item(
             shared, "PixelValueTransformationSequence")
-        if transform is None and ds.get("RescaleSlope") in (None, ""):
+        if transform is None and not texts(ds, "RescaleSlope"):
             raise FileRejected(RejectCode.MISSING_TAG, f"{where}missing PixelValueTransformationSequence (0028,9145): "
                                                        "HU cannot be computed")
         slope, intercept = _rescale(transform if transform is not None else ds, where)
         frame_type = _first_item(item, "CTImageFrameTypeSequence") or _first_item(shared, "CTImageFrameTypeSequence")
-        types = (frame_type.get("FrameType") if frame_type is not None else None) or ds.get("ImageType") or []
+        types = (texts(frame_type, "FrameType") if frame_type is not None else []) or texts(ds, "ImageType")
         frames.append(_check_geometry(FrameGeometry(
             position=(position[0], position[1], position[2]),
             orientation=(orientation[0], orientation[1], orientation[2],
@@ -167,6 +167,6 @@ def enhanced_geometry(ds: Dataset, n_frames: int) -> list[FrameGeometry]:
             pixel_spacing=(spacing[0], spacing[1]),
             thickness=_optional_float(measures, "SliceThickness"),
             slope=slope, intercept=intercept,
-            frame_type=tuple(str(v).upper() for v in types),
+            frame_type=tuple(v.upper() for v in types),
         ), where))
     return frames

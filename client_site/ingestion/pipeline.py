@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,7 +153,7 @@ def ingest_site(
         _mark_not_selected(studies, outcomes, series_log)
         report_keys: set[str] = set()
         reports, report_counts = link_reports(site_dir, studies, salt, outcomes, state=state,
-                                              identities=_identity_lookup, report_keys=report_keys)
+                                              identities=_patient_identities(studies), report_keys=report_keys)
         clinical, clinical_counts = link_clinical(site_dir, studies, salt, outcomes)
         accepted = {k: s for k, s in sorted(studies.items()) if s.selected is not None}
         state.prune(files=headers.file_keys, volumes=set(accepted), failures=counts.failure_keys or set(),
@@ -260,18 +262,34 @@ def _mark_not_selected(studies: dict[str, StudyInfo], outcomes: FileOutcomes,
             _reject_all(list(series.slices), reason, RejectCode.SERIES_NOT_SELECTED, outcomes)
 
 
-def _identity_lookup(study: StudyInfo) -> tuple[set[str], set[str]]:
-    """Names and IDs of a study's headers; files reused from the cache are re-read for them."""
-    names: set[str] = set()
-    ids: set[str] = set()
-    for rel, path in sorted(study.files.items()):
-        identity = study.identities.get(rel) or read_identity(path)
-        if identity is None:
-            continue
-        study.identities[rel] = identity
-        names.update(identity.names)
-        ids.update(v for v in (identity.patient_id, identity.accession) if v)
-    return names, ids
+def _patient_identities(studies: dict[str, StudyInfo]) -> Callable[[StudyInfo], tuple[set[str], set[str]]]:
+    """Set each study's patient content key; return the lookup of a patient's names and IDs.
+
+    The lookup gathers the identifying values of every study of the study's patient (a report may
+    cite a prior exam's accession); files reused from the cache are re-read for them.
+    """
+    by_patient: dict[str, list[StudyInfo]] = {}
+    for study in studies.values():
+        by_patient.setdefault(study.patient_key, []).append(study)
+    for group in by_patient.values():
+        digest = hashlib.sha256("".join(sorted(s.content_key for s in group)).encode()).hexdigest()
+        for study in group:
+            study.patient_content_key = digest
+
+    def lookup(study: StudyInfo) -> tuple[set[str], set[str]]:
+        names: set[str] = set()
+        ids: set[str] = set()
+        for member in by_patient[study.patient_key]:
+            for rel, path in sorted(member.files.items()):
+                identity = member.identities.get(rel) or read_identity(path)
+                if identity is None:
+                    continue
+                member.identities[rel] = identity
+                names.update(identity.names)
+                ids.update(v for v in (identity.patient_id, identity.accession) if v)
+        return names, ids
+
+    return lookup
 
 
 def _reject_all(slices: list[SliceHeader], reason: str, code: RejectCode, outcomes: FileOutcomes) -> None:

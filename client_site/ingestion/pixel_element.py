@@ -16,7 +16,9 @@ _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
-def check_pixel_element(handle: BinaryIO, ds: Dataset, size: int, n_frames: int = 1) -> int:
+def check_pixel_element(
+    handle: BinaryIO, ds: Dataset, size: int, n_frames: int = 1, *, rows: int, columns: int, bits_allocated: int,
+) -> int:
     """Check PixelData exists and is not cut short, from the bytes where the header read stopped.
 
     ``stop_before_pixels`` leaves the file positioned at the start of the PixelData element
@@ -28,11 +30,13 @@ def check_pixel_element(handle: BinaryIO, ds: Dataset, size: int, n_frames: int 
     handle : BinaryIO
         The open file, positioned where ``dcmread(..., stop_before_pixels=True)`` stopped.
     ds : Dataset
-        The header read from it (gives the encoding, Rows, Columns, BitsAllocated).
+        The header read from it (gives the encoding).
     size : int
         File size in bytes.
     n_frames : int
         Frames the PixelData must hold (default: 1).
+    rows, columns, bits_allocated : int
+        The matrix, already read from the header.
 
     Returns
     -------
@@ -75,8 +79,8 @@ def check_pixel_element(handle: BinaryIO, ds: Dataset, size: int, n_frames: int 
             RejectCode.TRUNCATED,
             f"truncated: PixelData declares {length} bytes but only {max(available, 0)} remain in the file",
         )
-    bits = int(ds.BitsAllocated)
-    pixels = int(ds.Rows) * int(ds.Columns) * n_frames
+    bits = bits_allocated
+    pixels = rows * columns * n_frames
     needed = (pixels + 7) // 8 if bits == 1 else pixels * ((bits + 7) // 8)
     if length < needed:
         frames = f" x {n_frames} frames" if n_frames > 1 else ""

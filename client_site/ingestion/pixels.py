@@ -10,6 +10,7 @@ HU = stored * RescaleSlope + RescaleIntercept per frame, computed exactly as
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +22,22 @@ from pydicom.pixels import apply_modality_lut
 from client_site.ingestion import reading
 from client_site.ingestion.errors import FileRejected, RejectCode
 from client_site.ingestion.slices import PixelLayout, SliceHeader
+
+
+@functools.cache
+def decoder_fingerprint() -> str:
+    """pydicom's version and every pixel-decoder plugin available here.
+
+    Part of the key under which a failed series is remembered: installing a plugin (gdcm, a
+    pylibjpeg codec) makes earlier "unsupported compression" failures worth retrying.
+    """
+    from pydicom.pixels import decoders
+
+    plugins = sorted(
+        f"{name}:{','.join(sorted(getattr(decoder, 'available_plugins', ())))}"
+        for name, decoder in vars(decoders).items() if name.endswith("Decoder") and hasattr(decoder, "available_plugins")
+    )
+    return f"pydicom {pydicom.__version__}; " + "; ".join(plugins)
 
 
 def read_hu_frames(slices: Sequence[SliceHeader]) -> tuple[np.ndarray, dict[str, FileRejected]]:
@@ -47,23 +64,24 @@ def read_hu_frames(slices: Sequence[SliceHeader]) -> tuple[np.ndarray, dict[str,
                 if raw.shape != (header.rows, header.columns):
                     raise FileRejected(RejectCode.PIXELS_UNREADABLE,
                                        f"decoded pixels have shape {raw.shape}, expected {(header.rows, header.columns)}")
-                volume[k] = _to_hu(raw, header, ds)
+                _to_hu(raw, header, ds, out=volume[k])
         except FileRejected as rejection:
             failed[headers[0].rel_path] = rejection
     return volume, failed
 
 
-def _to_hu(raw: np.ndarray, header: SliceHeader, ds: Dataset | None) -> np.ndarray:
+def _to_hu(raw: np.ndarray, header: SliceHeader, ds: Dataset | None, *, out: np.ndarray) -> None:
+    """Write HU of one frame into ``out`` (a float32 (rows, columns) view of the volume)."""
     if header.modality_lut:
         if ds is None:  # never happens: modality-LUT files are read through pydicom
             raise FileRejected(RejectCode.PIXELS_UNREADABLE, "modality LUT without a dataset")
-        return np.asarray(apply_modality_lut(raw, ds))
+        out[...] = apply_modality_lut(raw, ds)
+        return
     slope, intercept = header.slope, header.intercept
     if slope == 1.0 and float(intercept).is_integer() and raw.itemsize <= 2:
-        hu = raw.astype(np.float32)  # exact: |stored + intercept| < 2**24
-        hu += np.float32(intercept)
-        return hu
-    return raw.astype(np.float64) * slope + intercept
+        np.add(raw, np.float32(intercept), out=out, dtype=np.float32)  # one pass; exact below 2**24
+        return
+    out[...] = raw.astype(np.float64) * slope + intercept
 
 
 def _stored_frames(path: Path, headers: list[SliceHeader]) -> tuple[list[np.ndarray], Dataset | None]:
@@ -111,6 +129,8 @@ def _correct_unused_bits(array: np.ndarray, layout: PixelLayout) -> np.ndarray:
     shift = layout.bits_allocated - layout.bits_stored
     if shift <= 0:
         return array
+    if not layout.signed:
+        return np.bitwise_and(array, (1 << layout.bits_stored) - 1)
     return np.right_shift(np.left_shift(array, shift), shift)
 
 
@@ -118,8 +138,9 @@ def _decoded_frames(path: Path, headers: list[SliceHeader]) -> tuple[list[np.nda
     layout = headers[0].pixel
     with reading.open_file(path) as handle:
         ds = pydicom.dcmread(handle, force=True)
-    if "PixelData" not in ds:
-        raise FileRejected(RejectCode.MISSING_PIXEL_DATA, "missing PixelData (7FE0,0010): the file holds no image")
+    if "PixelData" not in ds:  # the header pass saw the element, so pydicom stopped inside it
+        raise FileRejected(RejectCode.TRUNCATED,
+                           "truncated: the file ends inside its encapsulated (compressed) PixelData")
     if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
         ds.file_meta = getattr(ds, "file_meta", None) or FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = layout.transfer_syntax

@@ -55,6 +55,14 @@ class PreprocessConfig:
 def preprocess_volume(hu: np.ndarray, affine: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     """Turn a native HU volume into the cached (3, D, H, W) float16 array in [0, 1].
 
+    See :func:`preprocess_with_affine`, which also returns the output grid.
+    """
+    return preprocess_with_affine(hu, affine, config)[0]
+
+
+def preprocess_with_affine(hu: np.ndarray, affine: np.ndarray, config: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Turn a native HU volume into the cached (3, D, H, W) float16 array, with its voxel-to-LPS affine.
+
     Steps (all MONAI array transforms): ``Orientation`` to (z up, rows A->P, cols R->L),
     ``Spacing`` to ``config.spacing_mm`` (bilinear, using the series affine), one
     ``ScaleIntensityRange(clip=True)`` per window, then ``ResizeWithPadOrCrop`` to
@@ -72,8 +80,11 @@ def preprocess_volume(hu: np.ndarray, affine: np.ndarray, config: PreprocessConf
 
     Returns
     -------
-    np.ndarray
+    volume : np.ndarray
         float16 array of shape (3, *config.shape), channels in :data:`WINDOWS` order.
+    affine : np.ndarray
+        (4, 4) float64 map from (slice, row, col) voxel indices of ``volume`` to DICOM LPS mm. The
+        resampling grid is orthogonal, so a gantry tilt (a sheared input affine) is undone.
     """
     from monai.data import MetaTensor
     from monai.transforms import (
@@ -95,6 +106,8 @@ def preprocess_volume(hu: np.ndarray, affine: np.ndarray, config: PreprocessConf
         for _, level, width in WINDOWS
     ]
     stacked = torch.cat([torch.as_tensor(c) for c in channels], dim=0)  # (3, D', H', W')
+    stacked = MetaTensor(stacked, affine=resampled.affine)
     out = ResizeWithPadOrCrop(spatial_size=config.shape, mode="constant", value=0.0)(stacked)
     array = torch.as_tensor(out).detach().cpu().numpy().astype(np.float16)
-    return np.clip(array, 0.0, 1.0)
+    out_affine = np.asarray(out.affine, dtype=np.float64) if isinstance(out, MetaTensor) else np.eye(4)
+    return np.clip(array, 0.0, 1.0), out_affine

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -23,6 +24,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from client_site.ingestion import tags
 from client_site.ingestion.errors import FileRejected, RejectCode
 from client_site.ingestion.frames import FrameGeometry, classic_geometry, enhanced_geometry
 from client_site.ingestion.pixel_element import check_pixel_element
@@ -36,6 +38,7 @@ ENHANCED_CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2.1"
 MAX_MATRIX = 4096  # rows or columns; larger is not a CT slice
 MAX_PIXELS_PER_FILE = 1 << 28  # Rows * Columns * frames (512 MiB at 16 bits); refuse to decode more
 MAX_FILE_BYTES = 1 << 31  # larger files are refused before anything is read
+_IN_MEMORY_BYTES = 1 << 26  # files up to this size are read with one call
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _HASH_CHUNK = 1 << 20
 _PERSON_NAME_TAGS = (
@@ -123,18 +126,28 @@ def read_file(path: Path, rel_path: str, *, salt: bytes) -> FileRead:
         if size > MAX_FILE_BYTES:
             raise FileRejected(RejectCode.TOO_LARGE, f"file of {size} bytes exceeds the {MAX_FILE_BYTES}-byte limit; not read")
         with open_file(path) as raw:
-            handle = _Bounded(raw, size, str(path))
+            if size <= _IN_MEMORY_BYTES:  # one read; the header is parsed and the bytes hashed from memory
+                data = raw.read()
+                size = len(data)
+                handle: Any = io.BytesIO(data)
+            else:  # large multi-frame files: streamed, reads clamped to the file size
+                data, handle = None, _Bounded(raw, size, str(path))
             ds = _read_dataset(handle)
             _check_lengths(ds)
-            n_frames, enhanced, modality_lut = _check_content(ds)
-            offset = check_pixel_element(handle, ds, size, n_frames)  # type: ignore[arg-type]
-            frames = enhanced_geometry(ds, n_frames) if enhanced else [classic_geometry(ds, modality_lut=modality_lut)]
+            content = _check_content(ds)
+            offset = check_pixel_element(handle, ds, size, content.n_frames, rows=content.rows,
+                                         columns=content.columns, bits_allocated=content.bits_allocated)
+            frames = (enhanced_geometry(ds, content.n_frames) if content.enhanced
+                      else [classic_geometry(ds, modality_lut=content.modality_lut)])
             for index, frame in enumerate(frames):
                 if "LOCALIZER" in frame.frame_type:
-                    where = f"frame {index + 1}: " if enhanced else ""
+                    where = f"frame {index + 1}: " if content.enhanced else ""
                     raise FileRejected(RejectCode.LOCALIZER, f"{where}localizer/scout image (ImageType LOCALIZER)")
-            content_key = _content_key(raw, salt)
-        return _to_file_read(ds, frames, path, rel_path, salt, offset, modality_lut, content_key)
+            if data is not None:
+                content_key = hmac.new(salt, data, hashlib.sha256).hexdigest()
+            else:
+                content_key = _content_key(raw, salt)
+        return _to_file_read(ds, content, frames, path, rel_path, salt, offset, content_key)
     except FileRejected:
         raise
     except OSError as error:
@@ -154,10 +167,10 @@ def _content_key(handle: IO[bytes], salt: bytes) -> str:
     return digest.hexdigest()
 
 
-def _read_dataset(handle: _Bounded) -> Dataset:
+def _read_dataset(handle: Any) -> Dataset:
     """Read a Part-10 file; fall back to a raw (meta-less) dataset only if it looks like an image."""
     try:
-        return pydicom.dcmread(handle, stop_before_pixels=True)  # type: ignore[arg-type]
+        return pydicom.dcmread(handle, stop_before_pixels=True)
     except InvalidDicomError:
         pass
     except Exception as error:  # pydicom raises many types on damaged headers
@@ -172,7 +185,7 @@ def _read_dataset(handle: _Bounded) -> Dataset:
     )
     try:
         handle.seek(0)
-        ds = pydicom.dcmread(handle, stop_before_pixels=True, force=True)  # type: ignore[arg-type]
+        ds = pydicom.dcmread(handle, stop_before_pixels=True, force=True)
         # Forced reads "succeed" on random bytes, so demand the tags a real image must have.
         if not all(key in ds for key in ("SOPClassUID", "Modality", "SeriesInstanceUID")):
             raise not_dicom
@@ -185,58 +198,85 @@ def _read_dataset(handle: _Bounded) -> Dataset:
 
 
 def _check_lengths(ds: Dataset) -> None:
-    """Reject elements whose declared length runs past the end of the file (read was clamped)."""
-    for tag in ds.keys():
-        element = ds.get_item(tag)
-        length = getattr(element, "length", None)
-        value = getattr(element, "value", None)
-        if isinstance(value, bytes) and length not in (None, _UNDEFINED_LENGTH) and len(value) < length:
-            raise FileRejected(
-                RejectCode.CORRUPT_HEADER,
-                f"element {tag} declares {length} bytes but the file ends after {len(value)}: "
-                "truncated or corrupt header",
-            )
+    """Reject an element whose declared length runs past the end of the file (its read was clamped).
+
+    Such an element swallows the rest of the file, so it is always the last one parsed.
+    """
+    if not len(ds):
+        return
+    tag = max(ds.keys())
+    element = ds.get_item(tag)
+    length = getattr(element, "length", None)
+    value = getattr(element, "value", None)
+    if isinstance(value, bytes) and length not in (None, _UNDEFINED_LENGTH) and len(value) < length:
+        raise FileRejected(
+            RejectCode.CORRUPT_HEADER,
+            f"element {tag} declares {length} bytes but the file ends after {len(value)}: truncated or corrupt header",
+        )
 
 
-def _check_content(ds: Dataset) -> tuple[int, bool, bool]:
-    """Check modality, SOP class, identifiers and matrix; return (frames, enhanced, modality LUT)."""
-    if "Modality" not in ds or not str(ds.Modality).strip():
+@dataclass(frozen=True)
+class _Content:
+    """The checked essentials of a header (see :func:`_check_content`)."""
+
+    n_frames: int
+    enhanced: bool
+    modality_lut: bool
+    rows: int
+    columns: int
+    bits_allocated: int
+    bits_stored: int
+    signed: bool
+    uids: dict[str, str]
+
+
+def _check_content(ds: Dataset) -> _Content:
+    """Check modality, SOP class, identifiers and matrix."""
+    modality = tags.text(ds, "Modality")
+    if not modality:
         raise FileRejected(RejectCode.MISSING_TAG, "missing tag Modality (0008,0060)")
-    modality = str(ds.Modality).strip()
     if modality != "CT":
         raise FileRejected(RejectCode.NOT_CT, f"modality is {modality}, not CT")
-    sop_class = str(ds.get("SOPClassUID", CT_IMAGE_STORAGE))
+    sop_class = tags.text(ds, "SOPClassUID") or CT_IMAGE_STORAGE
     enhanced = sop_class == ENHANCED_CT_IMAGE_STORAGE
     if sop_class not in (CT_IMAGE_STORAGE, ENHANCED_CT_IMAGE_STORAGE):
         raise FileRejected(RejectCode.UNSUPPORTED_SOP_CLASS,
                            f"SOP class '{UID(sop_class).name}' is not CT Image Storage (nor Enhanced CT)")
-    image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
-    if "LOCALIZER" in image_type:
+    if "LOCALIZER" in (v.upper() for v in tags.texts(ds, "ImageType")):
         raise FileRejected(RejectCode.LOCALIZER, "localizer/scout image (ImageType LOCALIZER)")
-    frames = int(ds.get("NumberOfFrames") or 1)
+    frames = int(tags.text(ds, "NumberOfFrames") or 1)
     if frames < 1 or (frames != 1 and not enhanced):
         raise FileRejected(
             RejectCode.MULTI_FRAME,
             f"CT Image Storage with NumberOfFrames {frames}: that object holds one frame; re-export the series",
         )
+    uids = {}
     for keyword, tag, why in _IDENTITY_TAGS:
-        if not str(ds.get(keyword) or "").strip():
+        value = (str(ds.get(keyword) or "") if keyword == "PatientID" else tags.text(ds, keyword)).strip()
+        if not value:
             raise FileRejected(RejectCode.MISSING_TAG, f"missing tag {keyword} {tag}{why}")
+        uids[keyword] = value
+    little = ds.original_encoding[1] is not False
+    matrix = {}
     for keyword, tag in _MATRIX_TAGS:
-        if ds.get(keyword) in (None, ""):
+        matrix[keyword] = tags.unsigned(ds, keyword, little)
+        if matrix[keyword] is None:
             raise FileRejected(RejectCode.MISSING_TAG, f"missing tag {keyword} {tag}")
-    rows, cols = int(ds.Rows), int(ds.Columns)
+    rows, cols, bits = int(matrix["Rows"] or 0), int(matrix["Columns"] or 0), int(matrix["BitsAllocated"] or 0)
     if not (0 < rows <= MAX_MATRIX and 0 < cols <= MAX_MATRIX) or rows * cols * frames > MAX_PIXELS_PER_FILE:
         raise FileRejected(
             RejectCode.TOO_LARGE,
             f"implausible image matrix {rows}x{cols}x{frames} (limit {MAX_MATRIX} per side, "
             f"{MAX_PIXELS_PER_FILE} pixels per file); pixels not read",
         )
-    if int(ds.get("SamplesPerPixel") or 1) != 1:
+    if (tags.unsigned(ds, "SamplesPerPixel", little) or 1) != 1:
         raise FileRejected(RejectCode.MALFORMED_TAG, "SamplesPerPixel is not 1: CT must be greyscale")
-    if int(ds.BitsAllocated) not in (1, 8, 16, 32):
-        raise FileRejected(RejectCode.MALFORMED_TAG, f"BitsAllocated {int(ds.BitsAllocated)} is not 8, 16 or 32")
-    return frames, enhanced, "ModalityLUTSequence" in ds
+    if bits not in (1, 8, 16, 32):
+        raise FileRejected(RejectCode.MALFORMED_TAG, f"BitsAllocated {bits} is not 1, 8, 16 or 32")
+    stored = tags.unsigned(ds, "BitsStored", little) or bits
+    return _Content(n_frames=frames, enhanced=enhanced, modality_lut="ModalityLUTSequence" in ds, rows=rows,
+                    columns=cols, bits_allocated=bits, bits_stored=min(stored, bits),
+                    signed=tags.unsigned(ds, "PixelRepresentation", little) == 1, uids=uids)
 
 
 def _transfer_syntax(ds: Dataset) -> str:
@@ -251,39 +291,35 @@ def _transfer_syntax(ds: Dataset) -> str:
 
 
 def _to_file_read(
-    ds: Dataset, frames: list[FrameGeometry], path: Path, rel_path: str, salt: bytes, offset: int,
-    modality_lut: bool, content_key: str,
+    ds: Dataset, content: _Content, frames: list[FrameGeometry], path: Path, rel_path: str, salt: bytes,
+    offset: int, content_key: str,
 ) -> FileRead:
-    patient_id = str(ds.PatientID).strip()
-    accession = str(ds.get("AccessionNumber") or "").strip()
-    study_uid, series_uid = str(ds.StudyInstanceUID).strip(), str(ds.SeriesInstanceUID).strip()
-    sop_uid = str(ds.SOPInstanceUID).strip()
-    bits_allocated = int(ds.BitsAllocated)
-    bits_stored = int(ds.get("BitsStored") or bits_allocated)
+    identity = identity_of(ds)
+    uids = content.uids
     syntax = _transfer_syntax(ds)
     common = {
-        "patient_key": pseudonymize("patient", patient_id, salt),
-        "study_key": pseudonymize("study", accession or study_uid, salt),
-        "study_uid_key": pseudonymize("studyuid", study_uid, salt),
-        "series_key": pseudonymize("series", series_uid, salt),
-        "has_accession": bool(accession),
-        "rows": int(ds.Rows),
-        "columns": int(ds.Columns),
-        "modality_lut": modality_lut,
+        "patient_key": pseudonymize("patient", identity.patient_id, salt),
+        "study_key": pseudonymize("study", identity.accession or uids["StudyInstanceUID"], salt),
+        "study_uid_key": pseudonymize("studyuid", uids["StudyInstanceUID"], salt),
+        "series_key": pseudonymize("series", uids["SeriesInstanceUID"], salt),
+        "has_accession": bool(identity.accession),
+        "rows": content.rows,
+        "columns": content.columns,
+        "modality_lut": content.modality_lut,
     }
     slices = tuple(
         SliceHeader(
             path=path, rel_path=rel_path, **common,  # type: ignore[arg-type]
-            instance_key=pseudonymize("instance", f"{sop_uid}#{index}", salt),
+            instance_key=pseudonymize("instance", f"{uids['SOPInstanceUID']}#{index}", salt),
             position=frame.position, orientation=frame.orientation, pixel_spacing=frame.pixel_spacing,
             slope=frame.slope, intercept=frame.intercept, thickness=frame.thickness,
             pixel=PixelLayout(transfer_syntax=syntax, offset=offset, frame=index, n_frames=len(frames),
-                              bits_allocated=bits_allocated, bits_stored=min(bits_stored, bits_allocated),
-                              signed=int(ds.get("PixelRepresentation") or 0) == 1),
+                              bits_allocated=content.bits_allocated, bits_stored=content.bits_stored,
+                              signed=content.signed),
         )
         for index, frame in enumerate(frames)
     )
-    return FileRead(slices=slices, identity=identity_of(ds), content_key=content_key)
+    return FileRead(slices=slices, identity=identity, content_key=content_key)
 
 
 def identity_of(ds: Dataset) -> Identity:

@@ -3,7 +3,9 @@
 The header is dropped entirely; the body keeps its medical text, with every header value that
 identifies a person (patient and physician names in caret, "Given Family", "Family Given",
 "Family, Given" and unspaced forms and their parts, IDs, the accession, dates) replaced by a
-bracketed placeholder, plus any full calendar date written in a common format.
+bracketed placeholder, plus any full calendar date written in a common format, plus any token that
+looks like an identifier even when its value is unknown (a prior exam's accession, another MRN):
+a run of ASCII letters and digits with at least 4 digits and a letter, or at least 6 digits.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ _GENERIC_DATES = (
     re.compile(r"(?<!\d)(?:0?[1-9]|[12]\d|3[01])[-/.](?:0?[1-9]|[12]\d|3[01])[-/.](?:19|20)\d{2}(?!\d)"),
     re.compile(r"(?:19|20)\d{2}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日"),
 )
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9]+")
 
 
 @dataclass(frozen=True)
@@ -139,7 +144,14 @@ def scrub_text(text: str, *, names: Iterable[str], identifiers: Iterable[str], d
         text = _pattern(form).sub(placeholder, text)
     for pattern in _GENERIC_DATES:
         text = pattern.sub(DATE, text)
-    return text
+    return _TOKEN.sub(_generic_id, text)
+
+
+def _generic_id(match: re.Match[str]) -> str:
+    """[ID] for an identifier-like token: 4+ digits with a letter ("ACC9911"), or 6+ digits ("0012345")."""
+    token = match.group(0)
+    digits = sum(c.isdigit() for c in token)
+    return ID if digits >= 6 or (digits >= 4 and any(c.isalpha() for c in token)) else token
 
 
 def _pattern(form: str) -> re.Pattern[str]:

@@ -31,7 +31,7 @@ def link_reports(
     """Parse ``reports/*.txt`` and attach each scrubbed body to its study.
 
     A body scrubbed by an earlier run is reused when the report's bytes and the DICOM contents of its
-    study are unchanged (the DICOM person names and IDs go into the scrubbing).
+    patient's studies are unchanged (their person names and IDs go into the scrubbing).
 
     Parameters
     ----------
@@ -46,7 +46,8 @@ def link_reports(
     state : StateStore
         Incremental cache of scrubbed bodies.
     identities : IdentityLookup
-        Names and IDs of a study's DICOM headers, called only when a body must be (re)scrubbed.
+        Names and IDs of the DICOM headers of a study's patient (all their studies), called only when a
+        body must be (re)scrubbed.
     report_keys : set[str]
         Receives the salted keys of the report files seen (cache rows to keep).
 
@@ -76,7 +77,7 @@ def link_reports(
             study = studies[key]
             file_key = pseudonymize("report", rel, salt)
             report_keys.add(file_key)
-            scrub_key = hmac.new(salt, path.read_bytes() + study.content_key.encode(), hashlib.sha256).hexdigest()
+            scrub_key = hmac.new(salt, path.read_bytes() + study.patient_content_key.encode(), hashlib.sha256).hexdigest()
             cached = state.report(file_key, scrub_key)
             if cached is not None:
                 body = cached["body"]

@@ -8,7 +8,7 @@ in ``cache/`` and skip re-parsing unchanged files. The few identifying values in
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -110,18 +110,21 @@ class SliceHeader:
 
     def to_record(self) -> dict[str, Any]:
         """JSON-ready dict without the path (the state store keys files by a salted path key)."""
-        record = asdict(self)
-        del record["path"], record["rel_path"]
+        record = {name: getattr(self, name) for name in _RECORD_FIELDS}
+        record["pixel"] = dict(vars(self.pixel))
         return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any], path: Path, rel_path: str) -> SliceHeader:
         """Inverse of :meth:`to_record` for the file found at ``path`` this run."""
-        fields = dict(record)
-        fields["pixel"] = PixelLayout(**fields["pixel"])
+        values = dict(record)
+        values["pixel"] = PixelLayout(**values["pixel"])
         for name in ("position", "orientation", "pixel_spacing"):
-            fields[name] = tuple(float(v) for v in fields[name])
-        return cls(path=path, rel_path=rel_path, **fields)
+            values[name] = tuple(float(v) for v in values[name])
+        return cls(path=path, rel_path=rel_path, **values)
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(SliceHeader) if f.name not in ("path", "rel_path", "pixel"))
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,10 @@ class StudyInfo:
         The series whose volume was cached, if any.
     volume_record : dict[str, Any] | None
         Statistics of the cached volume (state.py ``volumes`` record).
+    patient_content_key : str
+        Hash of the DICOM contents of every study of the same patient; the identifying values used to
+        scrub a report come from all of them (a report may cite a prior exam), so a scrubbed body is
+        reused only while it is unchanged.
     """
 
     key: str
@@ -46,6 +50,7 @@ class StudyInfo:
     candidates: list[OrderedSeries] = field(default_factory=list)
     selected: OrderedSeries | None = None
     volume_record: dict[str, Any] | None = None
+    patient_content_key: str = ""
 
     @property
     def content_key(self) -> str:

@@ -4,7 +4,8 @@ A volume is keyed by the salted content hashes of the selected series' files, th
 config and the state version (:func:`volume_key`). If ``state.sqlite`` vouches for that key and the
 ``.npy`` and header summary exist, nothing is read; otherwise the series is loaded, preprocessed and
 written (volume, then header summary, then the state row). A series whose pixels failed is
-remembered under its key and not retried until its files change.
+remembered under its key and the available decoder plugins, and not retried until its files change
+or a decoder is installed.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from client_site.ingestion.atomic import write_json_atomic, write_npy_atomic
 from client_site.ingestion.deid import header_summary
 from client_site.ingestion.errors import FileRejected, RejectCode, SeriesRejected
 from client_site.ingestion.outcomes import ACCEPTED, REJECTED, FileOutcomes
+from client_site.ingestion.pixels import decoder_fingerprint
 from client_site.ingestion.preprocess import PreprocessConfig, preprocess_volume
 from client_site.ingestion.series import OrderedSeries, load_hu_volume, selection_key
 from client_site.ingestion.state import STATE_VERSION, StateStore
@@ -52,8 +54,8 @@ def volume_key(series: OrderedSeries, content_keys: dict[str, str], config: Prep
 
 
 def hu_percentiles(hu: np.ndarray) -> dict[str, float]:
-    """1st, 50th and 99th HU percentiles of a volume (every 4th row and column), rounded to 1 HU."""
-    p01, p50, p99 = np.percentile(hu[:, ::4, ::4], [1, 50, 99])
+    """1st, 50th and 99th HU percentiles of a volume (every 8th row and column), rounded to 1 HU."""
+    p01, p50, p99 = np.percentile(hu[:, ::8, ::8], [1, 50, 99])
     return {"p01": round(float(p01)), "p50": round(float(p50)), "p99": round(float(p99))}
 
 
@@ -73,9 +75,10 @@ def build_volumes(
                 counts.reused += 1
                 _accept(study, series, prior[1], outcomes, series_log)
                 break
-            failure = state.failure(key)
+            failure_key = hashlib.sha256(f"{key};{decoder_fingerprint()}".encode()).hexdigest()
+            failure = state.failure(failure_key)
             if failure is not None:
-                counts.failure_keys.add(key)  # type: ignore[union-attr]
+                counts.failure_keys.add(failure_key)  # type: ignore[union-attr]
                 _fail(series, _rejection_from(series, failure), outcomes, series_log)
                 continue
             if prior is not None:
@@ -84,8 +87,8 @@ def build_volumes(
             try:
                 record = _build(series, volume_path, summary_path, config, salt)
             except SeriesRejected as error:
-                state.put_failure(key, _failure_record(series, error))
-                counts.failure_keys.add(key)  # type: ignore[union-attr]
+                state.put_failure(failure_key, _failure_record(series, error))
+                counts.failure_keys.add(failure_key)  # type: ignore[union-attr]
                 _fail(series, error, outcomes, series_log)
                 continue
             state.put_volume(study.key, key, record)

@@ -60,9 +60,14 @@ def ggo_pattern(findings: list[Finding]) -> str:
 
 
 def is_urgent(findings: list[Finding]) -> bool:
-    """Findings a radiologist would phone through: a large effusion or a growing nodule."""
+    """Significant findings a radiologist phones through to the referrer.
+
+    A moderate or large effusion, a growing nodule, or a nodule of 20 mm or more seen for the
+    first time (suspicious for malignancy).
+    """
     return any(
-        (f.kind == "pleural_effusion" and effusion_grade(f) == 2)
+        (f.kind == "pleural_effusion" and effusion_grade(f) >= 1)
         or (f.kind == "nodule" and f.change == "increased")
+        or (f.kind == "nodule" and f.change in (None, "new") and f.size_mm >= 20)
         for f in findings
     )

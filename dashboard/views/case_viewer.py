@@ -7,14 +7,13 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from dashboard.accepted_reports import accept_report, load_accepted
 from dashboard.site_reader import (
     WINDOWS,
     Draft,
     SiteReadError,
     Study,
-    accept_report,
     interaction_warnings,
-    load_accepted,
     load_draft,
     load_explanation,
     load_index,

@@ -68,37 +68,41 @@ MIA_NOTE = (
 
 
 def _tiles(table: pd.DataFrame) -> None:
+    """One tile per site: epsilon spent / budget, and what is left (red when no round is)."""
     if table.empty or len(table) > _MAX_TILES:
         return
     for col, (site, row) in zip(st.columns(len(table)), table.iterrows(), strict=True):
-        spent, budget = row["epsilon"], row["epsilon_budget"]
+        spent, budget, remaining = row["epsilon"], row["epsilon_budget"], row["remaining"]
+        rounds = row["projected_rounds_left"]
         value = "–" if pd.isna(spent) else f"ε {spent:.2f}"
         if not pd.isna(budget):
             value += f" / {budget:.2f}"
-        remaining = row["remaining"]
-        col.metric(
-            str(site),
-            value,
-            delta=None if pd.isna(remaining) else f"{remaining:.2f} left",
-            delta_color="normal" if not pd.isna(remaining) and remaining > 0 else "inverse",
-            border=True,
-        )
+        delta = None
+        if not pd.isna(remaining):
+            delta = f"{remaining:.2f} left"
+            if not pd.isna(rounds):
+                delta += f", {int(rounds)} more round{'s' if rounds != 1 else ''}"
+        exhausted = not pd.isna(rounds) and rounds == 0
+        col.metric(str(site), value, delta=delta, delta_color="inverse" if exhausted else "normal",
+                   border=True)
 
 
-def _mia_chart(results: pd.DataFrame) -> alt.Chart:
-    base = alt.Chart(results.assign(eps=results["epsilon"].where(results["epsilon"].abs() < float("inf"))))
+def _mia_chart(results: pd.DataFrame) -> alt.LayerChart:
+    """Attack AUC per site (bars), or against epsilon when a site was audited at several."""
+    finite = results["epsilon"].where(results["epsilon"].abs() < float("inf"))
+    base = alt.Chart(results.assign(eps=finite))
+    auc = alt.Y("auc:Q", title="attack AUC", scale=alt.Scale(domain=[0, 1]))
+    tooltip = ["site", "epsilon", alt.Tooltip("auc:Q", format=".3f")]
     if results.groupby("site").size().max() > 1:
         marks = base.mark_line(point=True).encode(
-            x=alt.X("eps:Q", title="epsilon"), y=alt.Y("auc:Q", title="attack AUC", scale=alt.Scale(domain=[0, 1])),
-            color=alt.Color("site:N"), tooltip=["site", "epsilon", alt.Tooltip("auc:Q", format=".3f")],
+            x=alt.X("eps:Q", title="epsilon"), y=auc, color=alt.Color("site:N"), tooltip=tooltip
         )
     else:
         marks = base.mark_bar().encode(
-            x=alt.X("site:N", title="site"), y=alt.Y("auc:Q", title="attack AUC", scale=alt.Scale(domain=[0, 1])),
-            tooltip=["site", "epsilon", alt.Tooltip("auc:Q", format=".3f")],
+            x=alt.X("site:N", title="site", axis=alt.Axis(labelAngle=0)), y=auc, tooltip=tooltip
         )
     chance = alt.Chart(pd.DataFrame({"auc": [0.5]})).mark_rule(strokeDash=[4, 4]).encode(y="auc:Q")
-    return marks + chance
+    return (marks + chance).properties(height=260)
 
 
 def _mia(snapshot: Snapshot) -> None:

@@ -14,18 +14,28 @@ from dashboard.views._common import Snapshot, current_snapshot
 
 __all__ = ["render"]
 
-_CHARTED = {"Rejected files by reason", "Finding prevalence (fraction of studies)"}
+# Groups drawn as bars as well as tabled: (y title, stacked); histograms side by side per site.
+_CHARTED = {
+    "Rejected files by reason": ("files", True),
+    "Series per study": ("studies", False),
+    "Slice spacing (mm)": ("series", False),
+    "Slice thickness (mm)": ("series", False),
+    "Pixel spacing (mm)": ("series", False),
+    "Finding prevalence (fraction of studies)": ("fraction", False),
+}
 
 
-def _bars(table: pd.DataFrame, stacked: bool) -> alt.Chart:
+def _bars(table: pd.DataFrame, y_title: str, stacked: bool) -> alt.Chart:
+    order = [str(c) for c in table.columns]
     long = table.reset_index().melt(id_vars="site", var_name="statistic").dropna()
     bars = alt.Chart(long).mark_bar().encode(
-        x=alt.X("site:N", title="site"),
-        y=alt.Y("value:Q", title="files" if stacked else "fraction", stack="zero" if stacked else None),
-        color=alt.Color("statistic:N", title=""),
+        x=alt.X("site:N", title="site", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("value:Q", title=y_title, stack="zero" if stacked else None),
+        color=alt.Color("statistic:N", title="", sort=order),
         tooltip=["site", "statistic", alt.Tooltip("value:Q", format=".3g")],
     )
-    return bars if stacked else bars.encode(xOffset="statistic:N")
+    bars = bars if stacked else bars.encode(xOffset=alt.XOffset("statistic:N", sort=order))
+    return bars.properties(height=240)
 
 
 def _empty(snapshot: Snapshot) -> None:
@@ -43,8 +53,8 @@ def render(snapshot: Snapshot) -> None:
     """Draw one table per group of statistics, with charts for rejections and prevalence."""
     st.title("Data quality")
     st.caption(
-        "Aggregate ingestion statistics each site shares (its latest report of each). Blank: "
-        "suppressed by the site (small count) or not computed."
+        "Aggregate ingestion statistics each site shares (its latest report of each). An empty "
+        "cell (None): suppressed by the site (small count) or not computed, never zero."
     )
     try:
         rows = load_qa_metrics(snapshot.store_path)
@@ -57,15 +67,15 @@ def render(snapshot: Snapshot) -> None:
     if latest.empty:
         _empty(snapshot)
         return
-    groups = list(dict.fromkeys([t for t, _ in QA_GROUPS] + [OTHER]))
-    for group in groups:
+    for group in [title for title, _, _ in QA_GROUPS] + [OTHER]:
         if not (latest["group"] == group).any():
             continue
         table = qa_group_table(latest, group)
         st.subheader(group)
         if group in _CHARTED and not table.isna().all().all():
-            st.altair_chart(_bars(table, stacked=group.startswith("Rejected")))
-        st.dataframe(table, column_config={"site": st.column_config.TextColumn("site")})
+            y_title, stacked = _CHARTED[group]
+            st.altair_chart(_bars(table, y_title, stacked))
+        st.dataframe(table)
     with st.expander("Where these numbers come from"):
         st.dataframe(qa_provenance(latest), hide_index=True)
 

@@ -24,25 +24,35 @@ __all__ = ["render"]
 # Bookkeeping values every site reports; not results.
 _NOT_RESULTS = {"num-examples", "num_examples"}
 _MAX_CHART_ROWS = 200
+_MAX_CHARTS = 4
 
 
-def _table_chart(table: pd.DataFrame) -> alt.Chart | None:
-    """Grouped bars: the first text column on x, one colour per numeric column."""
+def _table_charts(table: pd.DataFrame) -> list[tuple[str, alt.Chart]]:
+    """Bar charts of a baselines table, one per numeric column (at most ``_MAX_CHARTS``).
+
+    With two text columns (e.g. baseline and site) the bars are grouped by the second (one
+    group per site, one bar per baseline); with one, each numeric column is a bar per label.
+    """
     labels = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
     numbers = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
     if not labels or not numbers or len(table) > _MAX_CHART_ROWS:
-        return None
-    label = labels[0]
-    long = table.assign(**{label: table[label].astype(str)}).melt(
-        id_vars=labels, value_vars=numbers, var_name="metric"
-    ).dropna(subset=["value"])
-    return alt.Chart(long).mark_bar().encode(
-        x=alt.X(f"{label}:N", title=label),
-        xOffset="metric:N",
-        y=alt.Y("value:Q", title="value"),
-        color=alt.Color("metric:N", title=""),
-        tooltip=[*labels, "metric", alt.Tooltip("value:Q", format=".3f")],
-    )
+        return []
+    series = labels[0]
+    group = labels[1] if len(labels) > 1 else labels[0]
+    charts = []
+    for metric in numbers[:_MAX_CHARTS]:
+        data = table[[*dict.fromkeys([series, group]), metric]].dropna(subset=[metric]).astype(
+            {series: str, group: str})
+        chart = alt.Chart(data).mark_bar().encode(
+            x=alt.X(f"{group}:N", title=None, axis=alt.Axis(labelAngle=0)),
+            y=alt.Y(f"{metric}:Q", title=metric),
+            color=alt.Color(f"{series}:N", title=series, legend=alt.Legend(orient="bottom")),
+            tooltip=[series, group, alt.Tooltip(f"{metric}:Q", format=".3f")],
+        )
+        if group != series:
+            chart = chart.encode(xOffset=f"{series}:N")
+        charts.append((metric, chart.properties(height=260)))
+    return charts
 
 
 def _baselines(tables: list[Path], plots: list[Path]) -> None:
@@ -56,9 +66,10 @@ def _baselines(tables: list[Path], plots: list[Path]) -> None:
         except ReportReadError as e:
             st.error(str(e))
             continue
-        chart = _table_chart(table)
-        if chart is not None:
-            st.altair_chart(chart)
+        charts = _table_charts(table)
+        for col, (metric, chart) in zip(st.columns(max(1, len(charts))), charts, strict=False):
+            col.markdown(f"*{metric}*")
+            col.altair_chart(chart)
         st.dataframe(table, hide_index=True)
         st.download_button(f"Download {path.name}", table.to_csv(index=False).encode("utf-8"),
                            file_name=safe_filename(path.stem) + ".csv", mime="text/csv",
@@ -74,7 +85,7 @@ def _heatmap(matrix: pd.DataFrame) -> alt.Chart:
     rows, cols = matrix.index.name or "trained at", matrix.columns.name or "evaluated at"
     long = matrix.rename_axis(index="row", columns="col").stack().rename("value").reset_index()
     base = alt.Chart(long).encode(
-        x=alt.X("col:N", title=cols, sort=list(matrix.columns)),
+        x=alt.X("col:N", title=cols, sort=list(matrix.columns), axis=alt.Axis(labelAngle=0, orient="top")),
         y=alt.Y("row:N", title=rows, sort=list(matrix.index)),
     )
     cells = base.mark_rect().encode(
@@ -87,7 +98,7 @@ def _heatmap(matrix: pd.DataFrame) -> alt.Chart:
         text=alt.Text("value:Q", format=".3f"),
         color=alt.condition(alt.datum.value < middle, alt.value("white"), alt.value("black")),
     )
-    return (cells + text).properties(height=max(120, 60 * len(matrix)))
+    return (cells + text).properties(height=alt.Step(44))
 
 
 def _cross_site(path: Path | None, workdir: Path) -> None:

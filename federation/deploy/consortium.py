@@ -23,8 +23,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import ssl
 import tempfile
 import tomllib
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,11 +212,20 @@ def add_site(consortium: Consortium, site: str, *, public_key: Path | None = Non
     registry[site] = {"public_key": str(node_pub.relative_to(consortium.root)), "node_id": None,
                       "revoked": False}
     consortium.save_registry(registry)
-    try:
+    if superlink_up(consortium):  # else: registered at the next `fedmpt aggregator start`
         register_pending(consortium)
-    except Exception:  # the aggregator is not running: registered at its next start
-        pass
     return bundle
+
+
+def superlink_up(consortium: Consortium, *, timeout: float = 3.0) -> bool:
+    """Whether the consortium's SuperLink answers on loopback."""
+    context = ssl.create_default_context(cafile=str(consortium.ca_cert))
+    url = f"https://{consortium.superlink_address}/health"
+    try:
+        with urllib.request.urlopen(url, context=context, timeout=timeout) as response:
+            return int(response.status) == 200
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def register_pending(consortium: Consortium) -> list[str]:

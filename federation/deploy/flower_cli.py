@@ -34,6 +34,9 @@ def flower_env(flwr_home: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(OFFLINE_DEFAULTS)
     env["FLWR_HOME"] = str(Path(flwr_home).resolve())
+    # Flower starts its helpers (flower-superexec, flwr-serverapp) by name: find ours first.
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
     env.update(extra)
     return env
 

@@ -9,9 +9,13 @@ is read back with ``flwr ls --run-id ID --format json`` (``finished:completed``,
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import shutil
+import tempfile
 import time
 import tomllib
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,28 @@ def build_fab(app_dir: Path = APP_DIR) -> tuple[bytes, str]:
 
     fab = build_fab_from_disk(Path(app_dir).resolve())
     return fab, hashlib.sha256(fab).hexdigest()
+
+
+def snapshot_app(app_dir: Path, dest: Path) -> str:
+    """Freeze the app as a FAB's files under ``dest``; return the FAB hash ``flwr run`` will send.
+
+    The sources may change while a run is being launched (or be edited afterwards); running
+    from an extracted copy of the FAB makes the printed hash exactly what sites receive, and
+    keeps what ran for audit.
+    """
+    fab, fab_hash = build_fab(app_dir)
+    dest = Path(dest)
+    with zipfile.ZipFile(io.BytesIO(fab)) as archive:
+        for name in archive.namelist():
+            if name.startswith(".info/") or name.startswith("/") or ".." in Path(name).parts:
+                continue
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(archive.read(name))
+    _, rebuilt = build_fab(dest)
+    if rebuilt != fab_hash:
+        raise RuntimeError(f"snapshot of {app_dir} rebuilds to {rebuilt[:12]}, not {fab_hash[:12]}")
+    return fab_hash
 
 
 def _toml_value(value: object) -> str:
@@ -50,14 +76,25 @@ class LaunchedRun:
 
 
 def launch(consortium: Consortium, config: FederationConfig, *, app_dir: Path = APP_DIR) -> LaunchedRun:
-    """Submit ``config`` as a Flower run; record it under ``DIR/runs/<run-name>.json``."""
-    _, fab_hash = build_fab(app_dir)
+    """Submit ``config`` as a Flower run; record it under ``DIR/runs/<run-name>.json``.
+
+    The app is frozen first (:func:`snapshot_app` into ``DIR/runs/<run-name>/app-<hash>``),
+    so the FAB hash returned is the one every site is asked to run.
+    """
     consortium.runs_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".app-", dir=consortium.runs_dir))
+    fab_hash = snapshot_app(app_dir, staging)
+    frozen = consortium.runs_dir / config.run_name / f"app-{fab_hash[:16]}"
+    if frozen.exists():
+        shutil.rmtree(staging)
+    else:
+        frozen.parent.mkdir(parents=True, exist_ok=True)
+        staging.rename(frozen)
     config_path = consortium.runs_dir / f"{config.run_name}.toml"
     config_path.write_text("".join(f"{k} = {_toml_value(v)}\n"
                                    for k, v in config.as_run_config().items()), encoding="utf-8")
-    out = run_flwr_json(["run", str(Path(app_dir).resolve()), CONNECTION, "--run-config", str(config_path)],
-                        flwr_home=consortium.flwr_home, cwd=Path(app_dir))
+    out = run_flwr_json(["run", str(frozen), CONNECTION, "--run-config", str(config_path)],
+                        flwr_home=consortium.flwr_home, cwd=frozen)
     run_id = int(out["run-id"])
     if not fab_hash.startswith(str(out.get("fab-hash", ""))):
         raise FlowerCommandError(f"flwr run submitted FAB {out.get('fab-hash')}..., not the "
@@ -67,7 +104,7 @@ def launch(consortium: Consortium, config: FederationConfig, *, app_dir: Path = 
     history["attempts"].append({"run_id": run_id, "fab_hash": fab_hash, "resume": config.resume,
                                 "submitted_at": time.time()})
     history.update({"run_name": config.run_name, "config": str(config_path), "run_id": run_id,
-                    "fab_hash": fab_hash})
+                    "fab_hash": fab_hash, "app": str(frozen)})
     record.write_text(json.dumps(history, indent=1), encoding="utf-8")
     return LaunchedRun(config.run_name, run_id, fab_hash, record)
 
@@ -89,7 +126,7 @@ def flower_status(consortium: Consortium, run_id: int) -> dict[str, Any]:
 
 
 def wait_for(consortium: Consortium, run_id: int, *, timeout: float = 3600.0,
-             poll_s: float = 2.0) -> dict[str, Any]:
+             poll_s: float = 5.0) -> dict[str, Any]:
     """Poll until the run is ``finished:*``; return its last ``flwr ls`` row."""
     deadline = time.monotonic() + timeout
     while True:
@@ -107,8 +144,11 @@ def last_run(consortium: Consortium) -> dict[str, Any] | None:
     return json.loads(records[-1].read_text(encoding="utf-8")) if records else None
 
 
-def resume_last(consortium: Consortium, *, app_dir: Path = APP_DIR) -> LaunchedRun | None:
-    """Resubmit the last run with ``resume = true`` unless the results store says it completed."""
+def resume_last(consortium: Consortium) -> LaunchedRun | None:
+    """Resubmit the last run with ``resume = true`` unless the results store says it completed.
+
+    It runs the frozen app of the first submission, so sites see the FAB they approved.
+    """
     from aggregator.results_store import ResultsStore
 
     record = last_run(consortium)
@@ -125,4 +165,4 @@ def resume_last(consortium: Consortium, *, app_dir: Path = APP_DIR) -> LaunchedR
             return None
     values = tomllib.loads(Path(record["config"]).read_text(encoding="utf-8"))
     values["resume"] = True
-    return launch(consortium, FederationConfig.from_run_config(values), app_dir=app_dir)
+    return launch(consortium, FederationConfig.from_run_config(values), app_dir=Path(record["app"]))

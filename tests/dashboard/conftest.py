@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +70,25 @@ def fill_store(path: Path) -> None:
         store.close()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _scan_for_components_once() -> Iterator[None]:
+    """Every new AppTest scans all installed distributions for Streamlit components, which
+    costs about half a second in this project's environment (torch, monai, flwr ...). The
+    dashboard uses none: scan once per session and reuse the answer."""
+    try:
+        from streamlit.components.v2 import manifest_scanner
+    except ImportError:  # another Streamlit version: nothing to speed up
+        yield
+        return
+    original = manifest_scanner.scan_component_manifests
+    found = original()
+    manifest_scanner.scan_component_manifests = lambda *args, **kwargs: list(found)
+    try:
+        yield
+    finally:
+        manifest_scanner.scan_component_manifests = original
+
+
 #: Every test user has this password.
 PASSWORD = "correct-horse-battery"
 #: name -> (role, bound site)
@@ -123,32 +142,43 @@ def workdir(empty_workdir: Path) -> Path:
 
 
 def add_qa_metrics(path: Path) -> None:
-    """hospital-a and -b share ingestion statistics in run-new; hospital-c does not."""
+    """hospital-a and -b share ingestion statistics in run-new, named as ``qa_metrics`` names
+    them; hospital-b's 1-4 truncated files are suppressed (absent). hospital-c shares none."""
     store = ResultsStore(path)
     try:
-        for site, accepted, rejected, nodule in (("hospital-a", 412, 9, 0.31), ("hospital-b", 388, 23, 0.18)):
-            store.record_site_metrics("run-new", 1, "evaluate", site, {
+        for site, accepted, rejected, nodule, spacing in (
+            ("hospital-a", 412, 14, 0.31, {"lt1": 0, "1to2": 30, "2to3": 8, "ge5": 0}),
+            ("hospital-b", 388, 23, 0.18, {"lt1": 12, "1to2": 21, "2to3": 0, "ge5": 6}),
+        ):
+            metrics = {
                 "qa_files_seen": accepted + rejected, "qa_files_accepted": accepted,
-                "qa_files_rejected": rejected, "qa_rejected_not_dicom": 3,
-                "qa_rejected_wrong_modality": rejected - 3 - (2 if site == "hospital-a" else 0),
-                # hospital-b's count of 1 truncated file is suppressed (small count): NaN -> NULL
-                "qa_rejected_truncated": 2 if site == "hospital-a" else math.nan,
-                "qa_spacing_z_mm_median": 1.25 if site == "hospital-a" else 2.5,
-                "qa_spacing_xy_mm_median": 0.7, "qa_hu_min": -1024.0, "qa_hu_max": 3071.0,
+                "qa_files_rejected": rejected, "qa_rejected_not_dicom": 5,
+                "qa_rejected_wrong_modality": rejected - 5 - (5 if site == "hospital-a" else 0),
+                "qa_studies": 40, "qa_patients": 38,
+                **{f"qa_slice_spacing_{k}": v for k, v in spacing.items()},
+                "qa_hu_p01_p50": -1010.0, "qa_hu_p99_p50": 1460.0 if site == "hospital-a" else 1720.0,
                 "qa_report_coverage": 0.97, "qa_prevalence_nodule": nodule,
                 "qa_prevalence_emphysema": 0.22,
-            })  # fmt: skip
+            }  # fmt: skip
+            if site == "hospital-a":
+                metrics["qa_rejected_truncated"] = 5
+            store.record_site_metrics("run-new", 1, "evaluate", site, metrics)
     finally:
         store.close()
 
 
+# The shape federation.mia_audit.write_report writes.
 MIA = {
-    "attack": "loss threshold", "model": "run-new, round 3",
-    "results": [
-        {"site": "hospital-a", "auc": 0.53, "epsilon": 2.5, "members": 30, "non_members": 10},
-        {"site": "hospital-b", "auc": 0.51, "epsilon": 0.8, "members": 30, "non_members": 10},
-        {"site": "hospital-c", "auc": 0.56, "epsilon": 0.7, "members": 30, "non_members": 10},
-    ],
+    "run": "run-new", "round": 3, "checkpoint": "round_0003.pt", "model_preset": "demo", "dp": True,
+    "attacks": ["loss"], "created_at": "2026-01-05T10:00:00Z",
+    "sites": {
+        "hospital-a": {"auc": 0.53, "auc_calibrated": 0.52, "auc_null_std": 0.05, "members": 30,
+                       "non_members": 10, "epsilon": 2.5},
+        "hospital-b": {"auc": 0.51, "auc_calibrated": 0.5, "auc_null_std": 0.05, "members": 30,
+                       "non_members": 10, "epsilon": 0.8},
+        "hospital-c": {"auc": 0.56, "auc_calibrated": 0.55, "auc_null_std": 0.06, "members": 30,
+                       "non_members": 10, "epsilon": 0.7},
+    },
 }  # fmt: skip
 BASELINES = (
     "baseline,site,macro_auc,finding_f1\n"
@@ -209,7 +239,7 @@ def phantom(depth: int = 12, size: int = 64, nodule: bool = True) -> tuple[np.nd
     hu[body] = 40.0
     for cx in (-0.42, 0.42):  # lungs
         hu[((x - cx) / 0.32) ** 2 + ((y + 0.02) / 0.48) ** 2 < 1] = -850.0
-    hu[((x + 0.08) / 0.22) ** 2 + ((y + 0.12) / 0.2) ** 2 < 1] = 45.0  # heart
+    hu[((x - 0.02) / 0.14) ** 2 + ((y + 0.1) / 0.2) ** 2 < 1] = 45.0  # heart, between the lungs
     hu[(x / 0.09) ** 2 + ((y - 0.47) / 0.09) ** 2 < 1] = 700.0  # spine
     ball = ((x + 0.45) ** 2 + (y + 0.15) ** 2 + (z * 0.5) ** 2) < 0.08 ** 2
     if nodule:

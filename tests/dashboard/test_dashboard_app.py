@@ -156,3 +156,19 @@ def test_refresh_after_a_new_round(monkeypatch: pytest.MonkeyPatch, workdir: Pat
     store.close()
     at.run()
     assert [m.value for m in at.metric][2] == "4 / 3"
+
+
+def test_unexpected_page_error_is_one_sentence(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> None:
+    # Prepare: a bug in a page's query
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise KeyError("epsilon")
+
+    monkeypatch.setattr("dashboard.privacy_queries.privacy_table", broken)
+    monkeypatch.setattr("dashboard.views.privacy.privacy_table", broken, raising=False)
+
+    # Execute
+    at = _open(monkeypatch, workdir, "views/privacy.py")
+
+    # Assert
+    assert "This page could not be drawn (KeyError)" in at.error[0].value
+    assert "Traceback" not in _text(at)

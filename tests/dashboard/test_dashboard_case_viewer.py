@@ -107,7 +107,9 @@ def test_site_not_ingested_yet(monkeypatch: pytest.MonkeyPatch, site_dir: Path) 
     assert at.code[0].value == f"fedmpt ingest {site_dir}"
 
 
-def test_broken_volume_is_a_message(monkeypatch: pytest.MonkeyPatch, site_dir: Path, site_studies: tuple[str, ...]) -> None:
+def test_broken_volume_is_a_message(
+    monkeypatch: pytest.MonkeyPatch, site_dir: Path, site_studies: tuple[str, ...]
+) -> None:
     np.save(site_dir / "cache" / "volumes" / f"{site_studies[0]}.npy", np.zeros((4, 4), dtype=np.float16))
     at = _open(monkeypatch, site_dir)
     assert "expected (3, D, H, W)" in at.error[0].value

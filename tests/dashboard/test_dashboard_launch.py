@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.launch import APP_PATH, streamlit_command
+from dashboard.launch import APP_PATH, SITE_APP_PATH, launch_site, site_streamlit_command, streamlit_command
 
 STARTUP_TIMEOUT_S = 30.0
 
@@ -33,6 +33,16 @@ def test_command_is_loopback_headless_without_telemetry(tmp_path: Path) -> None:
     assert _flag(command, "--server.headless") == "true"
     assert _flag(command, "--browser.gatherUsageStats") == "false"
     assert command[-3:] == ["--", "--workdir", str(tmp_path.resolve())]
+
+
+def test_site_command_reads_one_site_and_hides_errors(tmp_path: Path) -> None:
+    command = site_streamlit_command(tmp_path, port=8601)
+    assert command[:5] == [sys.executable, "-m", "streamlit", "run", str(SITE_APP_PATH)]
+    assert _flag(command, "--server.address") == "127.0.0.1"
+    assert _flag(command, "--client.showErrorDetails") == "none"  # no tracebacks in the browser
+    assert command[-3:] == ["--", "--site", str(tmp_path.resolve())]
+    with pytest.raises(ValueError, match="does not exist"):
+        launch_site(tmp_path / "nowhere")
 
 
 @pytest.mark.parametrize("port", [0, 70000])

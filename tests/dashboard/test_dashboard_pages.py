@@ -35,20 +35,23 @@ def test_data_quality(monkeypatch: pytest.MonkeyPatch, full_workdir: Path) -> No
 
     # Assert
     assert [h.value for h in at.subheader] == [
-        "Rejected files by reason", "Files", "Geometry: spacing and thickness (mm)", "Intensity (HU)",
-        "Reports", "Finding prevalence (fraction of studies)",
+        "Rejected files by reason", "Files", "Studies and patients", "Slice spacing (mm)",
+        "Intensity (HU)", "Reports", "Finding prevalence (fraction of studies)",
     ]  # fmt: skip
-    rejected, files, geometry, hu, reports, prevalence, provenance = (df.value for df in at.dataframe)
+    rejected, files, studies, spacing, hu, reports, prevalence, provenance = (df.value for df in at.dataframe)
     assert list(rejected.index) == ["hospital-a", "hospital-b"]  # hospital-c shared nothing
     assert list(rejected.columns) == ["not_dicom", "truncated", "wrong_modality"]
-    assert rejected.loc["hospital-a", "truncated"] == 2
+    assert rejected.loc["hospital-a", "truncated"] == 5
     assert math.isnan(rejected.loc["hospital-b", "truncated"])  # suppressed: blank, not zero
     assert files.loc["hospital-b", "accepted"] == 388
-    assert geometry.loc["hospital-b", "spacing_z_mm_median"] == 2.5
-    assert hu.loc["hospital-a", "max"] == 3071
+    assert list(studies.columns) == ["patients", "studies"]
+    assert list(spacing.columns) == ["lt1", "1to2", "2to3", "ge5"]  # bins in order, not a-z
+    assert spacing.loc["hospital-b", "ge5"] == 6
+    assert hu.loc["hospital-b", "p99_p50"] == 1720
+    assert list(reports.columns) == ["report_coverage"]
     assert prevalence.loc["hospital-a", "nodule"] == pytest.approx(0.31)
     assert set(provenance["run_id"]) == {"run-new"}
-    assert len(at.get("vega_lite_chart")) == 2  # rejections and prevalence
+    assert len(at.get("vega_lite_chart")) == 3  # rejections, spacing histogram, prevalence
 
 
 def test_data_quality_empty_state(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> None:
@@ -75,7 +78,7 @@ def test_results(monkeypatch: pytest.MonkeyPatch, full_workdir: Path) -> None:
     assert list(downstream.index) == ["hospital-a", "hospital-b"]  # round 3; hospital-c refused
     assert downstream.loc["hospital-a", "probe_auc_nodule"] == pytest.approx(0.8)
     assert "num-examples" not in downstream.columns
-    assert len(at.get("vega_lite_chart")) == 2  # baselines bars and the cross-site heatmap
+    assert len(at.get("vega_lite_chart")) == 3  # one per baseline metric, and the heatmap
     assert len(at.get("image")) == 1
     assert len(at.get("download_button")) == 1
     assert "Row: where the model was trained" in _text(at)
@@ -109,14 +112,16 @@ def test_privacy_shows_the_mia_audit(monkeypatch: pytest.MonkeyPatch, full_workd
     assert list(audit["site"]) == sites
     assert list(audit["auc"]) == pytest.approx([0.53, 0.51, 0.56])
     assert list(audit["epsilon"]) == pytest.approx([2.5, 0.8, 0.7])
-    assert "attack: loss threshold" in _text(at)
+    assert "run: run-new · round: 3" in _text(at)
     assert "coin flip" in _text(at)
     # one tile per site: spent / budget
     assert [m.label for m in at.metric] == sites
     assert at.metric[0].value == "ε 2.50 / 4.00"
 
 
-@pytest.mark.parametrize(("content", "shown"), [(None, "fedmpt audit mia --workdir"), (b"{nope", "Cannot show the audit")])
+@pytest.mark.parametrize(
+    ("content", "shown"), [(None, "fedmpt audit mia --workdir"), (b"{nope", "Cannot show the audit")]
+)
 def test_privacy_mia_missing_or_broken(
     monkeypatch: pytest.MonkeyPatch, workdir: Path, content: bytes | None, shown: str
 ) -> None:

@@ -9,15 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dashboard.qa_queries import latest_qa, qa_group_table
+from dashboard.accepted_reports import accept_report, load_accepted
+from dashboard.qa_queries import bin_order, latest_qa, qa_group_table
 from dashboard.reports_reader import ReportReadError, find_reports, read_cross_site_matrix, read_mia
 from dashboard.site_reader import (
     Draft,
     SiteReadError,
     Study,
-    accept_report,
     interaction_warnings,
-    load_accepted,
     load_explanation,
     load_index,
     load_volume,
@@ -89,8 +88,14 @@ def test_latest_qa_keeps_each_sites_latest_value(full_workdir: Path) -> None:
     # Assert
     files = qa_group_table(latest, "Files")
     assert files.loc["hospital-a", "accepted"] == 420 and files.loc["hospital-b", "accepted"] == 388
-    assert set(latest["metric"]) >= {"rejected_truncated", "hu_min", "prevalence_nodule"}
+    assert set(latest["metric"]) >= {"rejected_truncated", "hu_p01_p50", "prevalence_nodule"}
     assert latest_qa([]).empty
+
+
+def test_bin_order() -> None:
+    labels = ["ge5", "unknown", "1to2", "lt1", "3to5", "0p6to0p7", "accepted"]
+    assert sorted(labels, key=bin_order) == ["lt1", "0p6to0p7", "1to2", "3to5", "ge5", "unknown", "accepted"]
+    assert sorted(["3plus", "2", "1"], key=bin_order) == ["1", "2", "3plus"]
 
 
 def test_site_reads(site_dir: Path, site_studies: tuple[str, ...]) -> None:

@@ -19,8 +19,8 @@ def consortium(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def consortium_again(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """The same consortium generated again, with two worker processes."""
-    return generate_consortium(tmp_path_factory.mktemp("again"), workers=2, **TINY)
+    """Its first site generated again, alone and with two worker processes."""
+    return generate_consortium(tmp_path_factory.mktemp("again"), workers=2, **{**TINY, "n_sites": 1})
 
 
 @pytest.fixture(scope="session")

@@ -97,6 +97,7 @@ class SiteRecordingStrategy(Strategy):
         self._reference: dict[str, np.ndarray] = {}
         self._dtypes: dict[str, np.dtype[Any]] = {}
         self._participation: dict[int, list[dict[str, Any]]] = {}
+        self._warned: set[int] = set()
 
     def summary(self) -> None:
         """Log the wrapped strategy's summary."""
@@ -176,7 +177,8 @@ class SiteRecordingStrategy(Strategy):
         registered = self.registry.get(node)
         if registered is None:
             return f"unregistered-node-{node}"
-        if declared is not None and declared != registered:
+        if declared is not None and declared != registered and node not in self._warned:
+            self._warned.add(node)
             logger.warning("node %s declares site %r but is registered as %r; recording %r",
                            node, declared, registered, registered)
         return registered
@@ -196,6 +198,12 @@ class SiteRecordingStrategy(Strategy):
 
     def _validate(self, rnd: int, replies: list[Message]) -> list[Message]:
         ok = [r for r in replies if not r.has_error()]
+        if self.registry is not None:  # only registered (and not revoked) sites contribute
+            for reply in [r for r in ok if r.metadata.src_node_id not in self.registry]:
+                node = reply.metadata.src_node_id
+                self._record(rnd, "train", node, self.site_of(node, reply), "rejected",
+                             "node is not in the consortium registry (unregistered or revoked)")
+            ok = [r for r in ok if r.metadata.src_node_id in self.registry]
         if self.validation is None or not self._reference or not ok:
             return ok
         verdicts = validate_round({i: r.content for i, r in enumerate(ok)}, self._reference,

@@ -6,7 +6,7 @@ import importlib
 import logging
 import sys
 
-BENCHMARKS = ("benchmarks.bench_training",)
+BENCHMARKS = ("benchmarks.bench_training", "benchmarks.bench_federation")
 
 
 def main() -> int:

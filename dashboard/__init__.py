@@ -1,4 +1,4 @@
-"""Streamlit dashboards: the consortium's (read-only, `fedmpt dashboard --workdir`) and a site's case viewer (`--site`)."""
+"""Streamlit dashboards: the consortium's (`fedmpt dashboard`) and a site's case viewer (`--site`)."""
 
 # Submodules are imported by name (``from dashboard.launch import launch``); nothing is re-exported
 # here so that ``import dashboard`` stays free of streamlit and pandas, and so that the function

@@ -143,6 +143,7 @@ def ingest_site(
     try:
         headers = read_headers(dicom_dir, site_dir, salt=salt, state=state, outcomes=outcomes, progress=progress,
                                rehash=rehash)
+        timing = {"headers": time.perf_counter() - started}
         groups, duplicates = group_by_series(headers.slices)
         for rel, rejection in duplicates.items():
             outcomes.reject(rel, "dicom", rejection)
@@ -151,6 +152,7 @@ def ingest_site(
         counts = build_volumes(list(studies.values()), cache_dir=cache_dir, config=config, salt=salt, state=state,
                                outcomes=outcomes, series_log=series_log, progress=progress)
         _mark_not_selected(studies, outcomes, series_log)
+        timing["volumes"] = time.perf_counter() - started - sum(timing.values())
         report_keys: set[str] = set()
         reports, report_counts = link_reports(site_dir, studies, salt, outcomes, state=state,
                                               identities=_patient_identities(studies), report_keys=report_keys)
@@ -160,6 +162,7 @@ def ingest_site(
                     reports=report_keys)
     finally:
         state.close()
+    timing["reports_and_state"] = time.perf_counter() - started - sum(timing.values())
 
     series_list = sorted(series_log.values(), key=lambda e: (e["study_key"], e["series_key"]))
     statuses = [e["status"] for e in series_list]
@@ -179,6 +182,7 @@ def ingest_site(
         "cache": {"headers_read": headers.n_read, "headers_reused": headers.n_reused,
                   "volumes_built": counts.built, "volumes_reused": counts.reused},
         "seconds": round(time.perf_counter() - started, 3),
+        "seconds_by_step": {step: round(value, 3) for step, value in timing.items()},
     })
     report_path, index_path = cache_dir / "ingest_report.json", cache_dir / "index.json"
     study_list = [study_entry(study, reports.get(key, (None, None, None))[2], key in clinical)

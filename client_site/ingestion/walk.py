@@ -56,8 +56,9 @@ def walk_files(root: Path, site_dir: Path) -> list[WalkedFile]:
         Site directory; reported paths are relative to it.
     """
     seen_dirs: set[tuple[int, int]] = set()
-    found: list[tuple[Path, str, os.stat_result | None, bool]] = []  # path, rel, stat, is_link
+    found: list[tuple[Path, str, os.stat_result | None, bool]] = []  # path, rel, stat, reached via a link
     unlisted: list[WalkedFile] = []
+    via_link: dict[str, bool] = {str(root): False}  # folder -> reached through a directory link
 
     def _on_error(error: OSError) -> None:
         folder = Path(error.filename) if error.filename else root
@@ -69,18 +70,24 @@ def walk_files(root: Path, site_dir: Path) -> list[WalkedFile]:
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=_on_error):
         stat = os.stat(dirpath)
         if (stat.st_dev, stat.st_ino) in seen_dirs:
-            logger.warning("skipping %s: already visited through a symbolic link", dirpath)
+            logger.warning("skipping a folder already visited through a symbolic link")
             dirnames[:] = []
             continue
         seen_dirs.add((stat.st_dev, stat.st_ino))
         dirnames.sort()
+        linked_dir = via_link.get(dirpath, False)
+        for name in dirnames:
+            child = os.path.join(dirpath, name)
+            via_link[child] = linked_dir or os.path.islink(child)
+        rel_dir = display_path(Path(dirpath), site_dir)
         for name in filenames:
-            path = Path(dirpath) / name
+            full = os.path.join(dirpath, name)
             try:
-                file_stat: os.stat_result | None = path.stat()
+                file_stat: os.stat_result | None = os.stat(full)
             except OSError:
                 file_stat = None
-            found.append((path, display_path(path, site_dir), file_stat, _through_link(path, root)))
+            rel = f"{rel_dir}/{os.fsencode(name).decode('utf-8', 'backslashreplace')}"
+            found.append((Path(full), rel, file_stat, linked_dir or os.path.islink(full)))
     owner: dict[tuple[int, int], str] = {}
     for _, rel, file_stat, _ in sorted(found, key=lambda f: (f[3], f[1])):  # real paths claim first
         if file_stat is not None:
@@ -96,14 +103,4 @@ def walk_files(root: Path, site_dir: Path) -> list[WalkedFile]:
         else:
             walked.append(WalkedFile(path, rel, None, file_stat.st_size, file_stat.st_mtime_ns))
     return sorted(walked + unlisted, key=lambda w: w.rel_path)
-
-
-def _through_link(path: Path, root: Path) -> bool:
-    """Whether ``path`` or any folder between ``root`` and it is a symbolic link."""
-    current = path
-    while current != root and current != current.parent:
-        if current.is_symlink():
-            return True
-        current = current.parent
-    return False
 

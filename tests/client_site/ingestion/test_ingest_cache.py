@@ -39,7 +39,7 @@ def _volume(root: Path, accession: str) -> np.ndarray:
 
 
 def _without_timing(report: dict[str, Any]) -> dict[str, Any]:
-    report["summary"] = {k: v for k, v in report["summary"].items() if k not in ("seconds", "cache", "slices_read")}
+    report["summary"] = {k: v for k, v in report["summary"].items() if k not in ("seconds", "seconds_by_step", "cache", "slices_read")}
     return report
 
 

@@ -1,0 +1,171 @@
+"""Throughput of ``ingest_site`` on 512x512 CT slices, and the speed-up of a cache hit.
+
+Writes a site of ``--series`` uncompressed series of ``--slices`` 512x512 slices (Explicit VR Little
+Endian, 16-bit, 12 bits stored) into a temporary directory, then, ``--repeats`` times, ingests it
+from scratch (cold: every file parsed and hashed, every volume built) and again unchanged (hit: the
+incremental cache). Reports wall-clock slices/s and slices per CPU-second of this process, the
+"per core" figure (ingestion is single-threaded here: torch is pinned to 1 thread), which a shared
+host disturbs less than wall time. Optionally (``--compressed N``) also times an RLE Lossless and a
+JPEG 2000 Lossless series of N slices, which go through the decoder plugins. Medians over repeats.
+Writes ``benchmarks/results/ingestion.json``.
+
+Usage: ``python -m benchmarks.bench_ingestion [--series 2] [--slices 150] [--repeats 3] [--compressed 40]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger("bench_ingestion")
+RESULTS = Path(__file__).resolve().parent / "results" / "ingestion.json"
+TARGET_SLICES_PER_CORE = 200.0
+TARGET_HIT_SPEEDUP = 20.0
+
+
+def write_site(root: Path, *, n_series: int, n_slices: int, size: int = 512, syntax: str | None = None) -> int:
+    """Write ``n_series`` axial series of a chest-like phantom; returns the number of slices written."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    yy, xx = np.mgrid[:size, :size]
+    body = (yy - size / 2) ** 2 / 0.6 + (xx - size / 2) ** 2 < (size * 0.42) ** 2
+    lungs = ((np.abs(xx - size / 2) - size * 0.18) ** 2 + (yy - size / 2) ** 2 < (size * 0.14) ** 2) & body
+    rng = np.random.default_rng(0)
+    for s in range(n_series):
+        folder = root / "dicom" / f"series{s}"
+        folder.mkdir(parents=True)
+        series_uid, study_uid = generate_uid(), generate_uid()
+        for k in range(n_slices):
+            hu = np.where(lungs, -850, np.where(body, 40, -1000)) + rng.normal(0, 15, (size, size))
+            ds = Dataset()
+            ds.file_meta = FileMetaDataset()
+            ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+            ds.SOPClassUID, ds.Modality, ds.ImageType = CTImageStorage, "CT", ["ORIGINAL", "PRIMARY", "AXIAL"]
+            ds.PatientName, ds.PatientID, ds.AccessionNumber = f"BENCH^P{s}", f"BENCH{s:04d}", f"BACC{s:04d}"
+            ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.InstanceNumber = study_uid, series_uid, k + 1
+            ds.ImagePositionPatient = [-175.0, -175.0, -300.0 + 1.25 * k]
+            ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+            ds.PixelSpacing, ds.SliceThickness = [0.68, 0.68], 1.25
+            ds.set_pixel_data(np.clip(hu + 1024, 0, 4095).astype(np.uint16), "MONOCHROME2", 12,
+                              generate_instance_uid=False)
+            ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
+            if syntax is not None:
+                ds.compress(syntax, generate_instance_uid=False)
+            ds.save_as(folder / f"IM{k:05d}.dcm", enforce_file_format=True)
+    return n_series * n_slices
+
+
+def _timed_ingest(site: Path, config: Any, *, cold: bool) -> dict[str, float]:
+    from client_site.ingestion import ingest_site
+
+    if cold:
+        shutil.rmtree(site / "cache", ignore_errors=True)
+    cpu, wall = time.process_time(), time.perf_counter()
+    result = ingest_site(site, site / "cache", config=config, progress=False)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return {"wall_s": wall, "cpu_s": cpu, "slices_read": result.n_slices_read, "volumes_built": result.n_volumes_built,
+            "volumes_reused": result.n_volumes_reused, "headers_read": result.n_headers_read,
+            **{f"step_{k}_s": v for k, v in result.summary["seconds_by_step"].items()}}
+
+
+def _median(runs: list[dict[str, float]], key: str) -> float:
+    return float(statistics.median(r[key] for r in runs))
+
+
+def measure(site: Path, n_slices: int, repeats: int, config: Any) -> dict[str, Any]:
+    """Cold and hit runs, interleaved so that host-load drift hits both alike."""
+    cold, hit = [], []
+    for _ in range(repeats):
+        cold.append(_timed_ingest(site, config, cold=True))
+        hit.append(_timed_ingest(site, config, cold=False))
+    assert all(r["slices_read"] == n_slices for r in cold) and all(r["volumes_built"] == 0 for r in hit)
+    return {
+        "slices": n_slices,
+        "cold": {"wall_s": _median(cold, "wall_s"), "cpu_s": _median(cold, "cpu_s"),
+                 "slices_per_s_wall": n_slices / _median(cold, "wall_s"),
+                 "slices_per_cpu_s": n_slices / _median(cold, "cpu_s"),
+                 "seconds_by_step": {k[5:-2]: _median(cold, k) for k in cold[0] if k.startswith("step_")}},
+        "hit": {"wall_s": _median(hit, "wall_s"), "cpu_s": _median(hit, "cpu_s")},
+        "hit_speedup_wall": _median(cold, "wall_s") / _median(hit, "wall_s"),
+        "hit_speedup_cpu": _median(cold, "cpu_s") / max(_median(hit, "cpu_s"), 1e-6),
+        "runs": {"cold": cold, "hit": hit},
+    }
+
+
+def machine_info() -> dict[str, Any]:
+    """Host and library versions, and the load average (a shared host slows wall-clock figures)."""
+    import monai
+    import pydicom
+    import torch
+
+    return {"platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
+            "python": platform.python_version(), "pydicom": pydicom.__version__, "numpy": np.__version__,
+            "torch": torch.__version__, "monai": monai.__version__, "torch_threads": torch.get_num_threads(),
+            "load_average_1_5_15": [round(v, 2) for v in os.getloadavg()]}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark and write ``benchmarks/results/ingestion.json``; returns the results."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--series", type=int, default=2)
+    parser.add_argument("--slices", type=int, default=150)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compressed", type=int, default=40, help="slices per compressed series (0: skip)")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    import monai.transforms  # noqa: F401  (imported before timing: it takes seconds)
+
+    from client_site.ingestion import PreprocessConfig
+    from federation.presets import get_preset
+    from pydicom.uid import JPEG2000Lossless, RLELossless
+
+    config: PreprocessConfig = get_preset("demo").preprocess
+    results: dict[str, Any] = {"machine": machine_info(), "preprocess": config.to_dict(),
+                               "targets": {"slices_per_cpu_s": TARGET_SLICES_PER_CORE, "hit_speedup": TARGET_HIT_SPEEDUP}}
+    with tempfile.TemporaryDirectory(prefix="bench_ingestion_") as tmp:
+        site = Path(tmp) / "site"
+        n = write_site(site, n_series=args.series, n_slices=args.slices)
+        results["uncompressed_512"] = measure(site, n, args.repeats, config)
+        for name, syntax in (("rle_512", RLELossless), ("jpeg2000_lossless_512", JPEG2000Lossless)):
+            if args.compressed <= 0:
+                break
+            site = Path(tmp) / name
+            n = write_site(site, n_series=1, n_slices=args.compressed, syntax=syntax)
+            results[name] = measure(site, n, max(1, args.repeats - 1), config)
+            del results[name]["runs"]
+    results["machine"]["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
+    main_run = results["uncompressed_512"]
+    results["verdict"] = {
+        "slices_per_cpu_s": round(main_run["cold"]["slices_per_cpu_s"], 1),
+        "slices_per_s_wall": round(main_run["cold"]["slices_per_s_wall"], 1),
+        "meets_slices_per_core_target": main_run["cold"]["slices_per_cpu_s"] >= TARGET_SLICES_PER_CORE,
+        "hit_speedup_wall": round(main_run["hit_speedup_wall"], 1),
+        "meets_hit_speedup_target": main_run["hit_speedup_wall"] >= TARGET_HIT_SPEEDUP,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    logger.info("ingestion: %.0f slices per CPU-second (%.0f/s wall), cache hit %.0fx faster (wall); wrote %s",
+                main_run["cold"]["slices_per_cpu_s"], main_run["cold"]["slices_per_s_wall"],
+                main_run["hit_speedup_wall"], RESULTS)
+    return results
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    main()

@@ -10,7 +10,7 @@ export FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION := 1
 export FLWR_HOME := $(CURDIR)/.flwr
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install demo test bench dashboard clean
+.PHONY: install browser demo test bench dashboard clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,8 +22,12 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/fedmpt demo --workdir $(WORKDIR)
 
+# The dashboard's browser test drives Debian's Chromium (no browser download at run time).
+browser:
+	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 # pytest exits 5 when it collects no test, so an empty suite fails here.
-test: install
+test: install browser
 	$(PY) -m pytest
 
 bench: install

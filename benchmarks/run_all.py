@@ -6,7 +6,7 @@ import importlib
 import logging
 import sys
 
-BENCHMARKS = ("benchmarks.bench_training", "benchmarks.bench_federation")
+BENCHMARKS = ("benchmarks.bench_training", "benchmarks.bench_federation", "benchmarks.bench_ingestion")
 
 
 def main() -> int:

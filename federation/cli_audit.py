@@ -19,6 +19,9 @@ def audit_mia(
     draws: int = typer.Option(4, help="Fixed mask draws averaged per patient."),
     seed: int = typer.Option(0, help="Seed of the fixed masks."),
     threads: int = typer.Option(0, help="torch threads (0: torch's default); keep <= free cores."),
+    aggregator_key: Path = typer.Option(
+        None, "--aggregator-key", help="Aggregator public key to verify the checkpoint with "
+        "(default: WORKDIR/aggregator/keys/*.pub when present)."),
 ) -> None:
     """Membership-inference AUC of the run's latest global model at each site, with its epsilon.
 
@@ -27,14 +30,15 @@ def audit_mia(
     """
     import torch
 
+    from aggregator.checkpoints import CheckpointError
     from federation.mia_audit import audit_run, write_report
 
     if threads > 0:
         torch.set_num_threads(threads)
     try:
         report = audit_run(workdir, run=run or None, site_dirs=list(site) if site else None,
-                           seed=seed, draws=draws)
-    except (ValueError, FileNotFoundError) as e:
+                           seed=seed, draws=draws, aggregator_key=aggregator_key)
+    except (ValueError, FileNotFoundError, CheckpointError) as e:
         raise typer.BadParameter(str(e)) from e
     path = write_report(workdir, report)
     typer.echo(f"run {report['run']} (round {report['round']}, {'DP' if report['dp'] else 'no DP'})")

@@ -80,6 +80,8 @@ class FederationConfig:
     dp: bool = True
     model_preset: str = "demo"
     seed: int = 0
+    secure_aggregation: bool = False
+    update_norm_bound: float = 10.0
     aggregation: str = "mean"
     trim_beta: float = 0.2
     norm_factor: float = 10.0

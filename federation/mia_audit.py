@@ -19,8 +19,9 @@ from typing import Any
 
 import torch
 
-from aggregator.checkpoints import latest_checkpoint
+from aggregator.checkpoints import latest_checkpoint, load_signed_checkpoint
 from aggregator.results_store import ResultsStore
+from aggregator.signing import load_public_key
 from client_site.audit import audit_site
 from federation.config import FederationConfig
 from federation.presets import get_preset
@@ -53,6 +54,26 @@ def _run_row(store_path: Path, run: str | None) -> dict[str, Any]:
     return completed[0]
 
 
+def _default_key(workdir: Path, run_config: dict[str, Any]) -> Path | None:
+    """The aggregator's public key next to its signing key, if this workdir has one."""
+    private = run_config.get("signing-key") or ""
+    config = FederationConfig(workdir=str(workdir), signing_key=str(private), run_name="audit")
+    public = config.signing_key_path.with_suffix(".pub")
+    return public if public.exists() else None
+
+
+def load_released(checkpoint: Path, aggregator_key: Path | None) -> dict[str, Any]:
+    """Load a global checkpoint, verifying the aggregator's signature when a key is known.
+
+    Sites audit the model they were sent, so with a key an unsigned or altered checkpoint is
+    refused (:class:`aggregator.checkpoints.CheckpointError`).
+    """
+    if aggregator_key is not None:
+        return load_signed_checkpoint(checkpoint, load_public_key(aggregator_key))
+    logger.warning("no aggregator public key: %s is audited without checking its signature", checkpoint)
+    return dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+
+
 def default_site_dirs(workdir: Path) -> list[Path]:
     """Site directories of the demo layout, ``WORKDIR/sites/*`` with a ``site.toml``."""
     return sorted(p for p in (Path(workdir) / "sites").glob("*") if (p / "site.toml").exists())
@@ -60,7 +81,7 @@ def default_site_dirs(workdir: Path) -> list[Path]:
 
 def audit_run(
     workdir: Path, *, run: str | None = None, site_dirs: list[Path] | None = None,
-    seed: int = 0, draws: int = 4,
+    seed: int = 0, draws: int = 4, aggregator_key: Path | None = None,
 ) -> dict[str, Any]:
     """Audit the latest global checkpoint of ``run`` at every site; return the report.
 
@@ -74,6 +95,9 @@ def audit_run(
         The sites to audit (default: :func:`default_site_dirs`).
     seed, draws : int
         Seed and number of the fixed mask draws per patient. (default: 0, 4)
+    aggregator_key : Path, optional
+        The aggregator's Ed25519 public key to verify the checkpoint with (default: the
+        ``.pub`` next to the run's signing key in this workdir, if present).
     """
     aggregator_dir = Path(workdir) / "aggregator"
     row = _run_row(aggregator_dir / RESULTS_STORE, run)
@@ -82,7 +106,8 @@ def audit_run(
     checkpoint = latest_checkpoint(aggregator_dir / "checkpoints" / run_id)
     if checkpoint is None:
         raise FileNotFoundError(f"run {run_id} has no global checkpoint under {aggregator_dir / 'checkpoints'}")
-    released = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    key = aggregator_key or _default_key(Path(workdir), run_config)
+    released = load_released(checkpoint, key)
     preset_name = str(run_config.get("model-preset", "demo"))
     reference = initial_arrays(FederationConfig(
         model_preset=preset_name, seed=int(run_config.get("seed", 0)), run_name=run_id,
@@ -100,6 +125,7 @@ def audit_run(
         "run": run_id,
         "round": int(released.get("round", -1)),
         "checkpoint": checkpoint.name,
+        "signature_verified": key is not None,
         "model_preset": preset_name,
         "dp": dp,
         "attacks": ATTACKS,

@@ -44,11 +44,19 @@ def run_in_simulation(config: FederationConfig, site_dirs: list[Path]) -> dict[s
 
     from flwr.simulation import run_simulation  # heavy import, after the env is set
 
-    from federation.client_app import app as client_app
+    if config.secure_aggregation:  # SecAgg+ exists only on Flower's legacy path
+        from federation.secagg_client import app as client_app
+        from federation.secagg_server import build_secure_server_app
+
+        server_app = build_secure_server_app(config)
+    else:
+        from federation.client_app import app as client_app
+
+        server_app = build_server_app(config)
 
     cpus = max(1, min(len(site_dirs), os.cpu_count() or 1))
     run_simulation(
-        server_app=build_server_app(config),
+        server_app=server_app,
         client_app=client_app,
         num_supernodes=len(site_dirs),
         backend_config={

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,10 +14,9 @@ from client_site.ingestion.header_pass import HeaderPass, read_headers
 from client_site.ingestion.outcomes import ACCEPTED, NOT_SELECTED, REJECTED, FileOutcomes, series_entry
 from client_site.ingestion.preprocess import PreprocessConfig
 from client_site.ingestion.qa import compute_qa
-from client_site.ingestion.reading import read_identity
 from client_site.ingestion.series import group_by_series, order_series
 from client_site.ingestion.slices import SliceHeader
-from client_site.ingestion.sidecars import link_clinical, link_reports
+from client_site.ingestion.sidecars import link_clinical, link_reports, patient_identities
 from client_site.ingestion.state import StateStore
 from client_site.ingestion.study import StudyInfo, study_entry
 from client_site.ingestion.volume_pass import build_volumes
@@ -155,7 +152,7 @@ def ingest_site(
         timing["volumes"] = time.perf_counter() - started - sum(timing.values())
         report_keys: set[str] = set()
         reports, report_counts = link_reports(site_dir, studies, salt, outcomes, state=state,
-                                              identities=_patient_identities(studies), report_keys=report_keys)
+                                              identities=patient_identities(studies), report_keys=report_keys)
         clinical, clinical_counts = link_clinical(site_dir, studies, salt, outcomes)
         accepted = {k: s for k, s in sorted(studies.items()) if s.selected is not None}
         state.prune(files=headers.file_keys, volumes=set(accepted), failures=counts.failure_keys or set(),
@@ -264,36 +261,6 @@ def _mark_not_selected(studies: dict[str, StudyInfo], outcomes: FileOutcomes,
                 reason = NOT_SELECTED_PLANE_REASON
             entry["reason"] = reason
             _reject_all(list(series.slices), reason, RejectCode.SERIES_NOT_SELECTED, outcomes)
-
-
-def _patient_identities(studies: dict[str, StudyInfo]) -> Callable[[StudyInfo], tuple[set[str], set[str]]]:
-    """Set each study's patient content key; return the lookup of a patient's names and IDs.
-
-    The lookup gathers the identifying values of every study of the study's patient (a report may
-    cite a prior exam's accession); files reused from the cache are re-read for them.
-    """
-    by_patient: dict[str, list[StudyInfo]] = {}
-    for study in studies.values():
-        by_patient.setdefault(study.patient_key, []).append(study)
-    for group in by_patient.values():
-        digest = hashlib.sha256("".join(sorted(s.content_key for s in group)).encode()).hexdigest()
-        for study in group:
-            study.patient_content_key = digest
-
-    def lookup(study: StudyInfo) -> tuple[set[str], set[str]]:
-        names: set[str] = set()
-        ids: set[str] = set()
-        for member in by_patient[study.patient_key]:
-            for rel, path in sorted(member.files.items()):
-                identity = member.identities.get(rel) or read_identity(path)
-                if identity is None:
-                    continue
-                member.identities[rel] = identity
-                names.update(identity.names)
-                ids.update(v for v in (identity.patient_id, identity.accession) if v)
-        return names, ids
-
-    return lookup
 
 
 def _reject_all(slices: list[SliceHeader], reason: str, code: RejectCode, outcomes: FileOutcomes) -> None:

@@ -14,6 +14,8 @@ _PIXEL_DATA_TAG = (0x7FE0, 0x0010)
 # Explicit-VR element headers with a 2-byte reserved field and a 4-byte length (PS3.5 7.1.2).
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"}
 _UNDEFINED_LENGTH = 0xFFFFFFFF
+_ITEM, _SEQUENCE_DELIMITER = (0xFFFE, 0xE000), (0xFFFE, 0xE0DD)
+_MAX_FRAGMENTS = 100_000
 
 
 def check_pixel_element(
@@ -70,9 +72,10 @@ def check_pixel_element(
     else:
         (length,), header_len = struct.unpack(order + "H", head[6:8]), 8
     available = size - start - header_len
-    if length == _UNDEFINED_LENGTH:  # encapsulated (compressed): checked when decoding
+    if length == _UNDEFINED_LENGTH:  # encapsulated (compressed): the codestreams are checked when decoding
         if available <= 0:
             raise FileRejected(RejectCode.TRUNCATED, "file ends right after the PixelData tag")
+        _check_fragments(handle, start + header_len, size, order)
         return -1
     if available < length:
         raise FileRejected(
@@ -89,3 +92,28 @@ def check_pixel_element(
             f"PixelData holds {length} bytes but Rows x Columns{frames} x BitsAllocated needs {needed}",
         )
     return start + header_len
+
+
+def _check_fragments(handle: BinaryIO, position: int, size: int, order: str) -> None:
+    """Walk the item headers of encapsulated PixelData (PS3.5 A.4) up to the sequence delimiter.
+
+    Only the 8-byte item headers are read; fragments are skipped. A file cut inside its compressed
+    pixels (an interrupted transfer) is then refused here rather than by the decoder.
+    """
+    for index in range(_MAX_FRAGMENTS):
+        handle.seek(position)
+        head = handle.read(8)
+        if len(head) < 8:
+            break
+        group, element, length = struct.unpack(order + "HHI", head)
+        if (group, element) == _SEQUENCE_DELIMITER:
+            return
+        if (group, element) != _ITEM:
+            raise FileRejected(RejectCode.CORRUPT_HEADER,
+                               f"encapsulated PixelData: item {index + 1} has tag ({group:04X},{element:04X}), not an item")
+        position += 8 + length
+        if position > size:
+            break
+    else:
+        return  # very many fragments: leave the rest to the decoder
+    raise FileRejected(RejectCode.TRUNCATED, "truncated: the file ends inside its encapsulated (compressed) PixelData")

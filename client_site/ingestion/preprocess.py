@@ -6,7 +6,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 # (name, level, width) in HU, in channel order; docs/contracts.md section 4.
 WINDOWS: tuple[tuple[str, float, float], ...] = (
@@ -86,6 +85,7 @@ def preprocess_with_affine(hu: np.ndarray, affine: np.ndarray, config: Preproces
         (4, 4) float64 map from (slice, row, col) voxel indices of ``volume`` to DICOM LPS mm. The
         resampling grid is orthogonal, so a gantry tilt (a sheared input affine) is undone.
     """
+    import torch
     from monai.data import MetaTensor
     from monai.transforms import (
         Orientation,
@@ -106,7 +106,8 @@ def preprocess_with_affine(hu: np.ndarray, affine: np.ndarray, config: Preproces
         for _, level, width in WINDOWS
     ]
     stacked = torch.cat([torch.as_tensor(c) for c in channels], dim=0)  # (3, D', H', W')
-    stacked = MetaTensor(stacked, affine=resampled.affine)
+    if not isinstance(stacked, MetaTensor):  # torch.cat of MetaTensors keeps the resampled affine
+        stacked = MetaTensor(stacked, affine=resampled.affine)
     out = ResizeWithPadOrCrop(spatial_size=config.shape, mode="constant", value=0.0)(stacked)
     array = torch.as_tensor(out).detach().cpu().numpy().astype(np.float16)
     out_affine = np.asarray(out.affine, dtype=np.float64) if isinstance(out, MetaTensor) else np.eye(4)

@@ -22,9 +22,8 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
-from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from client_site.ingestion import tags
+from client_site.ingestion.checks import HeaderContent, check_content, transfer_syntax
 from client_site.ingestion.errors import FileRejected, RejectCode
 from client_site.ingestion.frames import FrameGeometry, classic_geometry, enhanced_geometry
 from client_site.ingestion.pixel_element import check_pixel_element
@@ -33,10 +32,6 @@ from client_site.pseudonym import pseudonymize
 
 logger = logging.getLogger(__name__)
 
-CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
-ENHANCED_CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2.1"
-MAX_MATRIX = 4096  # rows or columns; larger is not a CT slice
-MAX_PIXELS_PER_FILE = 1 << 28  # Rows * Columns * frames (512 MiB at 16 bits); refuse to decode more
 MAX_FILE_BYTES = 1 << 31  # larger files are refused before anything is read
 _IN_MEMORY_BYTES = 1 << 26  # files up to this size are read with one call
 _UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -45,13 +40,6 @@ _PERSON_NAME_TAGS = (
     "PatientName", "ReferringPhysicianName", "NameOfPhysiciansReadingStudy", "PerformingPhysicianName",
     "OperatorsName", "PhysiciansOfRecord", "RequestingPhysician",
 )
-_IDENTITY_TAGS = (
-    ("SOPInstanceUID", "(0008,0018)", ""),
-    ("SeriesInstanceUID", "(0020,000E)", ""),
-    ("StudyInstanceUID", "(0020,000D)", ""),
-    ("PatientID", "(0010,0020)", ": studies cannot be grouped by patient, the unit of privacy"),
-)
-_MATRIX_TAGS = (("Rows", "(0028,0010)"), ("Columns", "(0028,0011)"), ("BitsAllocated", "(0028,0100)"))
 
 
 @dataclass(frozen=True)
@@ -134,7 +122,7 @@ def read_file(path: Path, rel_path: str, *, salt: bytes) -> FileRead:
                 data, handle = None, _Bounded(raw, size, str(path))
             ds = _read_dataset(handle)
             _check_lengths(ds)
-            content = _check_content(ds)
+            content = check_content(ds)
             offset = check_pixel_element(handle, ds, size, content.n_frames, rows=content.rows,
                                          columns=content.columns, bits_allocated=content.bits_allocated)
             frames = (enhanced_geometry(ds, content.n_frames) if content.enhanced
@@ -215,88 +203,13 @@ def _check_lengths(ds: Dataset) -> None:
         )
 
 
-@dataclass(frozen=True)
-class _Content:
-    """The checked essentials of a header (see :func:`_check_content`)."""
-
-    n_frames: int
-    enhanced: bool
-    modality_lut: bool
-    rows: int
-    columns: int
-    bits_allocated: int
-    bits_stored: int
-    signed: bool
-    uids: dict[str, str]
-
-
-def _check_content(ds: Dataset) -> _Content:
-    """Check modality, SOP class, identifiers and matrix."""
-    modality = tags.text(ds, "Modality")
-    if not modality:
-        raise FileRejected(RejectCode.MISSING_TAG, "missing tag Modality (0008,0060)")
-    if modality != "CT":
-        raise FileRejected(RejectCode.NOT_CT, f"modality is {modality}, not CT")
-    sop_class = tags.text(ds, "SOPClassUID") or CT_IMAGE_STORAGE
-    enhanced = sop_class == ENHANCED_CT_IMAGE_STORAGE
-    if sop_class not in (CT_IMAGE_STORAGE, ENHANCED_CT_IMAGE_STORAGE):
-        raise FileRejected(RejectCode.UNSUPPORTED_SOP_CLASS,
-                           f"SOP class '{UID(sop_class).name}' is not CT Image Storage (nor Enhanced CT)")
-    if "LOCALIZER" in (v.upper() for v in tags.texts(ds, "ImageType")):
-        raise FileRejected(RejectCode.LOCALIZER, "localizer/scout image (ImageType LOCALIZER)")
-    frames = int(tags.text(ds, "NumberOfFrames") or 1)
-    if frames < 1 or (frames != 1 and not enhanced):
-        raise FileRejected(
-            RejectCode.MULTI_FRAME,
-            f"CT Image Storage with NumberOfFrames {frames}: that object holds one frame; re-export the series",
-        )
-    uids = {}
-    for keyword, tag, why in _IDENTITY_TAGS:
-        value = (str(ds.get(keyword) or "") if keyword == "PatientID" else tags.text(ds, keyword)).strip()
-        if not value:
-            raise FileRejected(RejectCode.MISSING_TAG, f"missing tag {keyword} {tag}{why}")
-        uids[keyword] = value
-    little = ds.original_encoding[1] is not False
-    matrix = {}
-    for keyword, tag in _MATRIX_TAGS:
-        matrix[keyword] = tags.unsigned(ds, keyword, little)
-        if matrix[keyword] is None:
-            raise FileRejected(RejectCode.MISSING_TAG, f"missing tag {keyword} {tag}")
-    rows, cols, bits = int(matrix["Rows"] or 0), int(matrix["Columns"] or 0), int(matrix["BitsAllocated"] or 0)
-    if not (0 < rows <= MAX_MATRIX and 0 < cols <= MAX_MATRIX) or rows * cols * frames > MAX_PIXELS_PER_FILE:
-        raise FileRejected(
-            RejectCode.TOO_LARGE,
-            f"implausible image matrix {rows}x{cols}x{frames} (limit {MAX_MATRIX} per side, "
-            f"{MAX_PIXELS_PER_FILE} pixels per file); pixels not read",
-        )
-    if (tags.unsigned(ds, "SamplesPerPixel", little) or 1) != 1:
-        raise FileRejected(RejectCode.MALFORMED_TAG, "SamplesPerPixel is not 1: CT must be greyscale")
-    if bits not in (1, 8, 16, 32):
-        raise FileRejected(RejectCode.MALFORMED_TAG, f"BitsAllocated {bits} is not 1, 8, 16 or 32")
-    stored = tags.unsigned(ds, "BitsStored", little) or bits
-    return _Content(n_frames=frames, enhanced=enhanced, modality_lut="ModalityLUTSequence" in ds, rows=rows,
-                    columns=cols, bits_allocated=bits, bits_stored=min(stored, bits),
-                    signed=tags.unsigned(ds, "PixelRepresentation", little) == 1, uids=uids)
-
-
-def _transfer_syntax(ds: Dataset) -> str:
-    meta = getattr(ds, "file_meta", None)
-    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
-    if syntax:
-        return str(syntax)
-    implicit, little = ds.original_encoding  # a file without file meta: the encoding pydicom found
-    if little is False:
-        return str(ExplicitVRBigEndian)
-    return str(ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian)
-
-
 def _to_file_read(
-    ds: Dataset, content: _Content, frames: list[FrameGeometry], path: Path, rel_path: str, salt: bytes,
+    ds: Dataset, content: HeaderContent, frames: list[FrameGeometry], path: Path, rel_path: str, salt: bytes,
     offset: int, content_key: str,
 ) -> FileRead:
     identity = identity_of(ds)
     uids = content.uids
-    syntax = _transfer_syntax(ds)
+    syntax = transfer_syntax(ds)
     common = {
         "patient_key": pseudonymize("patient", identity.patient_id, salt),
         "study_key": pseudonymize("study", identity.accession or uids["StudyInstanceUID"], salt),

@@ -12,6 +12,7 @@ from typing import Any
 from client_site.ingestion.clinical import read_clinical
 from client_site.ingestion.errors import FileRejected, RejectCode
 from client_site.ingestion.outcomes import FileOutcomes
+from client_site.ingestion.reading import read_identity
 from client_site.ingestion.reports import parse_report, scrub_report
 from client_site.ingestion.state import StateStore
 from client_site.ingestion.study import StudyInfo
@@ -148,3 +149,32 @@ def link_clinical(
             RejectCode.CLINICAL_UNLINKED, f"none of its {table.n_rows} row(s) matches the Accession of a cached study"))
     return clinical, counts
 
+
+def patient_identities(studies: dict[str, StudyInfo]) -> IdentityLookup:
+    """Set each study's patient content key; return the lookup of a patient's names and IDs.
+
+    The lookup gathers the identifying values of every study of the study's patient (a report may
+    cite a prior exam's accession); files reused from the cache are re-read for them.
+    """
+    by_patient: dict[str, list[StudyInfo]] = {}
+    for study in studies.values():
+        by_patient.setdefault(study.patient_key, []).append(study)
+    for group in by_patient.values():
+        digest = hashlib.sha256("".join(sorted(s.content_key for s in group)).encode()).hexdigest()
+        for study in group:
+            study.patient_content_key = digest
+
+    def lookup(study: StudyInfo) -> tuple[set[str], set[str]]:
+        names: set[str] = set()
+        ids: set[str] = set()
+        for member in by_patient[study.patient_key]:
+            for rel, path in sorted(member.files.items()):
+                identity = member.identities.get(rel) or read_identity(path)
+                if identity is None:
+                    continue
+                member.identities[rel] = identity
+                names.update(identity.names)
+                ids.update(v for v in (identity.patient_id, identity.accession) if v)
+        return names, ids
+
+    return lookup

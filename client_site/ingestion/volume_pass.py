@@ -53,9 +53,17 @@ def volume_key(series: OrderedSeries, content_keys: dict[str, str], config: Prep
     return digest.hexdigest()
 
 
-def hu_percentiles(hu: np.ndarray) -> dict[str, float]:
-    """1st, 50th and 99th HU percentiles of a volume (every 8th row and column), rounded to 1 HU."""
-    p01, p50, p99 = np.percentile(hu[:, ::8, ::8], [1, 50, 99])
+def hu_percentiles(hu: np.ndarray) -> dict[str, float] | None:
+    """1st, 50th and 99th HU percentiles inside the field of view, rounded to 1 HU; None if none.
+
+    Sampled on every 8th row and column. Values below -1100 HU (padding outside the reconstruction
+    circle, e.g. -2048 or -3024) are left out, so the 1st percentile is air when the scan is right.
+    """
+    sample = hu[:, ::8, ::8]
+    sample = sample[sample >= -1100.0]
+    if sample.size == 0:
+        return None
+    p01, p50, p99 = np.percentile(sample, [1, 50, 99])
     return {"p01": round(float(p01)), "p50": round(float(p50)), "p99": round(float(p99))}
 
 

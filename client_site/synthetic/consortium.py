@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from client_site.findings import FINDINGS
 
+from .broken_files import write_broken_files
 from .formulary import interaction_table_csv
 from .identities import draw_unique_people, format_id, unique_numbers
 from .patient import PatientIdentity, PatientJob, SiteContext, StudyOutput, run_patient_job
@@ -164,6 +165,7 @@ def _generate_site(
         bar.update(1)
 
     outputs.sort(key=lambda o: o.accession)
+    write_broken_files(site_dir)
     write_csv(site_dir / "clinical" / "records.csv", RECORD_COLUMNS, [o.record_row for o in outputs])
     write_csv(site_dir / "truth" / "labels.csv", ("accession", "patient_id", *FINDINGS),
               [(o.accession, o.patient_id, *o.labels) for o in outputs])

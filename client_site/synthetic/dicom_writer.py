@@ -1,4 +1,4 @@
-"""Write a rendered series as a DICOM CT Image Storage series (plus an optional scout).
+"""Write a rendered series as a DICOM CT Image Storage series (plus an optional scout and a thick series).
 
 Follows the recipe verified in /work/shared/notes/privacy_and_data.md section 4: file meta
 with MediaStorageSOPClassUID/InstanceUID and Explicit VR Little Endian, every UID set
@@ -8,11 +8,13 @@ File names carry no PHI: ``<folder>/IM<InstanceNumber:05d>.dcm``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
+from pydicom.pixels import get_encoder
 from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian
 
 from .dicom_bytes import SeriesEncoder, check_encoder
@@ -92,22 +94,30 @@ def _base(header: StudyHeader, profile: SiteProfile, sop_uid: str) -> Dataset:
     return ds
 
 
-def write_series(folder: Path, series: Series, header: StudyHeader, profile: SiteProfile) -> list[Path]:
-    """Write the axial series (SeriesNumber 2), one file per slice; returns the paths."""
+def write_series(
+    folder: Path, series: Series, header: StudyHeader, profile: SiteProfile, *,
+    series_uid: str | None = None, series_number: int = 2,
+) -> list[Path]:
+    """Write an axial series, one file per slice, in the site's transfer syntax; returns the paths.
+
+    The default is the study's primary axial series (``header.series_uid``, SeriesNumber 2); a
+    thicker reconstruction of the same scan gets its own UID and number.
+    """
     folder.mkdir(parents=True, exist_ok=True)
+    series_uid = series_uid or header.series_uid
     d = series.hu.shape[0]
     stored = series.hu - int(profile.rescale_intercept)
     stored = stored.astype(np.int16 if profile.pixel_signed else np.uint16)
     thk = series.thickness_mm
     # one dataset per series; only the per-slice elements change between files (much faster
     # than building 50 validated elements per file)
-    ds = _base(header, profile, header.series_uid)
+    ds = _base(header, profile, series_uid)
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
     ds.SeriesDescription = f"Thorax {thk:g}mm {profile.kernel}"
     ds.SliceThickness = _ds(thk)
     ds.ConvolutionKernel = profile.kernel
-    ds.SeriesInstanceUID = header.series_uid
-    ds.SeriesNumber = 2
+    ds.SeriesInstanceUID = series_uid
+    ds.SeriesNumber = series_number
     ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
     ds.PixelSpacing = [_ds(series.pixel_mm), _ds(series.pixel_mm)]
     ds.RescaleIntercept = f"{profile.rescale_intercept:g}"
@@ -118,7 +128,7 @@ def write_series(folder: Path, series: Series, header: StudyHeader, profile: Sit
     paths = []
     for k in range(d):
         number = d - k if profile.head_first_numbering else k + 1
-        sop = UID(derived_uid(header.series_uid, str(number)))
+        sop = UID(derived_uid(series_uid, str(number)))
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = sop
         ds.InstanceNumber = number
         z = float(series.z_positions[k])
@@ -129,16 +139,45 @@ def write_series(folder: Path, series: Series, header: StudyHeader, profile: Sit
             ds.set_pixel_data(stored[k], "MONOCHROME2", profile.bits_stored, generate_instance_uid=False)
             if profile.padding_hu is not None:
                 ds.PixelPaddingValue = int(profile.padding_hu - profile.rescale_intercept)
+            if profile.transfer_syntax != ExplicitVRLittleEndian:
+                ds.compress(profile.transfer_syntax, generate_instance_uid=False)
             candidate = SeriesEncoder(ds, _VARYING)
             encoder = candidate if check_encoder(candidate, ds, path, _VARYING) else None
         elif encoder is not None:
-            ds.PixelData = stored[k].tobytes()
+            ds.PixelData = _pixel_data(stored[k], profile)
             path.write_bytes(encoder.encode(ds.file_meta, [ds[t] for t in _VARYING]))
         else:
-            ds.PixelData = stored[k].tobytes()
+            ds.PixelData = _pixel_data(stored[k], profile)
             ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+def _pixel_data(stored: np.ndarray, profile: SiteProfile) -> bytes:
+    """PixelData of one slice: raw, or one encapsulated frame in the site's compressed syntax.
+
+    The same bytes as ``Dataset.compress`` would write (pydicom's encoders, pylibjpeg plugins).
+    """
+    if profile.transfer_syntax == ExplicitVRLittleEndian:
+        return stored.tobytes()
+    frame = get_encoder(profile.transfer_syntax).encode(
+        stored, rows=stored.shape[0], columns=stored.shape[1], samples_per_pixel=1, bits_allocated=16,
+        bits_stored=profile.bits_stored, pixel_representation=int(profile.pixel_signed),
+        photometric_interpretation="MONOCHROME2", number_of_frames=1)
+    return encapsulate([frame])
+
+
+def thick_reconstruction(series: Series, factor: int = 2) -> Series:
+    """The same scan reconstructed ``factor`` times thicker (mean of consecutive slices), for writing.
+
+    Only ``hu``, ``z_positions`` and ``thickness_mm`` change; masks and lung stay those of the thin
+    series, which is the one the ground truth describes.
+    """
+    d = series.hu.shape[0] // factor * factor
+    hu = series.hu[:d].reshape(d // factor, factor, *series.hu.shape[1:]).mean(axis=1)
+    z = series.z_positions[:d].reshape(d // factor, factor).mean(axis=1)
+    return replace(series, hu=np.rint(hu).astype(series.hu.dtype), z_positions=z,
+                   thickness_mm=series.thickness_mm * factor)
 
 
 def write_scout(folder: Path, series: Series, header: StudyHeader, profile: SiteProfile) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -12,7 +13,7 @@ from client_site.findings import FINDINGS
 
 from .anatomy import sample_anatomy
 from .clinical import ClinicalRecord, background_medications, clinical_record
-from .dicom_writer import StudyHeader, write_scout, write_series
+from .dicom_writer import StudyHeader, thick_reconstruction, write_scout, write_series
 from .identities import Person, derived_uid
 from .lesions import Lesion
 from .measure import Finding, compare, describe
@@ -107,6 +108,9 @@ def generate_patient(
         if profile.localizer:
             write_scout(folder / "SE001", series, header, profile)
         write_series(folder / "SE002", series, header, profile)
+        if has_thick_series(header.accession):
+            write_series(folder / "SE003", thick_reconstruction(series), header, profile,
+                         series_uid=derived_uid(*uid_key, str(j), "thick"), series_number=3)
 
         rctx = ReportContext(language=profile.language, style=profile.report_style,
                              thickness_mm=series.thickness_mm, has_prior=j > 0,
@@ -134,6 +138,14 @@ def generate_patient(
 
 PatientJob = tuple[SiteContext, CasePlan, PatientIdentity, int, tuple[int, int], tuple[str, ...]]
 """(site, plan, identity, seed, spawn key, UID key): everything a worker needs for one patient."""
+
+
+def has_thick_series(accession: str) -> bool:
+    """Whether a study's export also holds a 2x thicker reconstruction (SE003): about 1 in 3.
+
+    Decided by a hash of the accession, not a random draw, so nothing else in the site changes.
+    """
+    return int(hashlib.sha256(accession.encode("utf-8")).hexdigest(), 16) % 3 == 0
 
 
 def run_patient_job(job: PatientJob) -> list[StudyOutput]:

@@ -4,7 +4,8 @@ Each hospital differs the way real ones do: scanner vendor and reconstruction ke
 (sharpness and noise texture), slice thickness, field of view, a small HU calibration
 offset, how pixel data are stored (signed or unsigned, rescale intercept, padding outside
 the reconstruction circle), instance numbering direction, report language and phrasing,
-ID formats, and the mix of clinical scenarios (hence the label prevalence).
+ID formats, the mix of clinical scenarios (hence the label prevalence) and how the PACS
+exports the images (uncompressed, RLE or JPEG 2000 lossless).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass, replace
 from typing import Literal
+
+from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless
 
 SCENARIOS: tuple[str, ...] = (
     "healthy",
@@ -72,6 +75,9 @@ class SiteProfile:
         ``str.format`` patterns; fields ``n`` (int), ``yy``, ``yyyy``, ``date`` (str).
     scenario_weights : tuple[float, ...]
         Relative frequency of each of :data:`SCENARIOS`, in that order.
+    transfer_syntax : str
+        TransferSyntaxUID of the exported images (default: Explicit VR Little Endian); PACS
+        exports are often compressed losslessly (RLE, JPEG 2000).
     """
 
     institution: str
@@ -98,6 +104,7 @@ class SiteProfile:
     mrn_format: str
     accession_format: str
     scenario_weights: tuple[float, ...]
+    transfer_syntax: str = ExplicitVRLittleEndian
 
 
 _BASE_PROFILES: tuple[SiteProfile, ...] = (
@@ -117,7 +124,7 @@ _BASE_PROFILES: tuple[SiteProfile, ...] = (
         noise_corr_mm=1.0, hu_offset=-5.0, pixel_signed=True, rescale_intercept=0.0,
         bits_stored=16, padding_hu=-2048.0, head_first_numbering=False, localizer=False,
         charset="ISO_IR 192", mrn_format="ZY{n:08d}", accession_format="CT{date}{n:04d}",
-        scenario_weights=(0.14, 0.05, 0.14, 0.20, 0.09, 0.22, 0.05, 0.11),
+        scenario_weights=(0.14, 0.05, 0.14, 0.20, 0.09, 0.22, 0.05, 0.11), transfer_syntax=RLELossless,
     ),
     SiteProfile(
         institution="Lakeside University Medical Center", language="en", report_style=1,
@@ -126,7 +133,7 @@ _BASE_PROFILES: tuple[SiteProfile, ...] = (
         noise_corr_mm=1.8, hu_offset=7.0, pixel_signed=True, rescale_intercept=-1024.0,
         bits_stored=16, padding_hu=-3024.0, head_first_numbering=True, localizer=True,
         charset="ISO_IR 100", mrn_format="LUM-{n:06d}", accession_format="ACC{n:08d}",
-        scenario_weights=(0.12, 0.05, 0.15, 0.06, 0.20, 0.10, 0.22, 0.10),
+        scenario_weights=(0.12, 0.05, 0.15, 0.06, 0.20, 0.10, 0.22, 0.10), transfer_syntax=JPEG2000Lossless,
     ),
     SiteProfile(
         institution="Riverside Community Hospital", language="en", report_style=2,

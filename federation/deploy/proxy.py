@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--key", required=True, help="Its private key (PEM).")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s fleet-proxy: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per forwarded request otherwise
     host, port = args.listen.rsplit(":", 1)
     uvicorn.run(build_app(args.upstream, ca_file=args.ca), host=host.strip("[]"), port=int(port),
                 ssl_certfile=args.cert, ssl_keyfile=args.key, log_level="warning",

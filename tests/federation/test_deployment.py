@@ -131,8 +131,11 @@ def test_site_killed_mid_round_does_not_stop_the_round(federation):
 def test_unregistered_node_is_refused(federation):
     intruder = federation["intruder"]
     _wait_until(lambda: not intruder.alive(), timeout=120, what="the unregistered node to give up")
-    assert intruder.popen.returncode == 305  # Flower: SuperNode authentication failed
-    assert "2004" in intruder.log_path.read_text(errors="replace")  # "Failed to activate SuperNode"
+    log = intruder.log_path.read_text(errors="replace")
+    # Flower logs exit code 305 ("[code: 2004] Failed to activate SuperNode"); the process
+    # itself exits 1 once its local runtime API has shut down.
+    assert intruder.popen.returncode != 0
+    assert "Exit Code: 305" in log and "[code: 2004] Failed to activate SuperNode" in log
 
 
 def test_control_api_and_docs_are_refused_through_the_proxy(federation):

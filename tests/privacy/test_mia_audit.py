@@ -1,13 +1,15 @@
 """`fedmpt audit mia`: per-site AUC of the latest global model, with the epsilon each site spent."""
 
 import json
+import re
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from aggregator.checkpoints import save_checkpoint
+from aggregator.checkpoints import save_checkpoint, save_signed_checkpoint
 from aggregator.results_store import ResultsStore
+from aggregator.signing import load_or_create_signing_key
 from client_site.datasets import PatientDataset, load_cache_index, split_patients
 from client_site.layout import SiteLayout
 from client_site.model import MedMPT
@@ -100,4 +102,29 @@ def test_audit_without_run_or_checkpoint_fails_clearly(tmp_path, monkeypatch):
     store = ResultsStore(tmp_path / "aggregator" / RESULTS_STORE)
     store.close()
     result = CliRunner().invoke(app, ["audit", "mia", "--workdir", str(tmp_path)])
-    assert result.exit_code != 0 and "no completed run" in result.output
+    assert result.exit_code != 0 and "no completed run" in re.sub(r"[\s│╭╮╰╯─]+", " ", result.output)
+
+
+def test_audit_verifies_the_aggregator_signature(memorable_site, tmp_path, monkeypatch):
+    # Prepare: a signed checkpoint (the aggregator key lives in the workdir, as in the demo)
+    monkeypatch.chdir(tmp_path)
+    torch.set_num_threads(1)
+    site = memorable_site("memo", 8)
+    config = FederationConfig(workdir=str(tmp_path), run_name="signed", model_preset="tiny")
+    key = load_or_create_signing_key(config.signing_key_path)
+    store = ResultsStore(tmp_path / "aggregator" / RESULTS_STORE)
+    store.start_run("signed", strategy="fedavg", num_rounds=1, config=config.as_run_config())
+    store.finish_run("signed", status="completed")
+    store.close()
+    path = save_signed_checkpoint(config.checkpoint_dir, 1, {"model": initial_arrays(config).to_torch_state_dict()},
+                                  run_id="signed", key=key)
+    # Execute / Assert: verified and audited
+    report, _ = _audit(tmp_path, site)
+    assert report["signature_verified"] is True and 0.0 <= report["sites"]["memo"]["auc"] <= 1.0
+    # Execute / Assert: an altered model is refused, not audited
+    blob = bytearray(path.read_bytes())
+    blob[-10] ^= 0xFF
+    path.write_bytes(bytes(blob))
+    result = CliRunner().invoke(app, ["audit", "mia", "--workdir", str(tmp_path), "--site", str(site)])
+    message = re.sub(r"[\s│╭╮╰╯─]+", " ", result.output)  # typer wraps errors in a box
+    assert result.exit_code != 0 and "does not match the signed" in message

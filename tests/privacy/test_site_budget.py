@@ -15,6 +15,7 @@ from client_site.training import TrainConfig
 from federation import client_app
 from federation.config import FederationConfig
 from federation.server_app import initial_arrays
+from federation.site_binding import SIMULATION_AGGREGATOR_KEY_ENV
 from privacy.accountant import epsilon_of
 from privacy.ledger import PrivacyLedger
 
@@ -29,6 +30,12 @@ RAISE_ATTEMPT = {
     "delta": 0.5, "target-epsilon": 1000.0, "allow-non-dp": True, "allow_non_dp": True,
     "accountant": "prv",
 }
+
+
+@pytest.fixture(autouse=True)
+def _no_pinned_aggregator_key(monkeypatch):
+    # Model signing is tested elsewhere; here the messages are unsigned on purpose.
+    monkeypatch.delenv(SIMULATION_AGGREGATOR_KEY_ENV, raising=False)
 
 
 def _train_message(config, server_round, extra):

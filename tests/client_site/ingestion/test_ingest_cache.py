@@ -4,7 +4,6 @@ an interrupted run resumes, and a damaged state is rebuilt rather than trusted."
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -123,10 +122,11 @@ def test_damaged_state_or_missing_volume_is_rebuilt(tmp_path: Path, caplog: pyte
 
 
 def test_unreadable_pixels_remembered_until_the_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Prepare: a JPEG 2000 series whose second file is cut inside its codestream (the header is whole)
+    # Prepare: a JPEG 2000 series whose second codestream lost its start-of-codestream marker
     paths = relabel_as_ct("J2K_pixelrep_mismatch.dcm", tmp_path / "dicom" / "j2k", Person())
     data = paths[1].read_bytes()
-    paths[1].write_bytes(data[: len(data) - len(data) // 3])
+    assert data.count(b"\xff\x4f\xff\x51") == 1
+    paths[1].write_bytes(data.replace(b"\xff\x4f\xff\x51", b"\x00\x00\x00\x00"))
     first = _ingest(tmp_path)
     calls: list[int] = []
     real = volume_pass.load_hu_volume
@@ -137,7 +137,7 @@ def test_unreadable_pixels_remembered_until_the_file_changes(tmp_path: Path, mon
     paths[1].write_bytes(data)  # the export is repaired
     third = _ingest(tmp_path)
     # Assert: the failure was not retried while the file stayed the same
-    assert files["dicom/j2k/" + paths[1].name].startswith("truncated: the file ends inside its encapsulated")
+    assert files["dicom/j2k/" + paths[1].name].startswith("pixel data unreadable")
     assert files["dicom/j2k/" + paths[0].name].startswith("series rejected: 1 of 3 slice(s) have unreadable pixel")
     assert first.n_studies == second.n_studies == 0 and third.n_studies == 1
     assert len(calls) == 1 and third.n_headers_read == 1

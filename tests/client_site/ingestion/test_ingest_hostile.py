@@ -13,6 +13,7 @@ from typing import IO, Any
 import numpy as np
 import pydicom
 import pytest
+from dicom_variants import relabel_as_ct
 from ingestion_builders import NATIVE, Person, read_one, write_report, write_series
 from pydicom.data import get_testdata_files
 from typer.testing import CliRunner
@@ -118,6 +119,16 @@ def test_absurd_frame_count_refused_before_reading_pixels(tmp_path: Path) -> Non
     with pytest.raises(FileRejected, match="implausible image matrix 512x512x1000000000") as caught:
         read_one(tmp_path / "huge")
     assert caught.value.code == RejectCode.TOO_LARGE
+
+
+def test_compressed_file_cut_short_is_refused_at_the_header(tmp_path: Path) -> None:
+    # An interrupted transfer of a JPEG 2000 slice: the header is whole, the codestream is not.
+    (path,) = relabel_as_ct("693_J2KI.dcm", tmp_path, Person(), n=1)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 3 // 5])
+    with pytest.raises(FileRejected, match="ends inside its encapsulated") as caught:
+        read_one(path)
+    assert caught.value.code == RejectCode.TRUNCATED
 
 
 def test_every_pydicom_test_file_is_reported_and_the_run_completes(tmp_path: Path) -> None:

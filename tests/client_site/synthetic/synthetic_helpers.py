@@ -18,12 +18,15 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def read_axial_series(site_dir: Path) -> dict[str, list[pydicom.Dataset]]:
-    """Accession -> axial slices (pixels loaded) sorted by ascending z; localizers left out."""
+    """Accession -> primary axial slices (SeriesNumber 2, pixels loaded) sorted by ascending z.
+
+    Localizers (SeriesNumber 1) and thick reconstructions (SeriesNumber 3) are left out.
+    """
     series: dict[str, list[pydicom.Dataset]] = {}
     for path in sorted((site_dir / "dicom").rglob("*.dcm")):
         ds = pydicom.dcmread(path)
         ds.filename = str(path)
-        if "LOCALIZER" not in ds.ImageType:
+        if "LOCALIZER" not in ds.ImageType and ds.SeriesNumber == 2:
             series.setdefault(ds.AccessionNumber, []).append(ds)
     for slices in series.values():
         slices.sort(key=lambda d: float(d.ImagePositionPatient[2]))

@@ -15,6 +15,7 @@ from synthetic_helpers import read_csv
 from client_site.synthetic import dicom_writer, site_profiles
 from client_site.synthetic.anatomy import sample_anatomy
 from client_site.synthetic.dicom_writer import StudyHeader, write_series
+from client_site.synthetic.patient import has_thick_series
 from client_site.synthetic.render import plan_positioning, render_series
 from client_site.synthetic.scenarios import CasePlan, build_lesions
 
@@ -32,11 +33,12 @@ def _hu(slices: list[pydicom.Dataset]) -> np.ndarray:
 
 
 def test_files_are_ct_image_storage_with_all_tags(consortium: list[Path]) -> None:
-    for site_dir in consortium:
+    for site_dir, profile in zip(consortium, site_profiles(len(consortium)), strict=True):
         for path in (site_dir / "dicom").rglob("*.dcm"):
             assert path.name.startswith("IM") and len(path.relative_to(site_dir).parts) == 4
             ds = pydicom.dcmread(path)
-            assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+            scout = "LOCALIZER" in ds.ImageType
+            assert ds.file_meta.TransferSyntaxUID == (ExplicitVRLittleEndian if scout else profile.transfer_syntax)
             assert ds.file_meta.MediaStorageSOPClassUID == CTImageStorage == ds.SOPClassUID
             assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
             assert ds.Modality == "CT" and ds.BitsAllocated == 16
@@ -89,8 +91,8 @@ def test_lung_attenuation_is_calibrated_per_site(
 
 
 def test_written_hu_read_back_exactly(tmp_path: Path) -> None:
-    # Prepare: one rendered series per pixel representation (unsigned and signed)
-    for profile in site_profiles(2):
+    # Prepare: one rendered series per site storage (unsigned raw, signed RLE, signed JPEG 2000 lossless)
+    for profile in site_profiles(3):
         rng = np.random.default_rng(5)
         anat = sample_anatomy(rng, female=False, fov_mm=profile.fov_mm, hyperinflated=False,
                               cardiomegaly=False)
@@ -175,3 +177,35 @@ def test_fast_slice_encoder_writes_the_same_bytes_as_pydicom(
 def _save_and_refuse(encoder: object, ds: pydicom.Dataset, path: Path, varying: object) -> bool:
     ds.save_as(path, enforce_file_format=True)
     return False
+
+
+def test_some_studies_also_hold_a_thick_reconstruction(
+    consortium: list[Path], axial: dict[str, dict[str, list[pydicom.Dataset]]]
+) -> None:
+    thick_seen = 0
+    for site_dir in consortium:
+        for accession, thin in axial[site_dir.name].items():
+            folder = Path(thin[0].filename).parent.parent / "SE003"
+            assert folder.is_dir() is has_thick_series(accession)
+            if not folder.is_dir():
+                continue
+            thick = sorted((pydicom.dcmread(p) for p in folder.glob("*.dcm")),
+                           key=lambda d: float(d.ImagePositionPatient[2]))
+            # Assert: same study, own series, twice the thickness, HU = mean of consecutive thin slices
+            assert {d.SeriesNumber for d in thick} == {3} and thick[0].AccessionNumber == accession
+            assert thick[0].SeriesInstanceUID != thin[0].SeriesInstanceUID
+            assert float(thick[0].SliceThickness) == 2 * float(thin[0].SliceThickness)
+            pairs = _hu(thin)[: 2 * len(thick)].reshape(len(thick), 2, *thin[0].pixel_array.shape).mean(axis=1)
+            np.testing.assert_array_equal(_hu(thick), np.rint(pairs))
+            thick_seen += 1
+    assert thick_seen
+
+
+def test_each_export_holds_a_few_broken_files(consortium: list[Path]) -> None:
+    for site_dir in consortium:
+        dicom = site_dir / "dicom"
+        (partial,) = dicom.rglob("*.dcm.part")
+        whole = partial.with_name(partial.name.removesuffix(".part")).read_bytes()
+        assert whole.startswith(partial.read_bytes()) and len(partial.read_bytes()) < len(whole)
+        assert [p.stat().st_size for p in dicom.rglob("IM00000")] == [0]
+        assert len(list(dicom.rglob("export.log"))) == 1 and (dicom / "Thumbs.db").stat().st_size == 512

@@ -1,0 +1,107 @@
+"""The site's ClientApp for rounds under secure aggregation (Flower SecAgg+, legacy path).
+
+Flower 1.41's SecAgg+ exists only for the legacy ``NumPyClient`` path: ``secaggplus_mod`` reads
+the reply as a legacy ``FitRes`` (``fitres.parameters``) and the server workflow needs a
+``LegacyContext`` (docs/secure-aggregation.md). This app reuses :class:`SiteRuntime` unchanged
+(the site's own budget, ledger and DP-SGD) and differs from :mod:`federation.client_app` in
+what it sends:
+
+* the **update** ``new - global``, not the new weights, so values are small and SecAgg+'s
+  fixed-point quantization loses little;
+* **clipped at the site** to the run's L2 ``update-norm-bound``: the aggregator only sees the
+  masked sum and can no longer check an individual update, so the bound is enforced here
+  (a non-finite update is refused outright). Clipping is post-processing of the DP-SGD
+  output, so it costs no privacy.
+
+Deployment: start the SuperNodes with this app (``federation.secagg_client:app``) and the
+ServerApp ``federation.secagg_server:app``; the simulation picks both when
+``FederationConfig.secure_aggregation`` is true.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from flwr.app import ConfigRecord, Context
+from flwr.client import ClientApp, NumPyClient
+from flwr.client.mod import secaggplus_mod
+
+from client_site.model import MedMPT
+from client_site.site_runtime import RoundRequest, SiteRefusal, SiteRuntime
+from federation.client_app import _request  # the same request parsing as the Message-API app
+from federation.log_setup import configure_logging
+from federation.site_binding import site_dir_of
+
+logger = logging.getLogger(__name__)
+
+NORM_BOUND_KEY = "update-norm-bound"
+NDArrays = list[np.ndarray]
+
+
+def state_keys(request: RoundRequest) -> list[str]:
+    """Order of the model's tensors in the flat NDArrays list (the preset's state dict)."""
+    return list(MedMPT(request.model).state_dict())
+
+
+def clip_update(update: NDArrays, bound: float) -> tuple[NDArrays, float]:
+    """Scale ``update`` to L2 norm at most ``bound``; return it and its norm before clipping.
+
+    Raises
+    ------
+    ValueError
+        If the update has a NaN or infinite entry, or ``bound`` is not positive.
+    """
+    if not bound > 0:
+        raise ValueError(f"{NORM_BOUND_KEY} must be > 0, got {bound}")
+    norm = math.sqrt(sum(float(np.square(a, dtype=np.float64).sum()) for a in update))
+    if not math.isfinite(norm):
+        raise ValueError("the local update is not finite; refusing to send it")
+    scale = min(1.0, bound / norm) if norm > 0 else 1.0
+    return [(a * scale).astype(a.dtype, copy=False) for a in update], norm
+
+
+class SecureSiteClient(NumPyClient):
+    """A site answering legacy fit/evaluate calls with :class:`SiteRuntime`."""
+
+    def __init__(self, runtime: SiteRuntime) -> None:
+        self.runtime = runtime
+
+    def _state(self, parameters: NDArrays, request: RoundRequest) -> dict[str, torch.Tensor]:
+        keys = state_keys(request)
+        if len(keys) != len(parameters):
+            raise SiteRefusal(f"received {len(parameters)} tensors, the preset's model has {len(keys)}")
+        return {k: torch.from_numpy(np.array(a, copy=True)) for k, a in zip(keys, parameters, strict=True)}
+
+    def fit(self, parameters: NDArrays, config: Mapping[str, object]) -> tuple[NDArrays, int, dict]:
+        """Train under the site's own budget; return the clipped update and public metrics."""
+        request = _request(ConfigRecord(dict(config)))  # type: ignore[arg-type]
+        bound = float(config[NORM_BOUND_KEY])  # type: ignore[arg-type]
+        state = self._state(parameters, request)
+        new_state, metrics = self.runtime.train_round(state, request)
+        update = [(new_state[k] - state[k]).numpy() for k in state]
+        try:
+            clipped, norm = clip_update(update, bound)
+        except ValueError as e:
+            raise SiteRefusal(f"{self.runtime.name}: {e}") from e
+        logger.info("%s round %d: update norm %.4f (bound %g%s)", self.runtime.name, request.round,
+                    norm, bound, ", clipped" if norm > bound else "")
+        return clipped, int(metrics["num-examples"]), {**metrics, "site": self.runtime.name}
+
+    def evaluate(self, parameters: NDArrays, config: Mapping[str, object]) -> tuple[float, int, dict]:
+        """Held-out validation of the global model (aggregate numbers only)."""
+        request = _request(ConfigRecord(dict(config)))  # type: ignore[arg-type]
+        metrics = self.runtime.evaluate(self._state(parameters, request), request)
+        return float(metrics["val_loss"]), int(metrics["num-examples"]), {**metrics, "site": self.runtime.name}
+
+
+def _client_fn(context: Context):  # type: ignore[no-untyped-def]
+    configure_logging()
+    torch.set_num_threads(1)  # one core per simulated site; a real site sets its own
+    return SecureSiteClient(SiteRuntime(site_dir_of(context.node_config))).to_client()
+
+
+app = ClientApp(client_fn=_client_fn, mods=[secaggplus_mod])

@@ -28,10 +28,15 @@ INTEGRITY_RECORD = "integrity"
 
 
 def sign_global_model(
-    arrays: ArrayRecord, *, run_id: str, round: int, phase: str, key: Ed25519PrivateKey
+    arrays: ArrayRecord, *, run_id: str, round: int, phase: str, key: Ed25519PrivateKey,
+    digest: str | None = None,
 ) -> ConfigRecord:
-    """The ``integrity`` ConfigRecord to attach to a round's messages."""
-    digest = arrays_digest(arrays)
+    """The ``integrity`` ConfigRecord to attach to a round's messages.
+
+    ``digest`` may pass :func:`aggregator.signing.arrays_digest` of ``arrays`` when the caller
+    already has it (it is the costly part for a large model).
+    """
+    digest = digest or arrays_digest(arrays)
     return ConfigRecord({
         "run": run_id, "round": int(round), "phase": phase, "digest": digest,
         "signer": fingerprint(key),

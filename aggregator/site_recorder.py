@@ -98,6 +98,7 @@ class SiteRecordingStrategy(Strategy):
         self._dtypes: dict[str, np.dtype[Any]] = {}
         self._participation: dict[int, list[dict[str, Any]]] = {}
         self._warned: set[int] = set()
+        self._digest_cache: tuple[ArrayRecord | None, str] = (None, "")
 
     def summary(self) -> None:
         """Log the wrapped strategy's summary."""
@@ -131,7 +132,7 @@ class SiteRecordingStrategy(Strategy):
         self._sampled[(phase, rnd)] = [m.metadata.dst_node_id for m in messages]
         if self.signing_key is not None and messages:
             integrity = sign_global_model(arrays, run_id=self.run_id, round=rnd, phase=phase,
-                                          key=self.signing_key)
+                                          key=self.signing_key, digest=self._digest(arrays))
             for message in messages:  # FedAvg shares one RecordDict; setting it twice is harmless
                 message.content[INTEGRITY_RECORD] = integrity
         return messages
@@ -182,6 +183,15 @@ class SiteRecordingStrategy(Strategy):
             logger.warning("node %s declares site %r but is registered as %r; recording %r",
                            node, declared, registered, registered)
         return registered
+
+    def _digest(self, arrays: ArrayRecord) -> str:
+        # The same aggregated ArrayRecord is checkpointed, sent for evaluation and sent for the
+        # next round's training: hash it once.
+        cached, digest = self._digest_cache
+        if cached is not arrays:
+            digest = arrays_digest(arrays)
+            self._digest_cache = (arrays, digest)
+        return digest
 
     def _in_site_order(self, replies: list[Message]) -> list[Message]:
         # Replies arrive in completion order; aggregating in a fixed order makes the sum,
@@ -239,7 +249,7 @@ class SiteRecordingStrategy(Strategy):
         state = {
             "model": model,
             "strategy_state": export_strategy_state(self.strategy),
-            "arrays_digest": arrays_digest(arrays),
+            "arrays_digest": self._digest(arrays),
             "participation": self._participation.get(rnd, []),
             **self.checkpoint_extra,
         }

@@ -175,6 +175,11 @@ def run_secure_rounds(grid: Grid, context: Context, config: FederationConfig,
     """Run ``config.num_rounds`` SecAgg+ rounds, recording them like :func:`run_rounds`."""
     if not config.secure_aggregation:
         raise ValueError("config.secure_aggregation is false: use federation.server_app instead")
+    if config.strategy != "fedavg" or getattr(config, "aggregation", "mean") != "mean":
+        raise ValueError(
+            f"secure aggregation only yields the weighted mean of the updates: use strategy='fedavg' "
+            f"and aggregation='mean', got {config.strategy!r} / {getattr(config, 'aggregation', 'mean')!r}"
+        )
     if config.min_sites < 3:
         raise ValueError(f"SecAgg+ needs at least 3 sites per round, got min_sites={config.min_sites}")
     settings = settings or SecAggSettings()

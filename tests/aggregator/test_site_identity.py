@@ -28,4 +28,5 @@ def test_registered_name_wins_over_the_declared_one(tmp_path):
     assert {r["site"] for r in store.site_metrics("r")} == {"site-a", "unregistered-node-9"}
     status = {p["site"]: p["status"] for p in store.participation("r")}
     assert status == {"site-a": "ok", "unregistered-node-9": "rejected"}  # and left out:
-    assert (arrays["head.weight"].numpy() == replies[0].content["arrays"]["head.weight"].numpy()).all()
+    registered = next(r for r in replies if r.metadata.src_node_id == 7)
+    assert (arrays["head.weight"].numpy() == registered.content["arrays"]["head.weight"].numpy()).all()

@@ -74,3 +74,17 @@ def test_cli_never_prints_key_material(tmp_path):
     for output in (init.output, added.output):
         assert "PRIVATE KEY" not in output and "ssh-" not in output and "BEGIN" not in output
     assert json.loads((tmp_path / "c" / "registry.json").read_text())["hospital-a"]["node_id"] is None
+
+
+def test_pyproject_app_config_lists_every_federation_config_key():
+    # `flwr run` rejects run-config keys missing from [tool.flwr.app.config] ("Invalid run
+    # configuration"), and the ServerApp rejects keys FederationConfig does not know.
+    import dataclasses
+    import tomllib
+
+    from federation.config import FederationConfig
+    from federation.deploy.rounds import APP_DIR
+
+    listed = tomllib.loads((APP_DIR / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
+    expected = {f.name.replace("_", "-"): f.default for f in dataclasses.fields(FederationConfig)}
+    assert listed == expected

@@ -10,7 +10,7 @@ export FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION := 1
 export FLWR_HOME := $(CURDIR)/.flwr
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install browser demo test bench dashboard clean
+.PHONY: install browser demo test integration bench dashboard clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -29,6 +29,10 @@ browser:
 # pytest exits 5 when it collects no test, so an empty suite fails here.
 test: install browser
 	$(PY) -m pytest
+
+# Multi-process deployment tests (SuperLink + proxy + SuperNodes on loopback); minutes long.
+integration: install
+	$(PY) -m pytest -m integration tests/federation/test_deployment.py
 
 bench: install
 	$(PY) -m benchmarks.run_all

@@ -6,7 +6,8 @@ import importlib
 import logging
 import sys
 
-BENCHMARKS = ("benchmarks.bench_training", "benchmarks.bench_federation", "benchmarks.bench_ingestion")
+BENCHMARKS = ("benchmarks.bench_training", "benchmarks.bench_federation", "benchmarks.bench_ingestion",
+              "benchmarks.bench_privacy")
 
 
 def main() -> int:

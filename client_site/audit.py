@@ -42,6 +42,8 @@ class SiteAudit:
         Site name from its own ``site.toml``.
     auc, auc_calibrated : float
         AUC of the loss attack and of the reference-calibrated attack.
+    auc_untrained : float
+        AUC of the loss attack on the reference model (no patient seen): the split's own bias.
     auc_null_std : float
         Standard deviation of the AUC of a useless attack at these group sizes.
     members, non_members : int
@@ -60,6 +62,7 @@ class SiteAudit:
     site: str
     auc: float
     auc_calibrated: float
+    auc_untrained: float
     auc_null_std: float
     members: int
     non_members: int
@@ -168,13 +171,14 @@ def audit_site(
     delta = config.budget.delta
     audit = SiteAudit(
         site=config.name, auc=result.auc, auc_calibrated=result.auc_calibrated,
-        auc_null_std=result.auc_null_std, members=result.members,
+        auc_untrained=result.auc_untrained, auc_null_std=result.auc_null_std, members=result.members,
         non_members=result.non_members, dp=dp,
         epsilon=_run_epsilon(ledger, run_id, delta) if dp else None,
         epsilon_cumulative=ledger.epsilon(delta=delta), delta=delta,
     )
-    logger.info("%s membership audit of run %s: AUC %.3f (calibrated %.3f), %d members vs %d "
-                "held out, epsilon %s", audit.site, run_id, audit.auc, audit.auc_calibrated,
+    logger.info("%s membership audit of run %s: AUC %.3f (calibrated %.3f, untrained model %.3f), "
+                "%d members vs %d held out, epsilon %s", audit.site, run_id, audit.auc,
+                audit.auc_calibrated, audit.auc_untrained,
                 audit.members, audit.non_members,
                 "none (no DP)" if audit.epsilon is None else f"{audit.epsilon:.3f}")
     return audit

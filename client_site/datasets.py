@@ -135,6 +135,8 @@ class PatientDataset(Dataset[PatientItem]):
         by_patient: dict[str, list[StudyRecord]] = {}
         for record in load_cache_index(self.cache_dir):
             by_patient.setdefault(record.patient_key, []).append(record)
+        if len(set(patient_keys)) != len(patient_keys):
+            raise ValueError("patient_keys has duplicates: a patient must be exactly one item")
         missing = [k for k in patient_keys if k not in by_patient]
         if missing:
             raise ValueError(f"{len(missing)} patient keys have no study in the cache, e.g. {missing[0]!r}")

@@ -141,8 +141,6 @@ def train_locally(model: MedMPT, dataset: PatientDataset, cfg: TrainConfig) -> L
     try:
         while steps < cfg.local_steps:
             for volume, text_ids, has_report in loader:
-                if steps >= cfg.local_steps:
-                    break
                 steps += 1
                 b = volume.shape[0]
                 if b == 0:
@@ -150,25 +148,27 @@ def train_locally(model: MedMPT, dataset: PatientDataset, cfg: TrainConfig) -> L
                         raise RuntimeError("empty batch without Poisson sampling")
                     step_on_empty_batch(private)
                     empty += 1
-                    continue
-                inputs = make_ssl_inputs(
-                    volume, text_ids, has_report, model_cfg=model.cfg, masking=cfg.masking,
-                    generator=masks,
-                )
-                step_optimizer.zero_grad(set_to_none=True)
-                per_example = module(inputs.pop("volume"), **inputs)  # batch first (Opacus ew)
-                if private is not None and private.grad_sample_mode == "ghost":
-                    loss = private.criterion(per_example, None)  # type: ignore[misc]
                 else:
-                    loss = per_example.mean()
-                loss.backward()
-                step_optimizer.step()
-                n_rep = float(has_report.sum())
-                parts = model.last_loss_parts
-                for key, weight in (("loss", b), ("mim", b), ("mlm", n_rep), ("gen", n_rep)):
-                    sums[key] += float(parts[key]) * weight
-                seen += b
-                with_report += int(n_rep)
+                    inputs = make_ssl_inputs(
+                        volume, text_ids, has_report, model_cfg=model.cfg, masking=cfg.masking,
+                        generator=masks,
+                    )
+                    step_optimizer.zero_grad(set_to_none=True)
+                    per_example = module(inputs.pop("volume"), **inputs)  # batch first (Opacus ew)
+                    if private is not None and private.grad_sample_mode == "ghost":
+                        loss = private.criterion(per_example, None)  # type: ignore[misc]
+                    else:
+                        loss = per_example.mean()
+                    loss.backward()
+                    step_optimizer.step()
+                    n_rep = float(has_report.sum())
+                    parts = model.last_loss_parts
+                    for key, weight in (("loss", b), ("mim", b), ("mlm", n_rep), ("gen", n_rep)):
+                        sums[key] += float(parts[key]) * weight
+                    seen += b
+                    with_report += int(n_rep)
+                if steps >= cfg.local_steps:
+                    break  # before fetching (and drawing) a batch that would not be used
     finally:
         if private is not None:
             private.close()

@@ -42,9 +42,10 @@ def audit_mia(
         raise typer.BadParameter(str(e)) from e
     path = write_report(workdir, report)
     typer.echo(f"run {report['run']} (round {report['round']}, {'DP' if report['dp'] else 'no DP'})")
-    typer.echo(f"{'site':16} {'AUC':>6} {'AUC cal':>8} {'null sd':>8} {'members':>8} {'held out':>9} {'epsilon':>8}")
+    typer.echo(f"{'site':16} {'AUC':>6} {'AUC cal':>8} {'AUC init':>9} {'null sd':>8} {'members':>8} "
+               f"{'held out':>9} {'epsilon':>8}")
     for name, r in report["sites"].items():
         eps = "none" if r["epsilon"] is None else f"{r['epsilon']:.3f}"
-        typer.echo(f"{name:16} {r['auc']:>6.3f} {r['auc_calibrated']:>8.3f} {r['auc_null_std']:>8.3f} "
-                   f"{r['members']:>8} {r['non_members']:>9} {eps:>8}")
+        typer.echo(f"{name:16} {r['auc']:>6.3f} {r['auc_calibrated']:>8.3f} {r['auc_untrained']:>9.3f} "
+                   f"{r['auc_null_std']:>8.3f} {r['members']:>8} {r['non_members']:>9} {eps:>8}")
     typer.echo(f"wrote {path}")

@@ -85,6 +85,12 @@ def _serve_until_signal(stop: object, processes: list[object]) -> None:
             time.sleep(1)
     finally:
         stop()  # type: ignore[operator]
+    dead = [p for p in processes if p.popen.returncode not in (None, 0, -15)]  # type: ignore[attr-defined]
+    if not stopping["now"]:
+        for process in dead or processes:
+            typer.echo(f"{process.name} exited ({process.popen.returncode}); see {process.log_path}",  # type: ignore[attr-defined]
+                       err=True)
+        raise typer.Exit(code=1)
 
 
 @aggregator_app.command("start")

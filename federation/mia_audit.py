@@ -32,8 +32,10 @@ logger = logging.getLogger(__name__)
 REPORT_NAME = "mia.json"
 ATTACKS = {
     "auc": "loss attack: lower per-patient SSL loss => member (Yeom et al. 2018)",
-    "auc_calibrated": "difficulty-calibrated loss attack, reference = the run's public initial "
-                      "model (Watson et al. 2022; offline single-reference LiRA)",
+    "auc_calibrated": "difficulty-calibrated loss attack, score log(loss_ref / loss) with "
+                      "reference = the run's public initial model (after Watson et al. 2022)",
+    "auc_untrained": "loss attack on the run's initial model, which saw no patient: the bias of "
+                     "the member/held-out split itself (read the other AUCs against it)",
 }
 
 

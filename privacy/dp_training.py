@@ -184,6 +184,7 @@ def make_private(
     # Opacus took q = 1 / len(loader) = 1 / int(1 / q); use the exact q instead.
     dp_optimizer.expected_batch_size = q * n
     dp_optimizer.attach_step_hook(engine.accountant.get_optimizer_hook_fn(sample_rate=q))
+    _hoist_accumulated_iterations(dp_optimizer)
     module.forbid_grad_accumulation()
     return PrivateTraining(
         module=module, optimizer=dp_optimizer, data_loader=dp_loader, criterion=wrapped_criterion,
@@ -205,6 +206,25 @@ def step_on_empty_batch(private: PrivateTraining) -> None:
         else:
             p.grad_sample = p.new_zeros((0, *p.shape))
     optimizer.step()
+
+
+def _hoist_accumulated_iterations(optimizer: DPOptimizer) -> None:
+    """Same arithmetic as ``DPOptimizer.scale_grad``, without its O(P^2) Python loop.
+
+    Opacus 1.6 re-evaluates ``accumulated_iterations`` (itself a loop over all parameters) once
+    per parameter; with MedMPT's ~180 tensors that was ~9 % of a DP step's CPU time. Only
+    done where ``scale_grad`` is Opacus' own (flat clipping optimizers).
+    """
+    if type(optimizer).scale_grad is not DPOptimizer.scale_grad:
+        return
+
+    def scale_grad() -> None:
+        if optimizer.loss_reduction == "mean":
+            denominator = optimizer.expected_batch_size * optimizer.accumulated_iterations
+            for p in optimizer.params:
+                p.grad /= denominator
+
+    optimizer.scale_grad = scale_grad  # type: ignore[method-assign]
 
 
 def _as_poisson(data_loader: DataLoader) -> DPDataLoader:

@@ -123,7 +123,7 @@ def start_aggregator(consortium: Consortium, *, log_dir: Path | None = None,
     log_dir = Path(log_dir) if log_dir else consortium.aggregator_dir / "logs"
     env = flower_env(consortium.flwr_home)
     superlink = spawn("superlink", [
-        executable("flower-superlink"),
+        sys.executable, "-m", "federation.deploy.superlink",  # flower-superlink, longer DB timeout
         "--ssl-ca-certfile", str(consortium.ca_cert),
         "--ssl-certfile", str(consortium.server_cert),
         "--ssl-keyfile", str(consortium.server_key),

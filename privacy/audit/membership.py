@@ -6,12 +6,16 @@ Two attacks, both black-box in the loss of the released model:
   to overfitting", CSF 2018): a patient whose loss is lower is more likely a member,
   score = ``-loss``;
 * **calibrated attack** (difficulty calibration, Watson et al., "On the importance of
-  difficulty calibration in membership inference attacks", ICLR 2022; the offline,
+  difficulty calibration in membership inference attacks", ICLR 2022; in spirit the offline,
   single-reference form of the likelihood-ratio attack of Carlini et al., "Membership
-  inference attacks from first principles", IEEE S&P 2022): score = ``loss_ref - loss``,
-  i.e. how much more the released model fits this patient than a reference model that never
-  saw them. It removes the part of the loss that comes from how hard a patient is (e.g. a
-  noisy scan), which the plain loss attack mistakes for non-membership.
+  inference attacks from first principles", IEEE S&P 2022): score =
+  ``log(loss_ref) - log(loss)``, how much more (relatively) the released model fits this
+  patient than a reference model that never saw them. It removes the part of the loss that
+  comes from how hard a patient is (e.g. a noisy scan), which the plain loss attack mistakes
+  for non-membership. The ratio, not the difference of Watson et al., because our reference
+  is the untrained initial model, whose losses are on another scale: training that shrinks
+  every patient's loss by the same factor then scores every patient alike, instead of
+  ranking them by how hard they were for the initial model.
 
 AUC 0.5 = the attacker does no better than a coin; 1.0 = members perfectly separated.
 Under (epsilon, delta)-DP no attack can exceed TPR <= e^epsilon * FPR + delta at any
@@ -43,7 +47,7 @@ def loss_scores(losses: ArrayLike) -> np.ndarray:
 
 
 def calibrated_scores(losses: ArrayLike, reference_losses: ArrayLike) -> np.ndarray:
-    """Difficulty-calibrated scores ``reference_loss - loss`` (higher = more likely a member).
+    """Difficulty-calibrated scores ``log(reference_loss / loss)`` (higher = more likely a member).
 
     Parameters
     ----------
@@ -52,11 +56,19 @@ def calibrated_scores(losses: ArrayLike, reference_losses: ArrayLike) -> np.ndar
     reference_losses : array_like
         Per-patient loss under a reference model that was not trained on these patients
         (e.g. the run's public initial model), same shape and same inputs (masks).
+
+    Raises
+    ------
+    ValueError
+        On different shapes, negative or non-finite losses.
     """
     target, reference = _vector(losses, "losses"), _vector(reference_losses, "reference_losses")
     if target.shape != reference.shape:
         raise ValueError(f"losses {target.shape} and reference_losses {reference.shape} differ")
-    return reference - target
+    if np.any(target < 0) or np.any(reference < 0):
+        raise ValueError("losses must be >= 0 for the calibrated (log-ratio) attack")
+    tiny = np.finfo(np.float64).tiny  # a loss of exactly 0 is the strongest membership signal
+    return np.log(np.maximum(reference, tiny)) - np.log(np.maximum(target, tiny))
 
 
 def membership_auc(member_scores: ArrayLike, non_member_scores: ArrayLike) -> float:
@@ -96,6 +108,11 @@ class MembershipResult:
         AUC of the loss attack.
     auc_calibrated : float
         AUC of the difficulty-calibrated attack.
+    auc_untrained : float
+        AUC of the loss attack on the reference model, which saw no patient: what the split
+        alone gives away (members and held-out patients differing in how hard they are). A
+        value far from 0.5 means the groups are not alike, and the other AUCs should be read
+        against it rather than against 0.5.
     members, non_members : int
         Patients in each group.
     auc_null_std : float
@@ -104,6 +121,7 @@ class MembershipResult:
 
     auc: float
     auc_calibrated: float
+    auc_untrained: float
     members: int
     non_members: int
     auc_null_std: float
@@ -122,6 +140,7 @@ class MembershipResult:
                 calibrated_scores(members, member_reference),
                 calibrated_scores(non_members, non_member_reference),
             ),
+            auc_untrained=membership_auc(loss_scores(member_reference), loss_scores(non_member_reference)),
             members=int(members.size),
             non_members=int(non_members.size),
             auc_null_std=auc_null_std(members.size, non_members.size),

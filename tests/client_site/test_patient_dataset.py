@@ -56,9 +56,11 @@ def test_draws_are_deterministic_given_seed(fake_cache):
     assert all(torch.equal(x, y) for x, y in zip(seq_a, seq_b))
 
 
-def test_unknown_patient_is_refused(fake_cache):
+def test_unknown_or_duplicate_patients_are_refused(fake_cache):
     with pytest.raises(ValueError, match="no study"):
         PatientDataset(fake_cache, ["nobody"], ByteTokenizer(), max_len=48, seed=0)
+    with pytest.raises(ValueError, match="duplicates"):
+        PatientDataset(fake_cache, ["p001", "p001"], ByteTokenizer(), max_len=48, seed=0)
 
 
 def test_split_is_deterministic_disjoint_and_keeps_train():

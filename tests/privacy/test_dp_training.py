@@ -106,3 +106,21 @@ def test_bad_arguments_are_refused():
                      max_grad_norm=1.0, grad_sample_mode="ghost")
     with pytest.raises(ValueError, match="sample_rate"):
         poisson_data_loader(_data(), sample_rate=0.0, generator=None)
+
+
+def test_scale_grad_matches_opacus():
+    # Prepare: a DP optimizer with noised gradients in place
+    model = _Net()
+    loader = poisson_data_loader(_data(), sample_rate=0.2, generator=torch.Generator().manual_seed(0))
+    private = make_private(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                           data_loader=loader, noise_multiplier=1.0, max_grad_norm=1.0)
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+        p.grad_sample = torch.zeros(3, *p.shape)  # accumulated_iterations == 1
+    expected = [p.grad / 10.0 for p in model.parameters()]  # expected batch = 0.2 * 50
+    # Execute
+    private.optimizer.scale_grad()
+    # Assert
+    assert "scale_grad" in vars(private.optimizer)  # the hoisted version is installed
+    for p, e in zip(model.parameters(), expected):
+        torch.testing.assert_close(p.grad, e)

@@ -45,16 +45,25 @@ def test_auc_is_the_mann_whitney_probability(members, non_members):
 
 def test_calibration_removes_per_patient_difficulty():
     # Prepare: members are the hard patients (high loss under any model) but the released
-    # model fits them 0.5 better than the reference does; non-members it does not.
+    # model fits them 20 % better than the reference does; non-members it does not.
     member_ref, non_member_ref = np.array([5.0, 6.0, 7.0]), np.array([1.0, 2.0])
-    member_loss, non_member_loss = member_ref - 0.5, non_member_ref.copy()
+    member_loss, non_member_loss = 0.8 * member_ref, non_member_ref.copy()
     # Execute
     result = MembershipResult.from_losses(member_losses=member_loss, non_member_losses=non_member_loss,
                                           member_reference=member_ref, non_member_reference=non_member_ref)
     # Assert: the plain loss attack is fooled, the calibrated one is not
     assert result.auc == 0.0 and result.auc_calibrated == 1.0
+    assert result.auc_untrained == 0.0  # the split itself separates hard from easy patients
     assert (result.members, result.non_members) == (3, 2)
     assert result.auc_null_std == pytest.approx(math.sqrt(6 / 72))
+
+
+def test_calibration_ignores_a_uniform_improvement():
+    # Training that shrinks every patient's loss by the same factor reveals nobody: the
+    # calibrated scores tie, whatever the patients' difficulty under the reference.
+    reference = np.array([1.0, 3.0, 9.0, 2.0])
+    scores = calibrated_scores(0.25 * reference, reference)
+    assert np.allclose(scores, np.log(4.0), rtol=0, atol=1e-12)
 
 
 def test_invalid_inputs_are_refused():
@@ -64,6 +73,8 @@ def test_invalid_inputs_are_refused():
         membership_auc([float("nan")], [1.0])
     with pytest.raises(ValueError, match="differ"):
         calibrated_scores([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match=">= 0"):
+        calibrated_scores([-1.0], [1.0])
     with pytest.raises(ValueError):
         auc_null_std(0, 3)
     assert auc_null_std(30, 10) == pytest.approx(0.1067, abs=1e-4)

@@ -66,7 +66,8 @@ def test_overfit_model_without_dp_is_caught_with_auc_one(memorable_site, tmp_pat
     assert memo["auc"] == 1.0 and memo["auc_calibrated"] == 1.0
     assert memo["epsilon"] is None  # no DP, no guarantee
     assert "memo" in output and "1.000" in output
-    assert set(memo) == {"auc", "auc_calibrated", "auc_null_std", "members", "non_members", "dp",
+    assert set(memo) == {"auc", "auc_calibrated", "auc_untrained", "auc_null_std", "members",
+                         "non_members", "dp",
                          "epsilon", "epsilon_cumulative", "delta"}  # aggregates only leave the site
 
 

@@ -2,15 +2,17 @@
 
 import dataclasses
 import time
+from collections import Counter
 
 import pytest
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, Metadata, RecordDict
+from flwr.app import ConfigRecord, Context, Message, Metadata, RecordDict
 from flwr.app.message_type import MessageType
 
+from client_site.datasets import load_cache_index
 from client_site.layout import SiteLayout
 from client_site.site_config import SITE_CONFIG, load_site_config
-from client_site.site_runtime import RoundRequest, SiteRefusal
+from client_site.site_runtime import RoundRequest, SiteRefusal, SiteRuntime
 from client_site.training import TrainConfig
 from federation import client_app
 from federation.config import FederationConfig
@@ -100,3 +102,18 @@ def test_round_request_carries_no_budget():
     # The only way a train request reaches the site's logic: nothing in it names a budget.
     names = {f.name for f in dataclasses.fields(RoundRequest)} | {f.name for f in dataclasses.fields(TrainConfig)}
     assert not {n for n in names if any(w in n for w in ("budget", "epsilon", "delta", "allow", "accountant"))}
+
+
+def test_ingested_patient_with_two_studies_is_one_sample(make_site):
+    # Prepare: the synthetic hospital has 8 patients and 9 studies (one follow-up scan)
+    site = make_site(epsilon=BUDGET)
+    studies = load_cache_index(SiteLayout(site).cache_dir)
+    per_patient = Counter(s.patient_key for s in studies)
+    # Execute
+    runtime = SiteRuntime(site)
+    client_app.train(_train_message(CONFIG, 1, {}), _context(site))
+    # Assert: patients, not studies, are counted and sampled
+    assert (len(studies), len(per_patient), max(per_patient.values())) == (9, 8, 2)
+    assert len(runtime.train_keys) + len(runtime.held_out_keys) == 8
+    (entry, *_) = PrivacyLedger(SiteLayout(site).ledger_path).entries
+    assert entry["sample_rate"] == pytest.approx(4 / len(runtime.train_keys))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from client_site.model import ModelConfig
 
@@ -21,6 +22,15 @@ REPORTS = [
     "FINDINGS: bilateral pleural effusion.",
     None,
 ]
+
+
+@pytest.fixture
+def single_thread():
+    """Tiny tensors run faster (and steadier on a shared host) without intra-op threading."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

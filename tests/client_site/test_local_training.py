@@ -1,11 +1,14 @@
 """train_locally: exact DP accounting, plain state-dict keys, loss goes down without DP."""
 
+import pytest
 import torch
 
 from client_site.datasets import PatientDataset, load_cache_index
 from client_site.model import MedMPT
 from client_site.tokenizer import ByteTokenizer
 from client_site.training import TrainConfig, train_locally
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _dataset(cache, cfg, seed=0):

@@ -10,6 +10,8 @@ from client_site.model import MedMPT
 from client_site.ssl import MaskingConfig, make_ssl_inputs
 from client_site.tokenizer import BOS_ID, ByteTokenizer
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 TEXTS = ["FINDINGS: nodule.", "检查所见：胸腔积液。", "", "IMPRESSION: normal."]
 
 

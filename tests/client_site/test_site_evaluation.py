@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from client_site.datasets import PatientDataset, load_cache_index
@@ -10,6 +11,8 @@ from client_site.evaluation import evaluate_ssl, probe_embeddings, probe_finding
 from client_site.findings import FINDINGS
 from client_site.model import MedMPT
 from client_site.tokenizer import ByteTokenizer
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def test_probe_is_perfect_on_separable_embeddings():

@@ -34,6 +34,14 @@ class _Criterion(nn.Module):
         return loss if self.reduction == "none" else loss.mean()
 
 
+@pytest.fixture(autouse=True)
+def _single_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _data(n=50):
     g = torch.Generator().manual_seed(0)
     return TensorDataset(torch.randn(n, 4, generator=g), torch.randn(n, generator=g))

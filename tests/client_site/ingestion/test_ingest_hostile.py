@@ -94,9 +94,16 @@ def _with_long_element(good: Path, target: Path, length: int) -> Path:
     return target
 
 
-def test_absurd_declared_length_refused_without_allocating(tmp_path: Path) -> None:
-    # Prepare: a header element that claims 4 GiB in a 1 kB file
+@pytest.mark.parametrize("streamed", [False, True])
+def test_absurd_declared_length_refused_without_allocating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, streamed: bool
+) -> None:
+    # Prepare: a header element that claims 4 GiB in a 1 kB file; read from memory, or streamed as
+    # files above the in-memory limit are
+    if streamed:
+        monkeypatch.setattr(reading, "_IN_MEMORY_BYTES", 0)
     _, paths = write_series(tmp_path / "s", Person(), rng=np.random.default_rng(0), hu=np.zeros((3, 8, 8), int))
+    assert read_one(paths[0]).slices[0].rows == 8  # the streamed path reads good files too
     path = _with_long_element(paths[0], tmp_path / "absurd", 0xFFFFFFF0)
     # Execute
     tracemalloc.start()

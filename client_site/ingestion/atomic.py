@@ -33,9 +33,15 @@ def _write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         raise
 
 
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write ``payload`` as UTF-8 JSON (indented, non-ASCII kept) to ``path`` atomically."""
+def write_json_atomic(path: Path, payload: Any, *, skip_if_same: bool = False) -> None:
+    """Write ``payload`` as UTF-8 JSON (indented, non-ASCII kept) to ``path`` atomically.
+
+    With ``skip_if_same`` an existing file with exactly these bytes is left alone (no fsync, no
+    new mtime), which keeps a run over unchanged inputs cheap.
+    """
     data = json.dumps(payload, ensure_ascii=False, indent=2, allow_nan=False).encode("utf-8")
+    if skip_if_same and path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        return
 
     def _write(handle: IO[bytes]) -> None:
         handle.write(data)

@@ -190,7 +190,7 @@ def ingest_site(
         {"study_key": key, "patient_key": study.patient_key, "volume": f"volumes/{key}.npy",
          "report": reports[key][0] if key in reports else None,
          "language": reports[key][1] if key in reports else None, "clinical": clinical.get(key)}
-        for key, study in accepted.items()]})
+        for key, study in accepted.items()]}, skip_if_same=True)
     qa_path = None
     if qa:
         qa_path = cache_dir / "qa.json"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,7 +88,11 @@ def walk_files(root: Path, site_dir: Path) -> list[WalkedFile]:
             except OSError:
                 file_stat = None
             rel = f"{rel_dir}/{os.fsencode(name).decode('utf-8', 'backslashreplace')}"
-            found.append((Path(full), rel, file_stat, linked_dir or os.path.islink(full)))
+            found.append((Path(full), rel, file_stat, linked_dir))
+    inodes = Counter((f[2].st_dev, f[2].st_ino) for f in found if f[2] is not None)
+    # Only a file reached twice needs to know whether this path is a link (one lstat, not one per file).
+    found = [(p, rel, st, linked or (st is not None and inodes[(st.st_dev, st.st_ino)] > 1 and os.path.islink(p)))
+             for p, rel, st, linked in found]
     owner: dict[tuple[int, int], str] = {}
     for _, rel, file_stat, _ in sorted(found, key=lambda f: (f[3], f[1])):  # real paths claim first
         if file_stat is not None:

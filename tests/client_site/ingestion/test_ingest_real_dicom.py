@@ -49,7 +49,7 @@ REAL_FILES = [
 
 def _need(name: str) -> None:
     if get_testdata_file(name) is None:
-        pytest.skip(f"{name} needs the pydicom-data package")
+        pytest.fail(f"{name} needs the pydicom-data package (in the dev extra: pip install -e '.[dev]')")
 
 
 def _series(paths: list[Path]) -> OrderedSeries:

@@ -73,7 +73,8 @@ def write_synthetic_cache(root: Path, n_patients: int, cfg: ModelConfig, seed: i
     return cache
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark (``argv`` defaults to the command line)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=64)
     parser.add_argument("--batch", type=int, default=32, help="(expected) batch size")
@@ -82,15 +83,24 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--modes", default=",".join(GRAD_SAMPLE_MODES))
     parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", force=True)
     logging.getLogger("client_site").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message="Secure RNG turned off")
     warnings.filterwarnings("ignore", message="Full backward hook is firing")
     warnings.filterwarnings("ignore", message="In CPU autocast")
+    threads_before = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # tiny Adam moments turn denormal and make sqrt ~50x slower
+    try:
+        _measure(args)
+    finally:  # benchmarks/run_all.py runs other benchmarks in this process afterwards
+        torch.set_num_threads(threads_before)
+        torch.set_flush_denormal(False)
 
+
+def _measure(args: argparse.Namespace) -> None:
+    """Time every variant and write the JSON report."""
     load_before = list(os.getloadavg())
     cfg = ModelConfig()
     modes = [m for m in args.modes.split(",") if m]

@@ -26,12 +26,26 @@ from aggregator.checkpoints import save_checkpoint, save_signed_checkpoint
 from aggregator.model_integrity import INTEGRITY_RECORD, sign_global_model
 from aggregator.results_store import ResultsStore
 from aggregator.signing import arrays_digest
-from aggregator.strategies import export_strategy_state
+from aggregator.strategies import export_strategy_state, is_per_site_only
 from aggregator.update_validation import ValidationPolicy, validate_round
 
 logger = logging.getLogger(__name__)
 
 SITE_RECORD = "site"  # ConfigRecord in each reply: {"name": <site name from its node config>}
+
+
+def _drop_per_site_only(replies: list[Message]) -> None:
+    """Remove per-site-only metrics (already recorded) from the replies before the wrapped strategy sees them.
+
+    They are never averaged, and Flower aggregates only replies whose MetricRecords have the same keys:
+    data-QA statistics differ from site to site (a count a site suppressed is absent).
+    """
+    for reply in replies:
+        if reply.has_error():
+            continue
+        for name, record in list(reply.content.metric_records.items()):
+            if any(is_per_site_only(key) for key in record):
+                reply.content[name] = MetricRecord({k: v for k, v in record.items() if not is_per_site_only(k)})
 
 
 def site_name_of(reply: Message) -> str | None:
@@ -146,6 +160,7 @@ class SiteRecordingStrategy(Strategy):
         replies = self._in_site_order(list(replies))
         self._participation[rnd] = []
         self._record_replies(rnd, "train", replies)
+        _drop_per_site_only(replies)
         accepted = self._validate(rnd, replies)
         arrays, metrics = self.strategy.aggregate_train(rnd, accepted)
         if arrays is not None:
@@ -163,6 +178,7 @@ class SiteRecordingStrategy(Strategy):
         rnd = server_round + self.round_offset
         replies = self._in_site_order(list(replies))
         self._record_replies(rnd, "evaluate", replies)
+        _drop_per_site_only(replies)
         replies = [r for r in replies if r.has_error() or self._evaluate_reply_ok(rnd, r)]
         metrics = self.strategy.aggregate_evaluate(rnd, replies)
         if metrics is not None:

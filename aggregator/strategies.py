@@ -24,6 +24,15 @@ _MOMENT_ATTRIBUTES = ("m_t", "v_t")
 # Each site's own privacy position: an average over sites would mean nothing, so these are
 # kept per site (results store) and left out of the consortium aggregate.
 PER_SITE_ONLY = frozenset({"epsilon", "delta", "epsilon_budget"})
+# Likewise each site's data-QA statistics (``fedmpt ingest --qa``): counts and fractions of the
+# site's whole cache, which a mean weighted by held-out patients would turn into nonsense (and
+# a site that suppressed a small count would silently drop out of it).
+PER_SITE_ONLY_PREFIXES = ("qa_",)
+
+
+def is_per_site_only(name: str) -> bool:
+    """Whether metric ``name`` is recorded per site only, never averaged across sites."""
+    return name in PER_SITE_ONLY or name.startswith(PER_SITE_ONLY_PREFIXES)
 
 
 def nan_aware_weighted_mean(records: list[RecordDict], weighting_key: str) -> MetricRecord:
@@ -39,7 +48,7 @@ def nan_aware_weighted_mean(records: list[RecordDict], weighting_key: str) -> Me
         metrics = next(iter(record.metric_records.values()))
         weight = float(metrics[weighting_key])  # type: ignore[arg-type]
         for key, value in metrics.items():
-            if key == weighting_key or key in PER_SITE_ONLY or not isinstance(value, (int, float)):
+            if key == weighting_key or is_per_site_only(key) or not isinstance(value, (int, float)):
                 continue
             if math.isfinite(float(value)):
                 sums[key] = sums.get(key, 0.0) + weight * float(value)

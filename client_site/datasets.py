@@ -188,3 +188,46 @@ class PatientDataset(Dataset[PatientItem]):
             while len(self._volumes) > self.cache_size:
                 self._volumes.popitem(last=False)
         return volume
+
+
+class PooledPatientDataset(Dataset[Any]):
+    """Several sites' patient datasets as one (the centralised "pooled data" baseline).
+
+    Item ``i`` is item ``i - offset`` of the dataset it falls in (datasets in the given order),
+    so each patient is still exactly one item; :meth:`get` and :meth:`study_of` keep the
+    explicit-draw interface of :class:`PatientDataset` used by evaluation.
+
+    Parameters
+    ----------
+    datasets : sequence of PatientDataset
+        One per site, e.g. :class:`~client_site.downstream.data.DownstreamDataset`; at least one.
+    """
+
+    def __init__(self, datasets: Sequence[PatientDataset]) -> None:
+        if not datasets:
+            raise ValueError("need at least one dataset to pool")
+        self.datasets = list(datasets)
+        self._ends = np.cumsum([len(d) for d in self.datasets]).tolist()
+
+    def __len__(self) -> int:
+        return int(self._ends[-1])
+
+    def _locate(self, index: int) -> tuple[PatientDataset, int]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"patient index {index} out of range for {len(self)} pooled patients")
+        part = int(np.searchsorted(self._ends, index, side="right"))
+        return self.datasets[part], index - (self._ends[part - 1] if part else 0)
+
+    def study_of(self, index: int, *, draw: int) -> StudyRecord:
+        """The study that draw number ``draw`` of pooled patient ``index`` uses."""
+        dataset, local = self._locate(index)
+        return dataset.study_of(local, draw=draw)
+
+    def get(self, index: int, *, draw: int) -> Any:
+        """Item of pooled patient ``index`` for an explicit draw number."""
+        dataset, local = self._locate(index)
+        return dataset.get(local, draw=draw)
+
+    def __getitem__(self, index: int) -> Any:
+        dataset, local = self._locate(index)
+        return dataset[local]

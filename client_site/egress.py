@@ -11,15 +11,54 @@ import math
 from collections.abc import Mapping
 
 from client_site.findings import FINDINGS
+from client_site.ingestion.errors import RejectCode
+from client_site.ingestion.qa import PIXEL_BINS, SPACING_BINS
 
 TRAIN_METRICS = frozenset({
     "num-examples", "train_loss", "mim_loss", "mlm_loss", "caption_loss", "steps",
     "sample_rate", "noise_multiplier", "epsilon", "delta", "epsilon_budget", "train_seconds",
+    # fine-tuning (task "finetune"): mean loss parts over the round's local steps
+    "diag_loss", "med_loss", "ddi_loss",
+})
+# Downstream evaluation of a fine-tuned model (client_site.downstream.evaluate): means over the
+# site's held-out patients; pointing_game comes from the saliency evaluation.
+DOWNSTREAM_EVALUATE_METRICS = frozenset({
+    "diag_auc_macro", *(f"diag_auc_{finding}" for finding in FINDINGS),
+    "report_bleu4", "report_rouge_l", "report_finding_f1",
+    "med_jaccard", "med_f1", "med_prauc", "med_ddi_rate",
+    "pointing_game",
+})
+# Data-QA statistics of `fedmpt ingest --qa` (client_site.ingestion.qa.qa_metrics): aggregates over
+# the whole site, small counts already suppressed there (a suppressed number is simply absent).
+# Every name is qa_<family>_<member> from these closed vocabularies, or one of _QA_SINGLE; nothing
+# in a name comes from the data, so the set is closed (tests check it is exactly what qa_metrics
+# can produce).
+_SPACING_LABELS = (*(label for label, _, _ in SPACING_BINS), "unknown")
+_QA_FAMILIES: dict[str, tuple[str, ...]] = {
+    "files": ("seen", "accepted", "rejected"),
+    "rejected": tuple(code.value for code in RejectCode),  # files rejected, per rejection code
+    "series": ("seen", "accepted", "rejected", "not_selected"),
+    "series_per_study": ("1", "2", "3", "4plus"),  # studies with that many series
+    "planes": ("axial", "coronal", "sagittal", "oblique"),  # cached studies per acquisition plane
+    "slice_spacing": _SPACING_LABELS,  # histograms: studies per bin (mm)
+    "slice_thickness": _SPACING_LABELS,
+    "pixel_spacing": (*(label for label, _, _ in PIXEL_BINS), "unknown"),
+    "hu_p01": ("p10", "p50", "p90"),  # percentiles across studies (>= 5) of each study's 1st HU percentile
+    "hu_p99": ("p10", "p50", "p90"),  # ... and of its 99th
+    "prevalence": FINDINGS,  # fraction of linked reports asserting the finding
+}
+_QA_SINGLE = ("studies", "patients", "gantry_tilted_studies", "studies_without_air", "report_coverage",
+              "studies_with_report", "reports_unlinked_or_rejected")
+QA_METRICS = frozenset({
+    *(f"qa_{family}_{member}" for family, members in _QA_FAMILIES.items() for member in members),
+    *(f"qa_{name}" for name in _QA_SINGLE),
 })
 EVALUATE_METRICS = frozenset({
     "num-examples", "val_loss", "val_mim_loss", "val_mlm_loss", "val_caption_loss",
     "probe_auc_macro", "probe_findings_defined",
     *(f"probe_auc_{finding}" for finding in FINDINGS),
+    *QA_METRICS,
+    *DOWNSTREAM_EVALUATE_METRICS,
 })
 ALLOWED = {"train": TRAIN_METRICS, "evaluate": EVALUATE_METRICS}
 

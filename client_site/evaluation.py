@@ -13,9 +13,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
-from sklearn.preprocessing import StandardScaler
 
 from client_site.datasets import PatientDataset
 from client_site.findings import FINDINGS
@@ -25,7 +22,8 @@ from client_site.ssl import MaskingConfig, make_ssl_inputs
 logger = logging.getLogger(__name__)
 
 
-def _batches(dataset: PatientDataset, batch_size: int) -> list[tuple[torch.Tensor, ...]]:
+def fixed_batches(dataset: PatientDataset, batch_size: int) -> list[tuple[torch.Tensor, ...]]:
+    """Draw-0 items of every patient, in order, stacked into batches of ``batch_size``."""
     out = []
     for start in range(0, len(dataset), batch_size):
         items = [dataset.get(i, draw=0) for i in range(start, min(start + batch_size, len(dataset)))]
@@ -33,7 +31,7 @@ def _batches(dataset: PatientDataset, batch_size: int) -> list[tuple[torch.Tenso
     return out
 
 
-class _EvalMode:
+class EvalMode:
     """Context manager: eval mode and no grad, then restore the training flag."""
 
     def __init__(self, model: torch.nn.Module) -> None:
@@ -61,8 +59,8 @@ def evaluate_ssl(
     generator = torch.Generator().manual_seed(seed)
     sums = {"loss": 0.0, "mim": 0.0, "mlm": 0.0, "gen": 0.0}
     seen = with_report = 0
-    with _EvalMode(model):
-        for volume, text_ids, has_report in _batches(dataset, batch_size):
+    with EvalMode(model):
+        for volume, text_ids, has_report in fixed_batches(dataset, batch_size):
             inputs = make_ssl_inputs(volume, text_ids, has_report, model_cfg=model.cfg,
                                      masking=masking, generator=generator)
             model(**inputs)
@@ -82,8 +80,8 @@ def evaluate_ssl(
 def embed_scans(model: MedMPT, dataset: PatientDataset, *, batch_size: int = 8) -> np.ndarray:
     """Scan embeddings (N, dim) of each patient's draw-0 study."""
     chunks = []
-    with _EvalMode(model):
-        for volume, _, _ in _batches(dataset, batch_size):
+    with EvalMode(model):
+        for volume, _, _ in fixed_batches(dataset, batch_size):
             chunks.append(model.encode_scan(volume)[1].numpy())
     return np.concatenate(chunks) if chunks else np.zeros((0, model.cfg.dim), dtype=np.float32)
 
@@ -97,6 +95,12 @@ def probe_embeddings(
     Returns ``probe_auc_<finding>`` (NaN when a finding has one class in either split),
     ``probe_auc_macro`` (mean of the defined ones, NaN if none) and ``probe_findings_defined``.
     """
+    # scikit-learn costs seconds to import and only the probe needs it; Flower starts a fresh
+    # ClientApp process per message, and training messages never get here.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.preprocessing import StandardScaler
+
     train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
     expected = [(len(train_emb), len(findings)), (len(test_emb), len(findings))]
     if [train_labels.shape, test_labels.shape] != expected:

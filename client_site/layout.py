@@ -18,9 +18,19 @@ class SiteLayout:
         return self.root / "cache"
 
     @property
+    def ingest_report_path(self) -> Path:
+        """Per-file ingestion report for hospital IT: names input files by path, so it stays outside the cache."""
+        return self.root / "ingest" / "ingest_report.json"
+
+    @property
     def ledger_path(self) -> Path:
         """Append-only privacy ledger."""
         return self.root / "privacy" / "ledger.jsonl"
+
+    @property
+    def interactions_path(self) -> Path:
+        """The consortium's drug-interaction table (public reference data)."""
+        return self.root / "reference" / "drug_interactions.csv"
 
     @property
     def labels_path(self) -> Path:

@@ -204,7 +204,7 @@ class MedMPT(nn.Module):
         self.report_encoder = _TextTransformer(cfg, cfg.text_encoder_depth, causal=False)
         self.report_decoder = _TextTransformer(cfg, cfg.text_decoder_depth, causal=True)
         self.last_loss_parts: dict[str, torch.Tensor] = {}
-        self.apply(_init_weights)
+        self.apply(init_weights)
 
     # ----------------------------------------------------------------- image
     def _check_volume(self, volume: torch.Tensor) -> None:
@@ -241,7 +241,13 @@ class MedMPT(nn.Module):
         _, slice_emb, _, scan_emb = self._encode(patches, pos_ids)
         return slice_emb, scan_emb
 
-    def _memory(self, volume: torch.Tensor) -> torch.Tensor:
+    def image_memory(self, volume: torch.Tensor) -> torch.Tensor:
+        """Multi-scale image memory of the full (unmasked) volume: fused slices + scan token.
+
+        Volume (B, 3, D, H, W) -> (B, D + 1, dim); the last token is the scan embedding.
+        The report decoder cross-attends to it.
+        """
+        self._check_volume(volume)
         patches = patchify(volume, self.cfg.patch_size)
         b, d, n, _ = patches.shape
         _, _, fused, scan = self._encode(patches, torch.arange(n, device=volume.device).expand(b, d, n))
@@ -251,9 +257,8 @@ class MedMPT(nn.Module):
     @torch.no_grad()
     def generate_report(self, volume: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
         """Greedy report decoding -> ids (B, max_len): BOS, tokens, EOS, then PAD."""
-        self._check_volume(volume)
         max_len = min(max_len or self.cfg.text_max_len, self.cfg.text_max_len)
-        memory = self._memory(volume)
+        memory = self.image_memory(volume)
         b = volume.shape[0]
         ids = torch.full((b, max_len), PAD_ID, dtype=torch.long, device=volume.device)
         ids[:, 0] = BOS_ID
@@ -271,6 +276,16 @@ class MedMPT(nn.Module):
         return ids
 
     # -------------------------------------------------------------- training
+    def generation_loss(self, text_ids: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced report-generation cross-entropy per example (B,).
+
+        ``text_ids`` (B, L) BOS/bytes/EOS/PAD, ``memory`` (B, M, dim) image memory; PAD
+        targets are ignored.
+        """
+        dec_in = text_ids[:, :-1].contiguous()  # ghost clipping needs contiguous embedding ids
+        target = text_ids[:, 1:].masked_fill(text_ids[:, 1:] == PAD_ID, IGNORE_INDEX).contiguous()
+        return _per_example_ce(self.report_decoder(dec_in, memory), target)
+
     def forward(
         self, volume: torch.Tensor, image_mask: torch.Tensor, text_ids: torch.Tensor,
         text_mlm_ids: torch.Tensor, text_mlm_targets: torch.Tensor, has_report: torch.Tensor,
@@ -309,9 +324,7 @@ class MedMPT(nn.Module):
 
         memory = torch.cat([fused, scan.unsqueeze(1)], dim=1)  # multi-scale: slices + scan
         mlm = _per_example_ce(self.report_encoder(text_mlm_ids.contiguous(), memory), text_mlm_targets)
-        dec_in = text_ids[:, :-1].contiguous()  # ghost clipping needs contiguous embedding ids
-        target = text_ids[:, 1:].masked_fill(text_ids[:, 1:] == PAD_ID, IGNORE_INDEX).contiguous()
-        gen = _per_example_ce(self.report_decoder(dec_in, memory), target)
+        gen = self.generation_loss(text_ids, memory)
 
         has = has_report.to(mim.dtype)
         loss = c.mim_weight * mim + has * (c.mlm_weight * mlm + c.gen_weight * gen)
@@ -325,7 +338,8 @@ class MedMPT(nn.Module):
         return loss
 
 
-def _init_weights(module: nn.Module) -> None:
+def init_weights(module: nn.Module) -> None:
+    """Truncated-normal (std 0.02) Linear/Embedding weights and zero biases (ViT/GPT-2 init)."""
     if isinstance(module, (nn.Linear, nn.Embedding)):
         nn.init.trunc_normal_(module.weight, std=0.02)
     if isinstance(module, nn.Linear) and module.bias is not None:

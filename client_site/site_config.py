@@ -36,9 +36,13 @@ class SiteConfig:
 
 
 def write_site_config(
-    site_dir: Path, *, name: str, epsilon: float, delta: float, accountant: str = "rdp"
+    site_dir: Path, *, name: str, epsilon: float, delta: float, accountant: str = "rdp",
+    allow_non_dp: bool = False,
 ) -> Path:
-    """Write ``site.toml``; refuses to overwrite an existing one (a budget is changed by hand)."""
+    """Write ``site.toml``; refuses to overwrite an existing one (a budget is changed by hand).
+
+    ``allow_non_dp=True`` only for synthetic or public data (baselines without DP).
+    """
     if accountant not in ACCOUNTANTS:
         raise ValueError(f"accountant must be one of {sorted(ACCOUNTANTS)}, got {accountant!r}")
     PrivacyBudget(epsilon=epsilon, delta=delta)  # validate before writing
@@ -50,7 +54,7 @@ def write_site_config(
         f"epsilon_budget = {float(epsilon)!r}\ndelta = {float(delta)!r}\n"
         f'accountant = "{accountant}"\n'
         "# Rounds without DP-SGD are refused unless this is true (synthetic/public data only).\n"
-        "allow_non_dp = false\n"
+        f"allow_non_dp = {'true' if allow_non_dp else 'false'}\n"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "x", encoding="utf-8") as handle:

@@ -13,16 +13,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
+from client_site.clinical_metrics import load_interactions
 from client_site.datasets import PatientDataset, load_cache_index, split_patients
+from client_site.downstream import DownstreamDataset, DownstreamObjective, DrugGraph, evaluate_downstream
 from client_site.egress import release_metrics
 from client_site.evaluation import evaluate_ssl, probe_findings
+from client_site.ingestion import load_qa_metrics
 from client_site.layout import SiteLayout
 from client_site.model import MedMPT, ModelConfig
 from client_site.pseudonym import load_or_create_salt
 from client_site.site_config import load_site_config
+from client_site.tasks import FINETUNE, PRETRAIN, build_model
 from client_site.tokenizer import ByteTokenizer
-from client_site.training import TrainConfig, train_locally
+from client_site.training import LocalTrainResult, TrainConfig, train_locally
 from client_site.truth import load_study_labels
 from privacy.errors import BudgetExceededError
 from privacy.ledger import PrivacyLedger
@@ -38,13 +43,18 @@ class SiteRefusal(RuntimeError):
 
 @dataclass(frozen=True)
 class RoundRequest:
-    """A train or evaluate request from the aggregator, as the site understands it."""
+    """A train or evaluate request from the aggregator, as the site understands it.
+
+    ``task`` is ``"pretrain"`` (SSL, :class:`~client_site.model.MedMPT`) or ``"finetune"``
+    (downstream tasks, :class:`~client_site.downstream.model.ClinicalMedMPT`).
+    """
 
     run_id: str
     round: int
     model: ModelConfig
     input_shape: tuple[int, int, int]
     train: TrainConfig
+    task: str = PRETRAIN
 
 
 def _round_seed(seed: int, round: int) -> int:
@@ -58,17 +68,22 @@ class SiteRuntime:
     ----------
     site_dir : Path
         The site directory (docs/contracts.md section 1), ingested beforehand.
+    ledger_path : Path, optional
+        Privacy ledger to account in. (default: the site's own ``privacy/ledger.jsonl``; an
+        experiment on synthetic data passes one ledger per arm so that arms do not share a budget)
     """
 
-    def __init__(self, site_dir: Path) -> None:
+    def __init__(self, site_dir: Path, *, ledger_path: Path | None = None) -> None:
         self.layout = SiteLayout(Path(site_dir))
         self.config = load_site_config(site_dir)
+        self.ledger_path = ledger_path or self.layout.ledger_path
         index_path = self.layout.cache_dir / "index.json"
         self._preprocess = json.loads(index_path.read_text(encoding="utf-8")).get("preprocess", {}) \
             if index_path.exists() else {}
         patients = sorted({s.patient_key for s in load_cache_index(self.layout.cache_dir)})
         if not patients:
-            raise ValueError(f"{self.layout.cache_dir} holds no accepted study; check ingest_report.json")
+            raise ValueError(f"{self.layout.cache_dir} holds no accepted study; see why in "
+                             f"{self.layout.ingest_report_path}")
         self.train_keys, self.held_out_keys = split_patients(patients)
 
     @property
@@ -76,29 +91,29 @@ class SiteRuntime:
         """The site's name, from its own config."""
         return self.config.name
 
-    def _model(self, request: RoundRequest, state: StateDict) -> MedMPT:
+    def _model(self, request: RoundRequest, state: StateDict) -> nn.Module:
         cached = tuple(self._preprocess.get("shape", ()))
         if cached != request.input_shape:
             raise SiteRefusal(
                 f"site cache was ingested to shape {cached} but the run needs {request.input_shape}; "
                 f"re-run `fedmpt ingest` with the run's preset"
             )
-        model = MedMPT(request.model)
+        model = build_model(request.task, request.model)
         model.load_state_dict(state, strict=True)
         return model
 
-    def _dataset(self, keys: list[str], model: ModelConfig, seed: int) -> PatientDataset:
-        return PatientDataset(self.layout.cache_dir, keys, ByteTokenizer(),
-                              max_len=model.text_max_len, seed=seed)
+    def _dataset(self, keys: list[str], model: ModelConfig, seed: int, task: str = PRETRAIN) -> PatientDataset:
+        kind = DownstreamDataset if task == FINETUNE else PatientDataset
+        return kind(self.layout.cache_dir, keys, ByteTokenizer(), max_len=model.text_max_len, seed=seed)
 
     def train_round(self, state: StateDict, request: RoundRequest) -> tuple[StateDict, dict[str, float]]:
         """Train the global model locally; under DP, only within the site's budget."""
         model = self._model(request, state)
         seed = _round_seed(request.train.seed, request.round)
-        dataset = self._dataset(self.train_keys, request.model, seed)
+        dataset = self._dataset(self.train_keys, request.model, seed, request.task)
         cfg = replace(request.train, seed=seed)
         budget = self.config.budget
-        ledger = PrivacyLedger(self.layout.ledger_path, mechanism=self.config.accountant)
+        ledger = PrivacyLedger(self.ledger_path, mechanism=self.config.accountant)
         reservation = None
         if cfg.dp:
             budget.check_patients(len(dataset))
@@ -113,7 +128,8 @@ class SiteRuntime:
                 raise SiteRefusal(f"{self.name}: {e}") from e
         elif not self.config.allow_non_dp:
             raise SiteRefusal(f"{self.name} refuses training without DP (site.toml: allow_non_dp = false)")
-        result = train_locally(model, dataset, cfg)
+        objective = DownstreamObjective() if request.task == FINETUNE else None
+        result = train_locally(model, dataset, cfg, objective)
         if reservation is not None:
             planned = [(reservation.noise_multiplier, reservation.sample_rate, reservation.steps)]
             if result.accountant_history != planned:
@@ -123,10 +139,7 @@ class SiteRuntime:
             ledger.complete(reservation)
         metrics = {
             "num-examples": result.num_examples,
-            "train_loss": result.metrics["loss"],
-            "mim_loss": result.metrics["mim"],
-            "mlm_loss": result.metrics["mlm"],
-            "caption_loss": result.metrics["gen"],
+            **_loss_metrics(result),
             "steps": result.steps,
             "sample_rate": result.sample_rate,
             "noise_multiplier": cfg.noise_multiplier if cfg.dp else 0.0,
@@ -140,11 +153,23 @@ class SiteRuntime:
         return result.state_dict, release_metrics("train", metrics)
 
     def evaluate(self, state: StateDict, request: RoundRequest) -> dict[str, float]:
-        """SSL losses on held-out patients and a linear diagnosis probe; aggregate numbers only."""
+        """SSL losses on held-out patients, a linear diagnosis probe and the site's data-QA statistics.
+
+        For ``task == "finetune"``, the downstream metrics of
+        :func:`~client_site.downstream.evaluate.evaluate_downstream` replace the SSL losses and
+        the probe.
+
+        Aggregate numbers only: the QA statistics are those of ``cache/qa.json`` (``fedmpt ingest
+        --qa``), small counts already suppressed; a site ingested without ``--qa`` sends none.
+        """
         model = self._model(request, state)
-        held_out = self._dataset(self.held_out_keys, request.model, seed=0)
+        held_out = self._dataset(self.held_out_keys, request.model, seed=0, task=request.task)
         if len(held_out) == 0:
             raise SiteRefusal(f"{self.name} has too few patients to hold any out for validation")
+        if request.task == FINETUNE:
+            return release_metrics("evaluate", {"num-examples": float(len(held_out)),
+                                                **self._downstream(model, held_out),
+                                                **self._qa_metrics()})
         ssl = evaluate_ssl(model, held_out, seed=request.train.seed)
         metrics: dict[str, float] = {
             "num-examples": float(len(held_out)),
@@ -157,7 +182,15 @@ class SiteRuntime:
             metrics.update(self._probe(model, request, held_out))
         else:
             logger.warning("%s has no %s: no diagnosis probe", self.name, self.layout.labels_path)
+        metrics.update(self._qa_metrics())
         return release_metrics("evaluate", metrics)
+
+    def _qa_metrics(self) -> dict[str, float]:
+        try:
+            return load_qa_metrics(self.layout.cache_dir)
+        except FileNotFoundError:
+            logger.info("%s was ingested without --qa: it shares no data-quality statistics", self.name)
+            return {}
 
     def _probe(self, model: MedMPT, request: RoundRequest, held_out: PatientDataset) -> dict[str, float]:
         labels = load_study_labels(self.layout.labels_path, load_or_create_salt(self.layout.root))
@@ -171,3 +204,22 @@ class SiteRuntime:
             return np.stack([labels[k] for k in keys])
 
         return probe_findings(model, train, held_out, labels_of(train), labels_of(held_out))
+
+    def _downstream(self, model: nn.Module, held_out: PatientDataset) -> dict[str, float]:
+        """Downstream metrics of a fine-tuned model on the held-out patients (truth labels for
+        the diagnosis AUC when the site has them, the site's own interaction table if present)."""
+        labels = None
+        if self.layout.labels_path.exists():
+            labels = load_study_labels(self.layout.labels_path, load_or_create_salt(self.layout.root))
+        else:
+            logger.warning("%s has no %s: no diagnosis AUC", self.name, self.layout.labels_path)
+        path = self.layout.interactions_path
+        interactions = load_interactions(path) if path.exists() else DrugGraph.consortium().interactions
+        return evaluate_downstream(model, held_out, labels, interactions)  # type: ignore[arg-type]
+
+
+def _loss_metrics(result: LocalTrainResult) -> dict[str, float]:
+    """Train-reply names of the loss parts of either task (``gen`` is the caption loss in both)."""
+    names = {"loss": "train_loss", "mim": "mim_loss", "mlm": "mlm_loss", "gen": "caption_loss",
+             "diag": "diag_loss", "med": "med_loss", "ddi": "ddi_loss"}
+    return {names[key]: value for key, value in result.metrics.items() if key in names}

@@ -12,6 +12,7 @@ operation while in randomness error mode") and make runs irreproducible.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -120,3 +121,37 @@ class PerExampleLoss(nn.Module):
         if self.reduction == "mean":
             return per_example.mean()
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {self.reduction!r}")
+
+
+class SSLObjective:
+    """The pretraining objective of :func:`client_site.training.train_locally`.
+
+    Batches are :data:`~client_site.datasets.PatientItem` columns; the inputs of
+    ``MedMPT.forward`` get fresh masks from the training generator.
+
+    Parameters
+    ----------
+    model_cfg : ModelConfig
+        The model's sizes (mask shapes).
+    masking : MaskingConfig
+        Mask ratios.
+    """
+
+    parts: tuple[str, ...] = ("loss", "mim", "mlm", "gen")
+
+    def __init__(self, model_cfg: ModelConfig, masking: MaskingConfig) -> None:
+        self.model_cfg = model_cfg
+        self.masking = masking
+
+    def model_inputs(
+        self, batch: Sequence[torch.Tensor], *, generator: torch.Generator,
+    ) -> dict[str, torch.Tensor]:
+        """Keyword arguments of ``MedMPT.forward``, ``volume`` first."""
+        volume, text_ids, has_report = batch
+        return make_ssl_inputs(volume, text_ids, has_report, model_cfg=self.model_cfg,
+                               masking=self.masking, generator=generator)
+
+    def part_counts(self, batch: Sequence[torch.Tensor]) -> dict[str, float]:
+        """Examples each loss part averages over: all for ``loss``/``mim``, reports for the text parts."""
+        b, n_rep = float(batch[0].shape[0]), float(batch[2].sum())
+        return {"loss": b, "mim": b, "mlm": n_rep, "gen": n_rep}

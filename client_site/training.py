@@ -1,4 +1,10 @@
-"""Local training of :class:`~client_site.model.MedMPT` at one site, with or without DP-SGD.
+"""Local training at one site, with or without DP-SGD, for any per-example objective.
+
+One loop serves SSL pretraining of :class:`~client_site.model.MedMPT` (:class:`SSLObjective`,
+the default) and downstream fine-tuning of
+:class:`~client_site.downstream.model.ClinicalMedMPT`
+(:class:`~client_site.downstream.objective.DownstreamObjective`): an objective turns a batch
+into the model's inputs and says how many examples each loss part averages over.
 
 With DP, each optimizer step is one DP-SGD step (Abadi et al. 2016) over a Poisson batch of
 patients at rate ``q = expected_batch_size / len(dataset)``; exactly ``local_steps`` steps run
@@ -11,15 +17,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
-from client_site.datasets import PatientDataset
-from client_site.model import MedMPT
-from client_site.ssl import MaskingConfig, PerExampleLoss, make_ssl_inputs
+from client_site.proximal import attach_proximal_term
+from client_site.ssl import MaskingConfig, PerExampleLoss, SSLObjective
 from privacy.dp_training import (
     DEFAULT_GRAD_SAMPLE_MODE,
     PrivateTraining,
@@ -30,7 +38,30 @@ from privacy.dp_training import (
 
 logger = logging.getLogger(__name__)
 
-LOSS_PARTS: tuple[str, ...] = ("loss", "mim", "mlm", "gen")
+
+
+class TrainingObjective(Protocol):
+    """What :func:`train_locally` optimises.
+
+    The model's ``forward`` must return the per-example loss ``(B,)`` (each entry depending on
+    its own example only, so DP-SGD clipping bounds one patient) and leave the batch means of
+    its loss parts in ``model.last_loss_parts``.
+    """
+
+    parts: tuple[str, ...]
+    """Loss parts reported, ``"loss"`` (the total) first."""
+
+    def model_inputs(
+        self, batch: Sequence[torch.Tensor], *, generator: torch.Generator,
+    ) -> dict[str, torch.Tensor]:
+        """Keyword inputs of the model's ``forward`` for a collated batch; the first entry is
+        the batch-first tensor Opacus sees as the positional input. Random inputs (masks) must
+        be drawn from ``generator``."""
+        ...
+
+    def part_counts(self, batch: Sequence[torch.Tensor]) -> dict[str, float]:
+        """For each of :attr:`parts`, the number of examples of ``batch`` its mean is over."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -54,9 +85,12 @@ class TrainConfig:
     grad_sample_mode : str
         Opacus per-sample gradient mode, see :mod:`privacy.dp_training`. (default: ``"ew"``)
     masking : MaskingConfig
-        SSL mask ratios.
+        SSL mask ratios (used by the default :class:`SSLObjective` only).
     secure_mode : bool
         Opacus secure RNG (needs torchcsprng; then runs are not reproducible). (default: False)
+    proximal_mu : float
+        FedProx weight: adds ``mu * (w - w_global)`` to each gradient after DP clipping and
+        noise (:mod:`client_site.proximal`); 0 is plain local training. (default: 0.0)
     """
 
     local_steps: int = 10
@@ -70,6 +104,7 @@ class TrainConfig:
     grad_sample_mode: str = DEFAULT_GRAD_SAMPLE_MODE
     masking: MaskingConfig = field(default_factory=MaskingConfig)
     secure_mode: bool = False
+    proximal_mu: float = 0.0
 
     def __post_init__(self) -> None:
         if self.local_steps < 1 or self.expected_batch_size < 1:
@@ -86,9 +121,10 @@ class LocalTrainResult:
     Attributes
     ----------
     state_dict : dict of str to Tensor
-        Weights of the plain model (keys as ``MedMPT().state_dict()``).
+        Weights of the plain model (keys as the unwrapped model's ``state_dict()``).
     metrics : dict of str to float
-        Mean ``loss``, ``mim``, ``mlm``, ``gen`` over the call, ``seconds`` (wall),
+        Mean of each loss part of the objective over the call (SSL: ``loss``, ``mim``,
+        ``mlm``, ``gen``; 0 for a part no example had), ``seconds`` (wall),
         ``cpu_seconds`` (this process), ``samples_per_s`` (wall), ``mean_batch_size`` and
         ``empty_batches``.
     num_examples : int
@@ -109,15 +145,35 @@ class LocalTrainResult:
     accountant_history: list[tuple[float, float, int]]
 
 
-def train_locally(model: MedMPT, dataset: PatientDataset, cfg: TrainConfig) -> LocalTrainResult:
-    """Train ``model`` in place for ``cfg.local_steps`` steps on ``dataset`` (one item = one patient)."""
-    n = len(dataset)
+def train_locally(
+    model: nn.Module, dataset: Dataset[tuple[torch.Tensor, ...]], cfg: TrainConfig,
+    objective: TrainingObjective | None = None,
+) -> LocalTrainResult:
+    """Train ``model`` in place for ``cfg.local_steps`` steps on ``dataset`` (one item = one patient).
+
+    Parameters
+    ----------
+    model : nn.Module
+        Returns the per-example loss and sets ``last_loss_parts`` (see :class:`TrainingObjective`).
+        Only parameters with ``requires_grad`` are optimised.
+    dataset : Dataset
+        One item per patient, a tuple of tensors (e.g.
+        :class:`~client_site.datasets.PatientDataset`).
+    cfg : TrainConfig
+        Steps, batch, optimizer and DP settings.
+    objective : TrainingObjective, optional
+        Default: SSL pretraining of ``MedMPT``, ``SSLObjective(model.cfg, cfg.masking)``.
+    """
+    objective = objective or SSLObjective(model.cfg, cfg.masking)  # type: ignore[arg-type]
+    n = len(dataset)  # type: ignore[arg-type]
     if n == 0:
         raise ValueError("cannot train on an empty dataset")
     seeds = np.random.SeedSequence(cfg.seed).generate_state(3)
     sampling, masks, noise = (torch.Generator().manual_seed(int(s)) for s in seeds)
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    attach_proximal_term(optimizer, mu=cfg.proximal_mu)  # the inner optimizer: after DP noise
     private: PrivateTraining | None = None
     if cfg.dp:
         rate = min(cfg.expected_batch_size / n, 1.0)
@@ -130,29 +186,27 @@ def train_locally(model: MedMPT, dataset: PatientDataset, cfg: TrainConfig) -> L
         )
         module, step_optimizer, loader = private.module, private.optimizer, private.data_loader
     else:
-        batch = min(cfg.expected_batch_size, n)
-        rate = batch / n
+        batch_size = min(cfg.expected_batch_size, n)
+        rate = batch_size / n
         module, step_optimizer = model, optimizer
-        loader = DataLoader(dataset, batch_size=batch, shuffle=True, generator=sampling, drop_last=True)
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=sampling, drop_last=True)
 
-    sums = dict.fromkeys(LOSS_PARTS, 0.0)
-    seen = with_report = steps = empty = 0
+    sums = dict.fromkeys(objective.parts, 0.0)
+    counts = dict.fromkeys(objective.parts, 0.0)
+    seen = steps = empty = 0
     start, cpu_start = time.perf_counter(), time.process_time()
     try:
         while steps < cfg.local_steps:
-            for volume, text_ids, has_report in loader:
+            for batch in loader:
                 steps += 1
-                b = volume.shape[0]
+                b = batch[0].shape[0]
                 if b == 0:
                     if private is None:
                         raise RuntimeError("empty batch without Poisson sampling")
                     step_on_empty_batch(private)
                     empty += 1
                 else:
-                    inputs = make_ssl_inputs(
-                        volume, text_ids, has_report, model_cfg=model.cfg, masking=cfg.masking,
-                        generator=masks,
-                    )
+                    inputs = objective.model_inputs(batch, generator=masks)
                     step_optimizer.zero_grad(set_to_none=True)
                     per_example = module(inputs.pop("volume"), **inputs)  # batch first (Opacus ew)
                     if private is not None and private.grad_sample_mode == "ghost":
@@ -161,12 +215,11 @@ def train_locally(model: MedMPT, dataset: PatientDataset, cfg: TrainConfig) -> L
                         loss = per_example.mean()
                     loss.backward()
                     step_optimizer.step()
-                    n_rep = float(has_report.sum())
                     parts = model.last_loss_parts
-                    for key, weight in (("loss", b), ("mim", b), ("mlm", n_rep), ("gen", n_rep)):
-                        sums[key] += float(parts[key]) * weight
+                    for key, count in objective.part_counts(batch).items():
+                        sums[key] += float(parts[key]) * count
+                        counts[key] += count
                     seen += b
-                    with_report += int(n_rep)
                 if steps >= cfg.local_steps:
                     break  # before fetching (and drawing) a batch that would not be used
     finally:
@@ -177,8 +230,7 @@ def train_locally(model: MedMPT, dataset: PatientDataset, cfg: TrainConfig) -> L
         (float(s), float(q), int(k)) for s, q, k in private.engine.accountant.history
     ]
     metrics = {
-        "loss": sums["loss"] / max(seen, 1), "mim": sums["mim"] / max(seen, 1),
-        "mlm": sums["mlm"] / max(with_report, 1), "gen": sums["gen"] / max(with_report, 1),
+        **{key: sums[key] / max(counts[key], 1.0) for key in objective.parts},
         "seconds": seconds, "cpu_seconds": cpu_seconds,
         "samples_per_s": seen / seconds if seconds > 0 else 0.0,
         "mean_batch_size": seen / steps, "empty_batches": float(empty),

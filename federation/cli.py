@@ -9,7 +9,9 @@ import typer
 
 from dashboard.cli_users import users_app
 from federation.cli_audit import audit_app
+from federation.cli_experiment import experiment_app
 from federation.cli_deploy import register as _register_deployment
+from federation.cli_report import report_app
 from federation.flower_env import configure_flower_env
 from federation.log_setup import configure_logging
 
@@ -21,6 +23,8 @@ app.add_typer(site_app, name="site")
 app.add_typer(privacy_app, name="privacy")
 _register_deployment(app, site_app)
 app.add_typer(audit_app, name="audit")
+app.add_typer(experiment_app, name="experiment")
+app.add_typer(report_app, name="report")
 
 
 @app.callback()
@@ -80,6 +84,7 @@ def ingest(
 
     result = ingest_site(site_dir, out or site_dir / "cache", config=get_preset(preset).preprocess, qa=qa)
     typer.echo(json.dumps(result.summary, indent=2))
+    typer.echo(f"every file, accepted or rejected with its reason (names files by path): {result.report_path}")
     if result.qa_path is not None:
         typer.echo(f"data-QA statistics (small counts suppressed): {result.qa_path}")
     if result.accepted == 0:
@@ -101,6 +106,10 @@ def federate(
     aggregation: str = typer.Option("mean", help="mean, or with fedavg: median or trimmed-mean."),
     norm_factor: float = typer.Option(10.0, help="Reject updates > this x the other sites' median norm (0: off)."),
     seed: int = typer.Option(0, help="Seed of the initial model and the sites' sampling and noise."),
+    task: str = typer.Option("pretrain", help="pretrain (SSL) or finetune (diagnosis, medication, reports)."),
+    init_checkpoint: Path = typer.Option(
+        None, "--init-checkpoint",
+        help="Round checkpoint or state dict initialising the global model (finetune: the backbone)."),
 ) -> None:
     """Run federated DP rounds over local site directories on Flower's simulation engine."""
     from federation.config import FederationConfig
@@ -111,7 +120,8 @@ def federate(
                               expected_batch_size=expected_batch_size,
                               model_preset=preset, run_name=run_name,
                               min_sites=min(2, len(sites)), resume=resume,
-                              aggregation=aggregation, norm_factor=norm_factor, seed=seed)
+                              aggregation=aggregation, norm_factor=norm_factor, seed=seed,
+                              task=task, init_checkpoint=str(init_checkpoint or ""))
     run_in_simulation(config, sites)
     typer.echo(f"run {config.run_name} completed; results in {config.aggregator_dir}")
 

@@ -3,7 +3,8 @@
 What goes back is exactly one ArrayRecord (weights, train only), one MetricRecord of
 whitelisted numbers (:mod:`client_site.egress`) and the site's name. Before using a global
 model, the site checks the aggregator's signature on it against the key it pins
-(:mod:`aggregator.model_integrity`).
+(:mod:`aggregator.model_integrity`). The fine-tuned global model of an evaluate request stays
+at the site as its latest model (:mod:`federation.received_models`), for site-local drafting.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from aggregator.model_integrity import verify_global_model
 from aggregator.signing import SignatureError, load_public_key
 from aggregator.site_recorder import SITE_RECORD
 from client_site.site_runtime import RoundRequest, SiteRefusal, SiteRuntime
+from client_site.tasks import PRETRAIN, check_task
 from client_site.training import TrainConfig
 from federation.log_setup import configure_logging
 from federation.presets import get_preset
+from federation.received_models import keep_global_model
 from federation.site_binding import aggregator_key_of, site_dir_of
 
 app = ClientApp()
@@ -31,6 +34,7 @@ def _request(config: ConfigRecord) -> RoundRequest:
         round=int(config["server-round"]),  # type: ignore[arg-type]
         model=preset.model,
         input_shape=tuple(preset.preprocess.shape),
+        task=check_task(str(config.get("task", PRETRAIN))),
         train=TrainConfig(
             local_steps=int(config["local-steps"]),  # type: ignore[arg-type]
             expected_batch_size=int(config["expected-batch-size"]),  # type: ignore[arg-type]
@@ -39,6 +43,8 @@ def _request(config: ConfigRecord) -> RoundRequest:
             max_grad_norm=float(config["max-grad-norm"]),  # type: ignore[arg-type]
             dp=bool(config["dp"]),
             seed=int(config["seed"]),  # type: ignore[arg-type]
+            # Only FedProx sends it (Flower's FedProx.configure_train); FedAvg/FedAdam: none.
+            proximal_mu=float(config.get("proximal-mu", 0.0)),  # type: ignore[arg-type]
         ),
     )
 
@@ -82,6 +88,7 @@ def train(msg: Message, context: Context) -> Message:
 def evaluate(msg: Message, context: Context) -> Message:
     """Validate the received global model on this site's held-out patients."""
     _verify(msg, context, "evaluate")
+    keep_global_model(msg, context)  # the site's copy for site-local drafting (federation.received_models)
     runtime = _runtime(context)
     state = msg.content["arrays"].to_torch_state_dict()  # type: ignore[union-attr]
     metrics = runtime.evaluate(state, _request(msg.content["config"]))  # type: ignore[arg-type]

@@ -11,9 +11,21 @@ from pathlib import Path
 from typing import Any
 
 from aggregator.strategies import AGGREGATIONS, STRATEGIES
+from client_site.tasks import PRETRAIN, check_task
 from federation.presets import PRESETS
 
 Scalar = int | float | str | bool
+
+
+def _parse_bool(key: str, value: Any) -> bool:
+    """A run-config flag, strictly: ``bool("false")`` would be True."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError(f"run-config key {key!r} must be a bool, \"true\"/\"false\" or 0/1, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,14 @@ class FederationConfig:
         JSON file mapping registered node ids to site names (``fedmpt consortium add-site``);
         when set, a reply's site is the registered name, never the self-declared one.
         (default: ``""``, simulation: the site's own name)
+    task : str
+        ``pretrain`` (SSL pretraining of MedMPT) or ``finetune`` (downstream diagnosis,
+        medication and report generation, :mod:`client_site.downstream`). (default: ``pretrain``)
+    init_checkpoint : str
+        Aggregator-side file whose weights initialise the global model: a (signed) round
+        checkpoint of :mod:`aggregator.checkpoints` or a plain ``torch.save``'d state dict. For
+        ``finetune``, MedMPT weights initialise the backbone (heads start fresh) and
+        ClinicalMedMPT weights the whole model. (default: ``""``, a seeded random model)
     """
 
     workdir: str = "fedmpt-demo"
@@ -88,6 +108,8 @@ class FederationConfig:
     resume: bool = False
     signing_key: str = ""
     site_registry: str = ""
+    task: str = PRETRAIN
+    init_checkpoint: str = ""
 
     def __post_init__(self) -> None:
         if not self.run_name:
@@ -98,6 +120,7 @@ class FederationConfig:
             raise ValueError(f"model_preset must be one of {sorted(PRESETS)}, got {self.model_preset!r}")
         if self.num_rounds < 1 or self.min_sites < 1 or self.local_steps < 1:
             raise ValueError("num_rounds, min_sites and local_steps must be >= 1")
+        check_task(self.task)
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
 
@@ -142,11 +165,12 @@ class FederationConfig:
             name = key.replace("-", "_")
             if name not in names:
                 raise ValueError(f"unknown run-config key {key!r}; known: {sorted(names)}")
-            values[name] = type(names[name].default)(value)
+            kind = type(names[name].default)
+            values[name] = _parse_bool(key, value) if kind is bool else kind(value)
         return cls(**values)
 
     def site_request(self) -> dict[str, Scalar]:
         """The train request sent to every site (it decides whether its budget allows it)."""
         keys = ("run_name", "local_steps", "expected_batch_size", "lr", "noise_multiplier",
-                "max_grad_norm", "dp", "model_preset", "seed")
+                "max_grad_norm", "dp", "model_preset", "seed", "task")
         return {k.replace("_", "-"): v for k, v in asdict(self).items() if k in keys}

@@ -22,13 +22,17 @@ DEMO_DELTA = 1e-5
 
 
 def prepare_sites(
-    workdir: Path, *, n_sites: int, patients: int, seed: int, preset: str
+    workdir: Path, *, n_sites: int, patients: int, seed: int, preset: str,
+    folder: str = "sites", budgets: tuple[float, ...] = DEMO_BUDGETS, allow_non_dp: bool = False,
 ) -> list[Path]:
-    """Generate (once), configure and ingest the synthetic sites under ``workdir/sites``."""
+    """Generate (once), configure and ingest (with data QA) the synthetic sites under ``workdir/folder``.
+
+    Site ``i`` gets the budget ``budgets[i % len(budgets)]``; ``allow_non_dp`` is for baselines.
+    """
     from client_site.ingestion import ingest_site
     from client_site.synthetic import generate_consortium, site_names
 
-    sites_root = workdir / "sites"
+    sites_root = workdir / folder
     names = site_names(n_sites)
     site_dirs = [sites_root / name for name in names]
     if not all((d / "dicom").is_dir() for d in site_dirs):
@@ -36,10 +40,11 @@ def prepare_sites(
         generate_consortium(sites_root, n_sites=n_sites, patients_per_site=patients, seed=seed)
     for index, (name, site_dir) in enumerate(zip(names, site_dirs, strict=True)):
         if not (site_dir / SITE_CONFIG).exists():
-            write_site_config(site_dir, name=name, delta=DEMO_DELTA,
-                              epsilon=DEMO_BUDGETS[index % len(DEMO_BUDGETS)])
+            write_site_config(site_dir, name=name, delta=DEMO_DELTA, allow_non_dp=allow_non_dp,
+                              epsilon=budgets[index % len(budgets)])
         logger.info("ingesting %s", name)
-        ingest_site(site_dir, SiteLayout(site_dir).cache_dir, config=get_preset(preset).preprocess)
+        # With QA: each site then shares its data-quality statistics (dashboard: Data quality).
+        ingest_site(site_dir, SiteLayout(site_dir).cache_dir, config=get_preset(preset).preprocess, qa=True)
     return site_dirs
 
 

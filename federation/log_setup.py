@@ -13,6 +13,8 @@ def configure_logging(*, verbose: bool = False) -> None:
     if not root.handlers:  # a host process (e.g. a Ray worker) may have configured it already
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        # Flower's "flwr" logger prints through its own handler; it would appear twice.
+        handler.addFilter(lambda record: not record.name.startswith("flwr"))
         root.addHandler(handler)
         root.setLevel(logging.DEBUG if verbose else logging.WARNING)
     for name in OUR_PACKAGES:

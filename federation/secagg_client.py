@@ -30,8 +30,8 @@ from flwr.app import ConfigRecord, Context
 from flwr.client import ClientApp, NumPyClient
 from flwr.client.mod import secaggplus_mod
 
-from client_site.model import MedMPT
 from client_site.site_runtime import RoundRequest, SiteRefusal, SiteRuntime
+from client_site.tasks import build_model
 from federation.client_app import _request  # the same request parsing as the Message-API app
 from federation.log_setup import configure_logging
 from federation.site_binding import site_dir_of
@@ -43,8 +43,8 @@ NDArrays = list[np.ndarray]
 
 
 def state_keys(request: RoundRequest) -> list[str]:
-    """Order of the model's tensors in the flat NDArrays list (the preset's state dict)."""
-    return list(MedMPT(request.model).state_dict())
+    """Order of the model's tensors in the flat NDArrays list (the task's model at the preset)."""
+    return list(build_model(request.task, request.model).state_dict())
 
 
 def clip_update(update: NDArrays, bound: float) -> tuple[NDArrays, float]:

@@ -43,7 +43,7 @@ from flwr.serverapp import Grid
 from aggregator.checkpoints import save_signed_checkpoint
 from aggregator.results_store import ResultsStore
 from aggregator.signing import load_or_create_signing_key
-from aggregator.strategies import PER_SITE_ONLY
+from aggregator.strategies import is_per_site_only
 from federation.config import FederationConfig
 from federation.secagg_client import NORM_BOUND_KEY
 from federation.server_app import RESULTS_STORE, initial_arrays
@@ -163,7 +163,7 @@ class SecureFedAvg(FedAvg):
         weights: dict[str, float] = {}
         for n, metrics in rows:
             for key, value in _numeric(metrics).items():
-                if key in PER_SITE_ONLY or key == "num-examples" or not np.isfinite(value):
+                if is_per_site_only(key) or key == "num-examples" or not np.isfinite(value):
                     continue
                 sums[key] = sums.get(key, 0.0) + n * value
                 weights[key] = weights.get(key, 0.0) + n

@@ -23,8 +23,10 @@ from aggregator.signing import load_or_create_signing_key
 from aggregator.site_recorder import SiteRecordingStrategy
 from aggregator.strategies import build_strategy, import_strategy_state
 from aggregator.update_validation import ValidationPolicy
-from client_site.model import MedMPT
+from client_site.tasks import build_model
 from federation.config import FederationConfig
+from federation.init_weights import load_init_state
+from federation.log_setup import configure_logging
 from federation.presets import get_preset
 
 logger = logging.getLogger(__name__)
@@ -37,11 +39,15 @@ class ResumeError(RuntimeError):
 
 
 def initial_arrays(config: FederationConfig) -> ArrayRecord:
-    """Seeded initial global model of the run's preset."""
+    """Seeded initial global model of the run's task and preset, from ``init-checkpoint`` if set."""
+    init_state = None
+    if config.init_checkpoint:
+        key = load_or_create_signing_key(config.signing_key_path)
+        init_state = load_init_state(Path(config.init_checkpoint), public_key=key.public_key())
     generator_state = torch.random.get_rng_state()
     try:
         torch.manual_seed(config.seed)  # nn.Module init draws from the global generator
-        model = MedMPT(get_preset(config.model_preset).model)
+        model = build_model(config.task, get_preset(config.model_preset).model, init_state=init_state)
     finally:
         torch.random.set_rng_state(generator_state)
     return ArrayRecord(model.state_dict())
@@ -156,4 +162,5 @@ app = ServerApp()
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     """Deployment entry point: the run's configuration comes from ``flwr run --run-config``."""
+    configure_logging()  # a fresh flwr-serverapp process: show resume decisions, refusals, rounds
     run_rounds(grid, FederationConfig.from_run_config(context.run_config))

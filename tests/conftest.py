@@ -1,10 +1,46 @@
-"""Suite-wide set-up: Flower stays offline and keeps its state in a temp folder."""
+"""Suite-wide set-up: Flower stays offline and keeps its state in a temp folder; one tiny
+generated and ingested hospital shared by the privacy, downstream and federation tests."""
 
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
 os.environ.setdefault("FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("FLWR_HOME", tempfile.mkdtemp(prefix="fedmpt-flwr-home-"))
+
+
+@pytest.fixture(scope="session")
+def ingested_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One synthetic hospital, 8 patients (one has two studies), ingested to the tiny preset."""
+    from client_site.ingestion import ingest_site
+    from client_site.layout import SiteLayout
+    from client_site.synthetic import generate_consortium
+    from federation.presets import get_preset
+
+    root = tmp_path_factory.mktemp("generated")
+    (site_dir,) = generate_consortium(root, n_sites=1, patients_per_site=8, seed=0, matrix=64,
+                                      progress=False)
+    ingest_site(site_dir, SiteLayout(site_dir).cache_dir, config=get_preset("tiny").preprocess,
+                progress=False)
+    return site_dir
+
+
+@pytest.fixture
+def make_site(ingested_site: Path, tmp_path: Path) -> Callable[..., Path]:
+    """A fresh copy of :func:`ingested_site` with its own site.toml and an empty ledger."""
+    from client_site.site_config import write_site_config
+
+    def make(*, epsilon: float, delta: float = 1e-5, name: str = "hospital-a") -> Path:
+        site_dir = tmp_path / name
+        shutil.copytree(ingested_site, site_dir, ignore=shutil.ignore_patterns("dicom", "privacy"))
+        write_site_config(site_dir, name=name, epsilon=epsilon, delta=delta)
+        return site_dir
+
+    return make

@@ -1,9 +1,16 @@
 """Clinical metrics for the downstream tasks: finding extractor, diagnosis, reports, medication, pointing game."""
 
 from .diagnosis import macro_auc, per_finding_auc
-from .extractor import detect_language, extract_findings, findings_vector, split_clauses
+from .extractor import detect_language, extract_findings, finding_term, findings_vector, split_clauses
 from .finding_f1 import label_f1, report_finding_f1
-from .medication import ddi_rate, interaction_pairs, load_interactions, pr_auc, set_metrics
+from .medication import (
+    ddi_rate,
+    interaction_pairs,
+    load_interaction_table,
+    load_interactions,
+    pr_auc,
+    set_metrics,
+)
 from .pointing_game import pointing_game, pointing_hit
 from .text_overlap import corpus_bleu, mean_rouge_l, rouge_l, tokenize
 
@@ -12,9 +19,11 @@ __all__ = [
     "ddi_rate",
     "detect_language",
     "extract_findings",
+    "finding_term",
     "findings_vector",
     "interaction_pairs",
     "label_f1",
+    "load_interaction_table",
     "load_interactions",
     "macro_auc",
     "mean_rouge_l",

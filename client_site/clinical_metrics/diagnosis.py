@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.metrics import roc_auc_score
 
 from client_site.findings import FINDINGS
 
@@ -46,6 +45,8 @@ def per_finding_auc(
     ValueError
         If the shapes differ from (n_cases, len(names)) or the truth is not 0/1.
     """
+    from sklearn.metrics import roc_auc_score  # seconds to import: only where AUCs are computed
+
     truth = _as_2d("y_true", y_true, len(names))
     score = _as_2d("y_score", y_score, len(names))
     if truth.shape != score.shape:

@@ -18,10 +18,11 @@ import re
 
 from client_site.findings import FINDINGS
 
+# The first synonym of each finding is its canonical term (:func:`finding_term`).
 _SYNONYMS_EN: dict[str, tuple[str, ...]] = {
     "nodule": ("nodule", "nodules", "nodular opacity", "nodular opacities"),
     "consolidation": ("consolidation", "consolidations", "consolidative", "airspace opacity"),
-    "ground_glass_opacity": ("ground-glass", "ground glass", "ggo", "ggos"),
+    "ground_glass_opacity": ("ground-glass opacity", "ground-glass", "ground glass", "ggo", "ggos"),
     "emphysema": ("emphysema", "emphysematous"),
     # "effusion" alone is read as pleural; a pericardial effusion is excluded below.
     "pleural_effusion": ("pleural effusion", "pleural effusions", "effusion", "effusions",
@@ -30,7 +31,7 @@ _SYNONYMS_EN: dict[str, tuple[str, ...]] = {
 _SYNONYMS_ZH: dict[str, tuple[str, ...]] = {
     "nodule": ("结节",),
     "consolidation": ("实变",),
-    "ground_glass_opacity": ("磨玻璃", "毛玻璃"),
+    "ground_glass_opacity": ("磨玻璃影", "磨玻璃", "毛玻璃"),
     "emphysema": ("肺气肿",),
     "pleural_effusion": ("胸腔积液", "胸水", "积液"),  # 心包积液 (pericardial) excluded below
 }
@@ -62,6 +63,24 @@ _PSEUDO_ZH = re.compile(r"无明显变化|无变化|无明显增大|无壁|无�
 def detect_language(text: str) -> str:
     """``"zh"`` when the text contains any CJK ideograph, else ``"en"``."""
     return "zh" if _CJK.search(text) else "en"
+
+
+def finding_term(name: str, language: str) -> str:
+    """The canonical term of finding ``name`` in ``language``, e.g. for a drafted impression.
+
+    Text that names a finding by this term, unnegated, is read back as that finding by
+    :func:`extract_findings`.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not in ``FINDINGS`` or ``language`` is not ``"en"`` or ``"zh"``.
+    """
+    if language not in ("en", "zh"):
+        raise ValueError(f"language must be 'en' or 'zh', got {language!r}")
+    if name not in FINDINGS:
+        raise ValueError(f"unknown finding {name!r}; expected one of {FINDINGS}")
+    return (_SYNONYMS_ZH if language == "zh" else _SYNONYMS_EN)[name][0]
 
 
 def split_clauses(text: str) -> list[str]:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.metrics import average_precision_score
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +75,8 @@ def pr_auc(y_true: ArrayLike, y_score: ArrayLike) -> float:
         Mean average precision; visits without any prescribed drug are skipped (AP undefined),
         NaN when no visit is left.
     """
+    from sklearn.metrics import average_precision_score  # seconds to import: only needed here
+
     truth, score = np.asarray(y_true, dtype=float), np.asarray(y_score, dtype=float)
     if truth.shape != score.shape or truth.ndim != 2:
         raise ValueError(f"y_true and y_score must be 2-D of equal shape, got {truth.shape} and {score.shape}")
@@ -96,6 +97,36 @@ def interaction_pairs(pairs: Iterable[Sequence[str]]) -> frozenset[DrugPair]:
     return frozenset(out)
 
 
+def load_interaction_table(path: Path) -> dict[DrugPair, tuple[str, str]]:
+    """Read ``reference/drug_interactions.csv`` (docs/contracts.md section 3) with its details.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        CSV with columns ``drug_a,drug_b,severity,description``.
+
+    Returns
+    -------
+    dict[frozenset[str], tuple[str, str]]
+        Unordered lower-case pair -> (severity, description), in file order.
+
+    Raises
+    ------
+    ValueError
+        If the columns differ or a row names the same drug twice.
+    """
+    with Path(path).open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if tuple(reader.fieldnames or ()) != _COLUMNS:
+            raise ValueError(f"{path}: expected columns {','.join(_COLUMNS)}, got {reader.fieldnames}")
+        rows = list(reader)
+    table: dict[DrugPair, tuple[str, str]] = {}
+    for row in rows:
+        (pair,) = interaction_pairs([(row["drug_a"], row["drug_b"])])
+        table[pair] = (row["severity"].strip(), row["description"].strip())
+    return table
+
+
 def load_interactions(path: Path, *, severities: Collection[str] | None = None) -> frozenset[DrugPair]:
     """Read ``reference/drug_interactions.csv`` (docs/contracts.md section 3) as unordered pairs.
 
@@ -106,13 +137,8 @@ def load_interactions(path: Path, *, severities: Collection[str] | None = None) 
     severities : Collection[str] | None
         Keep only these severities, e.g. ``{"major"}`` (default: None = all rows).
     """
-    with Path(path).open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if tuple(reader.fieldnames or ()) != _COLUMNS:
-            raise ValueError(f"{path}: expected columns {','.join(_COLUMNS)}, got {reader.fieldnames}")
-        rows = [(r["drug_a"], r["drug_b"]) for r in reader
-                if severities is None or r["severity"] in severities]
-    return interaction_pairs(rows)
+    return frozenset(pair for pair, (severity, _) in load_interaction_table(path).items()
+                     if severities is None or severity in severities)
 
 
 def ddi_rate(pred_sets: Iterable[Collection[str]], interactions: Collection[DrugPair]) -> float:

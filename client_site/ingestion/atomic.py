@@ -18,7 +18,7 @@ import numpy as np
 TMP_SUFFIX = ".tmp"
 
 
-def _write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+def _write_atomic(path: Path, write: Callable[[IO[bytes]], None], mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     try:
@@ -26,22 +26,32 @@ def _write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644)
+        os.chmod(tmp_name, mode)
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
 
 
-def write_json_atomic(path: Path, payload: Any, *, skip_if_same: bool = False) -> None:
+def write_json_atomic(path: Path, payload: Any, *, skip_if_same: bool = False, mode: int = 0o644) -> None:
     """Write ``payload`` as UTF-8 JSON (indented, non-ASCII kept) to ``path`` atomically.
 
     With ``skip_if_same`` an existing file with exactly these bytes is left alone (no fsync, no
-    new mtime), which keeps a run over unchanged inputs cheap.
+    new mtime), which keeps a run over unchanged inputs cheap. ``mode`` is the file's permission
+    bits (default: 0o644; 0o600 for a file only its owner may read).
     """
     data = json.dumps(payload, ensure_ascii=False, indent=2, allow_nan=False).encode("utf-8")
     if skip_if_same and path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
         return
+
+    def _write(handle: IO[bytes]) -> None:
+        handle.write(data)
+
+    _write_atomic(path, _write, mode)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
 
     def _write(handle: IO[bytes]) -> None:
         handle.write(data)

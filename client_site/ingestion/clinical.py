@@ -1,7 +1,8 @@
 """Read ``clinical/records.csv`` (docs/contracts.md section 3), keeping only non-identifying fields.
 
-Kept: age (as given), sex, symptoms, labs, medications. Dropped: accession (used only to link the
-row to its study), patient_id, patient_name, birth_date and any column not listed here.
+Kept: age (in years, any age over 89 written as 90: :mod:`ages`), sex, symptoms, labs, medications.
+Dropped: accession (used only to link the row to its study), patient_id, patient_name, birth_date and
+any column not listed here.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from client_site.ingestion.ages import safe_harbor_age
 from client_site.ingestion.errors import FileRejected, RejectCode
 
 logger = logging.getLogger(__name__)
@@ -83,23 +85,12 @@ def read_clinical(path: Path) -> ClinicalTable:
 def clean_row(raw: dict[str, str]) -> dict[str, Any]:
     """Keep only the non-identifying fields of one row, typed for JSON."""
     return {
-        "age": _age(raw.get("age", "")),
+        "age": safe_harbor_age(raw.get("age", "")),
         "sex": raw.get("sex", "").strip() or None,
         "symptoms": _list(raw.get("symptoms", "")),
         "labs": {name: _number(raw.get(name, "")) for name in LAB_COLUMNS},
         "medications": _list(raw.get("medications", "")),
     }
-
-
-def _age(value: str) -> int | float | str | None:
-    """Age as given: a number when it is one, else the text (e.g. "67Y"), None when empty."""
-    value = value.strip()
-    if not value:
-        return None
-    number = _number(value)
-    if number is None:
-        return value
-    return int(number) if number.is_integer() else number
 
 
 def _number(value: str) -> float | None:

@@ -7,7 +7,8 @@ intervals and different patients get different shifts. Then PatientIdentityRemov
 DeidentificationMethodCodeSequence gets 113100 (Basic Application Confidentiality Profile) and 113107
 (Retain Longitudinal Temporal Information, Modified Dates). Only a fixed whitelist of technical fields
 is written -- never free text, private tags or identifiers -- so the summary holds no PHI even where
-dicognito would keep something.
+dicognito would keep something. PatientAge, which dicognito keeps, is written in years with any age
+over 89 as 90 (HIPAA Safe Harbor, :mod:`ages`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import UID
 
 from client_site.ingestion import reading
+from client_site.ingestion.ages import safe_harbor_age
 from client_site.ingestion.series import OrderedSeries
 
 DEID_METHOD = "FedMPT: dicognito, then a whitelist of technical fields"
@@ -88,6 +90,7 @@ def header_summary(series: OrderedSeries, *, salt: bytes) -> dict[str, Any]:
         ds = pydicom.dcmread(handle, stop_before_pixels=True, force=True)
     deidentify(ds, seed=anonymizer_seed(salt, first.patient_key))
     summary: dict[str, Any] = {field: _plain(ds.get(keyword)) for keyword, field in _FIELDS}
+    summary["patient_age_years"] = safe_harbor_age(str(ds.get("PatientAge") or ""))
     summary["deidentification_method_codes"] = [
         str(item.get("CodeValue")) for item in ds.DeidentificationMethodCodeSequence]
     summary["transfer_syntax"] = UID(first.pixel.transfer_syntax).name

@@ -88,7 +88,7 @@ def read_headers(
         try:
             read = read_file(item.path, item.rel_path, salt=salt)
         except FileRejected as rejection:
-            logger.debug("rejected %s: %s", item.rel_path, rejection.reason)
+            logger.debug("rejected a file (path in ingest/ingest_report.json): %s", rejection.reason)
             outcomes.reject(item.rel_path, "dicom", rejection)
             if rejection.code not in _TRANSIENT:
                 state.put_file(file_key, FileState(item.size, item.mtime_ns, "",

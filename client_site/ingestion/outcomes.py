@@ -69,7 +69,7 @@ def series_entry(
     spacing_mm: tuple[float, float, float] | None,
     shape: tuple[int, int, int] | None,
 ) -> dict[str, Any]:
-    """One element of the ``series`` list of ingest_report.json (docs/contracts.md section 4)."""
+    """One element of the ``series`` list of ingest_report.json and ingest_summary.json (docs/contracts.md section 4)."""
     return {
         "series_key": series_key,
         "study_key": study_key,

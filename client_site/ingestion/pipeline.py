@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from client_site.ingestion.sidecars import link_clinical, link_reports, patient_
 from client_site.ingestion.state import StateStore
 from client_site.ingestion.study import StudyInfo, study_entry
 from client_site.ingestion.volume_pass import build_volumes
+from client_site.layout import SiteLayout
 from client_site.pseudonym import load_or_create_salt
 
 logger = logging.getLogger(__name__)
@@ -41,8 +43,13 @@ class IngestResult:
 
     Attributes
     ----------
-    cache_dir, report_path, index_path : Path
-        The cache folder, its ``ingest_report.json`` and ``index.json``.
+    cache_dir : Path
+        The cache folder.
+    report_path : Path
+        ``SITE_DIR/ingest/ingest_report.json``: every input file by path, for hospital IT (outside the
+        cache, mode 0600, since folder and file names of an export may hold PHI).
+    summary_path, index_path : Path
+        The cache's ``ingest_summary.json`` (pseudonymous keys and counts only) and ``index.json``.
     accepted, rejected : int
         Files (DICOM, report, clinical) used / not used. A report or the clinical file counts as
         accepted only if it was linked to a cached study, so ``accepted == 0`` means an empty cache.
@@ -61,6 +68,7 @@ class IngestResult:
 
     cache_dir: Path
     report_path: Path
+    summary_path: Path
     index_path: Path
     accepted: int
     rejected: int
@@ -98,14 +106,14 @@ def ingest_site(
     Reads every file under ``site_dir/dicom`` (recursively, any name), ``site_dir/reports/*.txt``
     and, if present, ``site_dir/clinical/records.csv``. Writes ``volumes/<study_key>.npy`` and
     ``headers/<study_key>.json`` (a dicognito-de-identified header summary), then
-    ``ingest_report.json`` and ``index.json``, each atomically; ``state.sqlite`` remembers what was
-    read and built (see :mod:`client_site.ingestion.state`). One bad file never stops the run: it is
-    listed as rejected with its reason.
+    ``ingest_summary.json`` and ``index.json`` into the cache, each atomically; ``state.sqlite``
+    remembers what was read and built (see :mod:`client_site.ingestion.state`). One bad file never
+    stops the run: it is listed as rejected with its reason in ``site_dir/ingest/ingest_report.json``.
 
-    Besides the ``files``, ``series`` and ``summary`` of docs/contracts.md section 4,
-    ingest_report.json lists ``studies``: every study seen, with its status, selected series,
-    linked report file (path, or null when the study has no report) and whether a clinical row
-    was linked.
+    That report names every input file by its path relative to ``site_dir`` (so IT can find it), and
+    export folder names often hold patient names or IDs: it is written outside the cache, readable
+    by its owner only. The cache keeps the same ``series``, ``studies`` and ``summary`` without
+    paths (docs/contracts.md section 4).
 
     Parameters
     ----------
@@ -118,7 +126,8 @@ def ingest_site(
     progress : bool
         Show tqdm progress bars on stderr (default: True).
     qa : bool
-        Also write ``qa.json``, the shareable data-QA statistics of :mod:`qa` (default: False).
+        Also write ``qa.json``, the shareable data-QA statistics of :mod:`qa`; without it an earlier
+        ``qa.json`` is removed, as it would describe an older cache (default: False).
     rehash : bool
         Re-read every file even if its size and mtime are unchanged (default: False).
 
@@ -181,21 +190,28 @@ def ingest_site(
         "seconds": round(time.perf_counter() - started, 3),
         "seconds_by_step": {step: round(value, 3) for step, value in timing.items()},
     })
-    report_path, index_path = cache_dir / "ingest_report.json", cache_dir / "index.json"
-    study_list = [study_entry(study, reports.get(key, (None, None, None))[2], key in clinical)
-                  for key, study in sorted(studies.items())]
-    write_json_atomic(report_path, {"files": outcomes.to_json(), "series": series_list, "studies": study_list,
-                                    "summary": summary})
+    report_path, summary_path = SiteLayout(site_dir).ingest_report_path, cache_dir / "ingest_summary.json"
+    index_path = cache_dir / "index.json"
+    study_list = [study_entry(study, key in reports, key in clinical) for key, study in sorted(studies.items())]
+    _write_owner_only(report_path, {
+        "files": outcomes.to_json(), "series": series_list, "summary": summary,
+        "studies": [{**entry, "report": reports[entry["study_key"]][2] if entry["has_report"] else None}
+                    for entry in study_list]})
+    write_json_atomic(summary_path, {"series": series_list, "studies": study_list, "summary": summary})
+    # Earlier versions wrote the path-bearing report into the cache; it must not linger there.
+    (cache_dir / "ingest_report.json").unlink(missing_ok=True)
     write_json_atomic(index_path, {"preprocess": config.to_dict(), "studies": [
         {"study_key": key, "patient_key": study.patient_key, "volume": f"volumes/{key}.npy",
          "report": reports[key][0] if key in reports else None,
-         "language": reports[key][1] if key in reports else None, "clinical": clinical.get(key)}
+         "language": reports[key][1] if key in reports else None, "clinical": clinical.get(key),
+         "native": study.selected.native_geometry}  # type: ignore[union-attr]  # accepted: selected is set
         for key, study in accepted.items()]}, skip_if_same=True)
-    qa_path = None
+    qa_path = cache_dir / "qa.json"
     if qa:
-        qa_path = cache_dir / "qa.json"
         write_json_atomic(qa_path, compute_qa(summary, series_list, {k: s.volume_record or {} for k, s in accepted.items()},
                                               {k: (body, language) for k, (body, language, _) in reports.items()}))
+    else:
+        qa_path.unlink(missing_ok=True)
     # Only after the new index is in place, so an interrupted run never indexes a deleted volume.
     keep = {f"{k}.npy" for k in accepted}
     removed = remove_stale(cache_dir / "volumes", keep, ".npy")
@@ -207,12 +223,12 @@ def ingest_site(
                 site_dir.name, len(accepted), summary["files_accepted"], summary["files_seen"], seconds,
                 counts.built, counts.reused)
     return IngestResult(
-        cache_dir=cache_dir, report_path=report_path, index_path=index_path,
+        cache_dir=cache_dir, report_path=report_path, summary_path=summary_path, index_path=index_path,
         accepted=summary["files_accepted"], rejected=summary["files_rejected"], n_files=summary["files_seen"],
         n_series=len(series_list), n_studies=len(accepted), n_patients=summary["patients"],
         n_reports_linked=len(reports), n_slices_read=counts.slices_read, seconds=seconds, summary=summary,
         n_headers_read=headers.n_read, n_headers_reused=headers.n_reused, n_volumes_built=counts.built,
-        n_volumes_reused=counts.reused, qa_path=qa_path,
+        n_volumes_reused=counts.reused, qa_path=qa_path if qa else None,
     )
 
 
@@ -266,3 +282,10 @@ def _mark_not_selected(studies: dict[str, StudyInfo], outcomes: FileOutcomes,
 def _reject_all(slices: list[SliceHeader], reason: str, code: RejectCode, outcomes: FileOutcomes) -> None:
     for header in slices:
         outcomes.reject(header.rel_path, "dicom", FileRejected(code, reason))
+
+
+def _write_owner_only(path: Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` readable by its owner only (folder 0700, file 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    write_json_atomic(path, payload, mode=0o600)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -50,6 +51,22 @@ class PreprocessConfig:
         out["layout"] = "(window, z ascending, row anterior->posterior, col right->left)"
         return out
 
+    @classmethod
+    def from_dict(cls, payload: Mapping[str, Any]) -> PreprocessConfig:
+        """The config :meth:`to_dict` wrote (``cache/index.json["preprocess"]``); other keys are ignored.
+
+        Raises
+        ------
+        ValueError
+            If ``spacing_mm`` or ``shape`` is missing or malformed.
+        """
+        try:
+            spacing = tuple(float(s) for s in payload["spacing_mm"])
+            shape = tuple(int(s) for s in payload["shape"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"expected a preprocessing config with spacing_mm and shape, got {payload!r}") from e
+        return cls(spacing_mm=spacing, shape=shape)  # type: ignore[arg-type]
+
 
 def preprocess_volume(hu: np.ndarray, affine: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     """Turn a native HU volume into the cached (3, D, H, W) float16 array in [0, 1].
@@ -86,29 +103,84 @@ def preprocess_with_affine(hu: np.ndarray, affine: np.ndarray, config: Preproces
         resampling grid is orthogonal, so a gantry tilt (a sheared input affine) is undone.
     """
     import torch
-    from monai.data import MetaTensor
-    from monai.transforms import (
-        Orientation,
-        ResizeWithPadOrCrop,
-        ScaleIntensityRange,
-        Spacing,
-    )
+    from monai.transforms import ScaleIntensityRange
 
-    if hu.ndim != 3 or affine.shape != (4, 4):
-        raise ValueError(f"expected a (D, H, W) volume and a (4, 4) affine, got {hu.shape} and {affine.shape}")
-    native = MetaTensor(torch.from_numpy(np.ascontiguousarray(hu, dtype=np.float32))[None],
-                        affine=torch.as_tensor(affine, dtype=torch.float64))  # (1, D, H, W)
-    oriented = Orientation(axcodes=_TARGET_AXCODES, labels=_LPS_LABELS)(native)
-    resampled = Spacing(pixdim=config.spacing_mm, mode="bilinear", padding_mode="border", dtype=np.float32)(oriented)
+    resampled = _resample(hu, affine, config, mode="bilinear")
     channels = [
         ScaleIntensityRange(a_min=level - width / 2, a_max=level + width / 2, b_min=0.0, b_max=1.0, clip=True)(
             resampled)
         for _, level, width in WINDOWS
     ]
     stacked = torch.cat([torch.as_tensor(c) for c in channels], dim=0)  # (3, D', H', W')
-    if not isinstance(stacked, MetaTensor):  # torch.cat of MetaTensors keeps the resampled affine
-        stacked = MetaTensor(stacked, affine=resampled.affine)
-    out = ResizeWithPadOrCrop(spatial_size=config.shape, mode="constant", value=0.0)(stacked)
-    array = torch.as_tensor(out).detach().cpu().numpy().astype(np.float16)
+    array, out_affine = _fit(stacked, resampled, config)
+    return np.clip(array.astype(np.float16), 0.0, 1.0), out_affine
+
+
+def preprocess_mask(mask: np.ndarray, affine: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """Map a bool mask on a series' native voxel grid onto the cached volume's (D, H, W) grid.
+
+    The geometry is that of :func:`preprocess_with_affine` (the same ``Orientation``, ``Spacing``
+    and ``ResizeWithPadOrCrop``), with nearest-neighbour resampling instead of bilinear. Point
+    sampling alone would drop a lesion that lies between two output voxel centres (a 6 mm nodule
+    between slices 16 mm apart), so every cache voxel that contains the centre of a native mask
+    voxel is set too: the result is the union of the nearest-neighbour resampling (which fills the
+    mask where the cache grid is finer than the native one) and those voxels.
+
+    Parameters
+    ----------
+    mask : np.ndarray
+        (slices, rows, cols) bool mask on the native grid (e.g. ``truth/masks/<accession>.npz``).
+    affine : np.ndarray
+        (4, 4) voxel-to-LPS-mm matrix of that grid (``native.affine`` in ``cache/index.json``).
+    config : PreprocessConfig
+        The cache's target spacing and shape.
+
+    Returns
+    -------
+    np.ndarray
+        bool array of shape ``config.shape``; empty when the lesion lies outside the cropped grid.
+    """
+    lesion = np.asarray(mask, dtype=bool)
+    resampled = _resample(lesion.astype(np.float32), affine, config, mode="nearest")
+    array, out_affine = _fit(resampled, resampled, config)
+    out = array[0] > 0.5
+    # Native voxel centres (slice, row, col) -> LPS mm -> cache voxel indices.
+    native_ijk = np.argwhere(lesion).astype(np.float64)
+    lps = native_ijk @ np.asarray(affine, dtype=np.float64)[:3, :3].T + np.asarray(affine)[:3, 3]
+    to_cache = np.linalg.inv(out_affine)
+    cache_ijk = np.rint(lps @ to_cache[:3, :3].T + to_cache[:3, 3]).astype(np.int64)
+    inside = np.all((cache_ijk >= 0) & (cache_ijk < np.asarray(config.shape)), axis=1)
+    out[tuple(cache_ijk[inside].T)] = True
+    return out
+
+
+def _resample(native: np.ndarray, affine: np.ndarray, config: PreprocessConfig, *, mode: str) -> Any:
+    """MONAI ``Orientation`` then ``Spacing`` of a (D, H, W) array -> a (1, D', H', W') MetaTensor."""
+    import torch
+    from monai.data import MetaTensor
+    from monai.transforms import Orientation, Spacing
+
+    if native.ndim != 3 or affine.shape != (4, 4):
+        raise ValueError(f"expected a (D, H, W) volume and a (4, 4) affine, got {native.shape} and {affine.shape}")
+    image = MetaTensor(torch.from_numpy(np.ascontiguousarray(native, dtype=np.float32))[None],
+                       affine=torch.as_tensor(affine, dtype=torch.float64))  # (1, D, H, W)
+    oriented = Orientation(axcodes=_TARGET_AXCODES, labels=_LPS_LABELS)(image)
+    return Spacing(pixdim=config.spacing_mm, mode=mode, padding_mode="border", dtype=np.float32)(oriented)
+
+
+def _fit(image: Any, resampled: Any, config: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
+    """MONAI ``ResizeWithPadOrCrop`` of (C, D', H', W') to ``config.shape``, padding with 0.
+
+    Returns the (C, *config.shape) float array and its voxel-to-LPS affine; ``resampled`` (the
+    output of :func:`_resample`) supplies the affine when ``image`` lost its metadata.
+    """
+    import torch
+    from monai.data import MetaTensor
+    from monai.transforms import ResizeWithPadOrCrop
+
+    if not isinstance(image, MetaTensor):  # torch.cat of MetaTensors keeps the resampled affine
+        image = MetaTensor(image, affine=resampled.affine)
+    out = ResizeWithPadOrCrop(spatial_size=config.shape, mode="constant", value=0.0)(image)
+    array = torch.as_tensor(out).detach().cpu().numpy()
     out_affine = np.asarray(out.affine, dtype=np.float64) if isinstance(out, MetaTensor) else np.eye(4)
-    return np.clip(array, 0.0, 1.0), out_affine
+    return array, out_affine

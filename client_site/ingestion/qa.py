@@ -10,8 +10,9 @@ suppressed so that no statistic singles out a patient:
   (total - count) is 1 to 4, and every fraction is null when the total is under 5;
 - HU percentiles across studies are given only for 5 or more studies, rounded to 10 HU.
 
-:func:`qa_metrics` flattens the shareable numbers into ``{"qa_...": float}`` for federated metrics;
-suppressed values are left out of it (absent key = suppressed or not applicable).
+:func:`qa_metrics` flattens the shareable numbers into ``{"qa_...": float}``, which the site sends with
+every evaluation reply (``client_site.site_runtime``) under the names ``client_site.egress.QA_METRICS``
+lists; suppressed values are left out of it (absent key = suppressed or not applicable).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from typing import Any
 import numpy as np
 
 from client_site.findings import FINDINGS
-from client_site.ingestion.findings_text import extract_findings
 
 MIN_COUNT = 5
 LESS_THAN = f"<{MIN_COUNT}"
@@ -84,9 +84,9 @@ def compute_qa(
     Parameters
     ----------
     summary : dict[str, Any]
-        The ``summary`` of ingest_report.json.
+        The ``summary`` of ingest_summary.json.
     series : list[dict[str, Any]]
-        The ``series`` entries of ingest_report.json.
+        The ``series`` entries of ingest_summary.json.
     volumes : dict[str, dict[str, Any]]
         Study key -> volume record of each cached study (``spacing_mm``, ``thickness_mm``,
         ``hu_percentiles``, ``plane``, ``tilt_deg``).
@@ -98,8 +98,13 @@ def compute_qa(
     series_counts = dict.fromkeys(("1", "2", "3", "4+"), 0)
     for n in per_study.values():
         series_counts[str(n) if n < 4 else "4+"] += 1
+    # Imported here: client_site.clinical_metrics pulls in scikit-learn, which the rest of ingestion does not need.
+    from client_site.clinical_metrics import extract_findings
+
     records = list(volumes.values())
-    findings = [extract_findings(body, language) for body, language in reports.values()]
+    # The consortium's one extractor (NegEx-style, English and Chinese), as the evaluation metrics use it.
+    findings = [extract_findings(body, language if language in ("en", "zh") else None)
+                for body, language in reports.values()]
     n_reports = len(findings)
     prevalence = {}
     for name in FINDINGS:

@@ -77,6 +77,16 @@ class OrderedSeries:
         return (len(self.slices), first.rows, first.columns)
 
     @property
+    def native_geometry(self) -> dict[str, list[int] | list[list[float]]]:
+        """JSON form of the native grid for ``cache/index.json``: ``{"affine": 4x4, "shape": [z, y, x]}``.
+
+        Positions in mm are not identifying; evaluation uses them to bring native-grid ground-truth
+        masks onto the cache grid (:func:`preprocess.preprocess_mask`).
+        """
+        return {"affine": [[round(float(v), 6) for v in row] for row in self.affine],
+                "shape": [int(n) for n in self.shape]}
+
+    @property
     def thickness_mm(self) -> float | None:
         """SliceThickness of the first slice that gives one, else None."""
         return next((s.thickness for s in self.slices if s.thickness), None)

@@ -97,7 +97,7 @@ def link_reports(
 
 
 def _check_linkable(key: str, studies: dict[str, StudyInfo], linked: dict[str, Any]) -> None:
-    # The reason names the salted key, not the Accession: ingest_report.json lives in the PHI-free cache.
+    # The reason names the salted key, not the Accession: reasons never carry an identifier.
     if key not in studies:
         raise FileRejected(RejectCode.REPORT_UNLINKED, f"no DICOM study with this Accession (study key {key})")
     if studies[key].selected is None:

@@ -61,15 +61,18 @@ class StudyInfo:
         return digest.hexdigest()
 
 
-def study_entry(study: StudyInfo, report_path: str | None, clinical: bool) -> dict[str, Any]:
-    """One element of the ``studies`` list of ingest_report.json (no PHI besides the report's path)."""
+def study_entry(study: StudyInfo, has_report: bool, clinical: bool) -> dict[str, Any]:
+    """One element of the ``studies`` list of ``cache/ingest_summary.json`` (pseudonymous keys only).
+
+    The site's own ``ingest/ingest_report.json`` adds ``report``, the report file's path.
+    """
     selected = study.selected
     return {
         "study_key": study.key,
         "patient_key": study.patient_key,
         "status": ACCEPTED if selected is not None else REJECTED,
         "series_key": selected.series_key if selected is not None else None,
-        "report": report_path,
+        "has_report": has_report,
         "clinical": clinical,
         "header_summary": f"headers/{study.key}.json" if selected is not None else None,
     }

@@ -194,7 +194,8 @@ def render(context: SiteContext) -> None:
         st.error(f"Cannot read the site's cache: {e}")
         return
     if not studies:
-        st.info("Ingestion accepted no study at this site; see `cache/ingest_report.json` for why.")
+        st.info("Ingestion accepted no study at this site; `ingest/ingest_report.json` in the site "
+                "directory says why for each file.")
         return
     by_key = {s.study_key: s for s in studies}
     key = st.selectbox("Study", list(by_key), key="study",

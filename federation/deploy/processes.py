@@ -6,7 +6,8 @@ sites reach. Hospital host: ``flower-supernode`` (node key, ``--isolation proces
 API on loopback) and the site executor that gates every ClientApp on the site's allowlist.
 
 Each process gets its own process group and a log file; :meth:`ManagedProcess.stop`
-terminates that group only (Flower's helpers, e.g. ``flower-superexec``, live in it).
+terminates that group only. Flower's ``flower-superexec`` starts in a session of its own and
+exits when its parent (the SuperLink) is gone, as do the ServerApps it starts.
 """
 
 from __future__ import annotations
@@ -64,6 +65,14 @@ class ManagedProcess:
             pass
         return self.popen.poll()
 
+    def kill(self) -> None:
+        """SIGKILL the process group at once, as a crash or a pulled cable would."""
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.popen.wait()
+
 
 def spawn(name: str, command: list[str], *, env: dict[str, str], log_dir: Path,
           cwd: Path | None = None) -> ManagedProcess:
@@ -115,6 +124,12 @@ class AggregatorProcesses:
         """Stop the proxy, then the SuperLink."""
         self.proxy.stop()
         self.superlink.stop()
+
+    def kill(self) -> None:
+        """SIGKILL both at once, as an aggregator crash would. Flower's ``flower-superexec``
+        (own session) and its ServerApp exit on their own once their parent is gone."""
+        self.proxy.kill()
+        self.superlink.kill()
 
 
 def start_aggregator(consortium: Consortium, *, log_dir: Path | None = None,
@@ -171,12 +186,8 @@ class SiteProcesses:
 
     def kill(self) -> None:
         """SIGKILL both at once, as a crash or a pulled cable would."""
-        for process in (self.supernode, self.executor):
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.popen.wait()
+        self.supernode.kill()
+        self.executor.kill()
 
 
 def read_bundle(bundle: Path) -> dict[str, str]:

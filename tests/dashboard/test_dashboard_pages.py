@@ -1,15 +1,23 @@
-"""Data quality, Results and the membership-inference audit, with data and in their empty states."""
+"""Data quality (hand-made and from a real ingestion), Results and the membership-inference audit, with data
+and in their empty states."""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from aggregator.results_store import ResultsStore
+from client_site.egress import release_metrics
+from client_site.ingestion import ingest_site, load_qa_metrics
+from client_site.synthetic import generate_consortium
 from dashboard.auth import Login
+from federation.presets import get_preset
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 TIMEOUT_S = 30.0
@@ -52,6 +60,53 @@ def test_data_quality(monkeypatch: pytest.MonkeyPatch, full_workdir: Path) -> No
     assert prevalence.loc["hospital-a", "nodule"] == pytest.approx(0.31)
     assert set(provenance["run_id"]) == {"run-new"}
     assert len(at.get("vega_lite_chart")) == 3  # rejections, spacing histogram, prevalence
+
+
+@pytest.fixture(scope="module")
+def ingested_qa(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict[str, float]]:
+    """A synthetic hospital (scouts, a second series, broken files) ingested with --qa: its qa.json and
+    the qa_* metrics it releases through the egress whitelist."""
+    (site,) = generate_consortium(tmp_path_factory.mktemp("consortium"), n_sites=1, patients_per_site=6, seed=0,
+                                  matrix=64, progress=False, workers=1)
+    ingest_site(site, site / "cache", config=get_preset("tiny").preprocess, progress=False, qa=True)
+    qa = json.loads((site / "cache" / "qa.json").read_text(encoding="utf-8"))
+    return qa, release_metrics("evaluate", load_qa_metrics(site / "cache"))
+
+
+def test_data_quality_of_an_ingested_site(
+    monkeypatch: pytest.MonkeyPatch, empty_workdir: Path, ingested_qa: tuple[dict[str, Any], dict[str, float]]
+) -> None:
+    # Prepare: the site's evaluate reply, recorded as the aggregator records it
+    qa, released = ingested_qa
+    store = ResultsStore(empty_workdir / "aggregator" / "results.sqlite")
+    try:
+        store.start_run("run-qa", strategy="fedavg", num_rounds=1, config={})
+        store.record_site_metrics("run-qa", 1, "evaluate", "hospital-a",
+                                  {"num-examples": 2.0, "val_loss": 1.5, **released})
+    finally:
+        store.close()
+
+    # Execute
+    at = _open(monkeypatch, empty_workdir, "views/quality.py")
+
+    # Assert: each table shows the site's qa.json, suppressed cells blank
+    tables = dict(zip([h.value for h in at.subheader], (df.value.loc["hospital-a"] for df in at.dataframe)))
+    rejected = tables["Rejected files by reason"]
+    for reason, count in qa["files"]["rejected_by_reason"].items():
+        shown = rejected.get(reason, math.nan)
+        assert shown == count if isinstance(count, int) else math.isnan(shown), reason
+    assert rejected["localizer"] > 0  # the generator exports scouts
+    assert (tables["Files"]["accepted"], tables["Files"]["rejected"]) == (qa["files"]["accepted"],
+                                                                          qa["files"]["rejected"])
+    assert tables["Slice spacing (mm)"].to_dict() == qa["slice_spacing_mm"]
+    hu = tables["Intensity (HU)"]
+    assert (hu["p01_p50"], hu["p99_p90"]) == (qa["hu"]["p01_across_studies"]["p50"],
+                                              qa["hu"]["p99_across_studies"]["p90"])
+    assert tables["Reports"]["report_coverage"] == qa["reports"]["coverage"] == 1.0
+    prevalence = tables["Finding prevalence (fraction of studies)"]
+    for finding, entry in qa["finding_prevalence"].items():
+        assert prevalence.get(finding, math.nan) == entry["fraction"] or entry["fraction"] is None, finding
+    assert set(prevalence.index) == {f for f, e in qa["finding_prevalence"].items() if e["fraction"] is not None}
 
 
 def test_data_quality_empty_state(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> None:

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from aggregator.results_store import ResultsStore
-from client_site.ingestion import ingest_site
+from client_site.ingestion import ingest_site, load_qa_metrics
 from client_site.layout import SiteLayout
 from client_site.site_config import write_site_config
 from client_site.synthetic import generate_consortium, phi_values
@@ -26,7 +26,7 @@ def finished_run(tmp_path_factory):
     for site_dir in site_dirs:
         write_site_config(site_dir, name=site_dir.name, epsilon=BUDGETS[site_dir.name], delta=1e-5)
         ingest_site(site_dir, SiteLayout(site_dir).cache_dir,
-                    config=get_preset("tiny").preprocess, progress=False)
+                    config=get_preset("tiny").preprocess, progress=False, qa=True)
     # The real command line, in its own process, so that its whole output (Ray workers
     # included) can be searched for PHI.
     command = [sys.executable, "-m", "federation", "federate", *map(str, site_dirs),
@@ -57,6 +57,17 @@ def test_every_site_reports_metrics_every_round(finished_run):
         store, "hospital-a", "train", "epsilon", 1) > 0
 
 
+def test_sites_share_data_quality_statistics_kept_per_site(finished_run):
+    _, site_dirs, store, _ = finished_run
+    for site_dir in site_dirs:
+        shared = {r["metric"]: r["value"] for r in store.site_metrics("e2e")
+                  if (r["site"], r["phase"], r["round"]) == (site_dir.name, "evaluate", 2)
+                  and r["metric"].startswith("qa_")}
+        assert shared == load_qa_metrics(SiteLayout(site_dir).cache_dir)  # exactly the site's qa.json
+        assert shared["qa_studies"] >= 8 and shared["qa_files_seen"] > shared["qa_files_accepted"] > 0
+    assert not [r for r in store.global_metrics("e2e") if r["metric"].startswith("qa_")]  # never averaged
+
+
 def test_round_past_site_budget_is_refused_and_recorded(finished_run):
     _, site_dirs, store, _ = finished_run
     refused = [p for p in store.participation("e2e") if p["status"] == "failed"]
@@ -74,8 +85,7 @@ def test_no_phi_in_cache_store_checkpoints_or_logs(finished_run):
     for site_dir in site_dirs:
         phi = {v for v in phi_values(site_dir) if len(v) >= 4}
         assert phi
-        cache_files = [p for p in SiteLayout(site_dir).cache_dir.rglob("*")
-                       if p.is_file() and p.name != "ingest_report.json"]
+        cache_files = [p for p in SiteLayout(site_dir).cache_dir.rglob("*") if p.is_file()]
         for path in cache_files + shared:
             blob = path.read_bytes()
             leaked = [v for v in phi if v.encode("utf-8") in blob]

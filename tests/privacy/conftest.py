@@ -1,9 +1,8 @@
-"""Tiny sites for the privacy tests: one generated + ingested hospital, and a memorisable one."""
+"""Tiny sites for the privacy tests: a memorisable one (the generated hospital is in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,34 +11,6 @@ import pytest
 
 from client_site.site_config import write_site_config
 from federation.presets import get_preset
-
-
-@pytest.fixture(scope="session")
-def ingested_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One synthetic hospital, 8 patients (one has two studies), ingested to the tiny preset."""
-    from client_site.ingestion import ingest_site
-    from client_site.layout import SiteLayout
-    from client_site.synthetic import generate_consortium
-
-    root = tmp_path_factory.mktemp("generated")
-    (site_dir,) = generate_consortium(root, n_sites=1, patients_per_site=8, seed=0, matrix=64,
-                                      progress=False)
-    ingest_site(site_dir, SiteLayout(site_dir).cache_dir, config=get_preset("tiny").preprocess,
-                progress=False)
-    return site_dir
-
-
-@pytest.fixture
-def make_site(ingested_site: Path, tmp_path: Path) -> Callable[..., Path]:
-    """A fresh copy of :func:`ingested_site` with its own site.toml and an empty ledger."""
-
-    def make(*, epsilon: float, delta: float = 1e-5, name: str = "hospital-a") -> Path:
-        site_dir = tmp_path / name
-        shutil.copytree(ingested_site, site_dir, ignore=shutil.ignore_patterns("dicom", "privacy"))
-        write_site_config(site_dir, name=name, epsilon=epsilon, delta=delta)
-        return site_dir
-
-    return make
 
 
 @pytest.fixture

@@ -32,10 +32,11 @@ class Person:
     study_date: str = "20240115"
     referring: str = "SMITH^JOHN"
     radiologist: str = "WANG^LI"
+    age: str = "67"  # as the EHR extract writes it
     study_uid: str = field(default_factory=generate_uid)
 
     def phi_strings(self) -> list[str]:
-        """Strings that must never reach the cache (outside ingest_report.json paths)."""
+        """Strings that must never reach the cache."""
         family, given = self.name.split("^")
         return [self.name, family, given, f"{given} {family}", self.patient_id, self.birth_date,
                 self.accession, self.study_date, self.study_uid, INSTITUTION, "SMITH", "WANG"]
@@ -157,7 +158,7 @@ def write_clinical(path: Path, people: list[Person]) -> None:
     lines = ["accession,patient_id,patient_name,birth_date,age,sex,symptoms,wbc,crp,procalcitonin,spo2,"
              "eosinophils,medications"]
     for p in people:
-        lines.append(f"{p.accession},{p.patient_id},{p.name},{p.birth_date},67,F,cough;fever,11.2,35,0.4,94,"
+        lines.append(f"{p.accession},{p.patient_id},{p.name},{p.birth_date},{p.age},F,cough;fever,11.2,35,0.4,94,"
                      "0.1,amoxicillin;ibuprofen")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 

@@ -1,10 +1,12 @@
-"""PHI canaries: distinctive values seeded into DICOM headers (standard and private tags) and reports
-must not reach any cache file, the QA metrics or the logs; the header summaries are de-identified."""
+"""PHI canaries: distinctive values seeded into DICOM headers (standard and private tags), reports and
+the export's folder and file names must not reach any cache file (contents or names), the QA metrics or
+the logs; the header summaries are de-identified; ages over 89 are kept as 90."""
 
 from __future__ import annotations
 
 import json
 import logging
+import stat
 from datetime import date
 from pathlib import Path
 
@@ -22,14 +24,16 @@ TAGS = {
     "OperatorsName": "QZXOPERATOR^XAVIER", "PerformingPhysicianName": "QZXPERFDOC^IVY", "StationName": "QZXSTATION",
     "StudyID": "CNRYSTUDY5", "OtherPatientIDs": "CNRYOTHERID", "PatientAddress": "42 QZXLANE",
     "StudyDescription": "CT chest QZXCANARY follow-up", "SeriesDescription": "QZXSERIES thin",
-    "DeviceSerialNumber": "QZXSERIAL77", "PatientTelephoneNumbers": "555-QZX-0199",
+    "DeviceSerialNumber": "QZXSERIAL77", "PatientTelephoneNumbers": "555-QZX-0199", "PatientAge": "123Y",
 }
+# PACS exports often name folders after the patient; the per-file report must name them, the cache never.
+EXPORT_FOLDER = "QZXCANARY_ZEBULON_CNRYPID7731"
 PRIVATE = ("QZXVENDOR", "QZXPRIVATE42")
 PEOPLE = [
     Person(name=NAME, patient_id=PID, birth_date=BIRTH, accession="CNRYACC9911", study_date="20240115",
-           referring="QZXREFDOC^QUINN", radiologist="QZXRAD^OLIVE"),
+           referring="QZXREFDOC^QUINN", radiologist="QZXRAD^OLIVE", age="123"),
     Person(name=NAME, patient_id=PID, birth_date=BIRTH, accession="CNRYACC9912", study_date="20240301",
-           referring="QZXREFDOC^QUINN", radiologist="QZXRAD^OLIVE"),
+           referring="QZXREFDOC^QUINN", radiologist="QZXRAD^OLIVE", age="123"),
 ]
 CANARIES = [
     "QZXCANARY", "ZEBULON", PID, "7731", BIRTH, "1901-02-03", "CNRYACC991", "20240115", "2024-01-15", "20240301",
@@ -56,7 +60,7 @@ def canary_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[st
     rng = np.random.default_rng(5)
     uids: list[str] = []
     for k, person in enumerate(PEOPLE):
-        _, paths = write_series(root / "dicom" / f"export{k}", person, rng=rng)
+        _, paths = write_series(root / "dicom" / EXPORT_FOLDER / f"export{k}", person, rng=rng)
         for path in paths:
             ds = pydicom.dcmread(path)
             for keyword, value in TAGS.items():
@@ -66,7 +70,8 @@ def canary_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[st
             block.add_new(0x01, "LO", PRIVATE[1])
             ds.save_as(path, enforce_file_format=True)
             uids += [str(ds.SOPInstanceUID), str(ds.SeriesInstanceUID), str(ds.StudyInstanceUID)]
-        _report(root / "reports" / f"report{k}.txt", person)
+        _report(root / "reports" / f"{PID}_report{k}.txt", person)
+    (root / "dicom" / EXPORT_FOLDER / "QZXCANARY notes.txt").write_text("not an image", encoding="utf-8")
     write_clinical(root / "clinical" / "records.csv", PEOPLE)
     return root, sorted(set(uids))
 
@@ -87,8 +92,9 @@ def test_no_canary_reaches_cache_metrics_or_logs(
     # Assert
     assert first.n_studies == 2 and second.n_volumes_reused == 2 and first.n_reports_linked == 2
     cache_files = [p for p in (root / "cache").rglob("*") if p.is_file()]
-    assert {"state.sqlite", "qa.json", "ingest_report.json", "index.json"} <= {p.name for p in cache_files}
+    assert {"state.sqlite", "qa.json", "ingest_summary.json", "index.json"} <= {p.name for p in cache_files}
     texts = {p.relative_to(root).as_posix(): p.read_bytes().decode("latin-1").lower() for p in cache_files}
+    texts["cache file names"] = "\n".join(p.relative_to(root).as_posix() for p in (root / "cache").rglob("*")).lower()
     texts["logs"] = caplog.text.lower()
     texts["stdout+stderr"] = "".join(capsys.readouterr()).lower()
     texts["qa_metrics"] = json.dumps(qa_metrics(json.loads((root / "cache" / "qa.json").read_text()))).lower()
@@ -97,6 +103,15 @@ def test_no_canary_reaches_cache_metrics_or_logs(
             assert canary.lower() not in text, f"{canary!r} found in {where}"
     index = json.loads((root / "cache" / "index.json").read_text(encoding="utf-8"))
     assert all("9 mm solid nodule" in s["report"] for s in index["studies"])  # the medical text survives
+    assert [s["clinical"]["age"] for s in index["studies"]] == [90, 90]  # 123: "90 or older"
+    # The per-file report does name the canary folder (IT must find the files), outside the cache, owner-only.
+    report = json.loads(first.report_path.read_text(encoding="utf-8"))
+    assert first.report_path == root / "ingest" / "ingest_report.json"
+    rejected = [f for f in report["files"] if f["status"] == "rejected"]
+    assert [f["path"] for f in rejected] == [f"dicom/{EXPORT_FOLDER}/QZXCANARY notes.txt"]
+    assert all(s["report"].startswith(f"reports/{PID}_report") for s in report["studies"])
+    assert stat.S_IMODE(first.report_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(first.report_path.parent.stat().st_mode) == 0o700
 
 
 def test_header_summary_is_deidentified_with_consistent_date_shift(canary_site: tuple[Path, list[str]]) -> None:
@@ -112,6 +127,7 @@ def test_header_summary_is_deidentified_with_consistent_date_shift(canary_site: 
         assert (summary["manufacturer"], summary["kernel"], summary["kvp"]) == ("ACME", "B30f", 120.0)
         assert summary["slice_thickness_mm"] == 2.5 and summary["pixel_spacing_mm"] == [0.7, 0.7]
         assert set(summary) >= {"modality", "model", "body_part", "patient_sex", "series", "transfer_syntax"}
+        assert summary["patient_age_years"] == 90  # PatientAge 123Y: "90 or older"
     shifted = [date.fromisoformat(f"{s['study_date_shifted'][:4]}-{s['study_date_shifted'][4:6]}-"
                                   f"{s['study_date_shifted'][6:]}") for s in summaries]
     real = [date(2024, 1, 15), date(2024, 3, 1)]

@@ -151,7 +151,7 @@ def test_every_pydicom_test_file_is_reported_and_the_run_completes(tmp_path: Pat
     result = CliRunner().invoke(_cli(), ["ingest", str(tmp_path), "--preset", "tiny", "--qa"])
     # Assert: nothing usable (single CT slices only) -> exit status 1; every file has a specific reason
     assert result.exit_code == 1, result.output
-    files = _files(tmp_path / "cache" / "ingest_report.json")
+    files = _files(tmp_path / "ingest" / "ingest_report.json")
     assert len(files) == len(sources) + 1
     assert all(entry["status"] == "rejected" and entry["reason"] for entry in files.values())
     reasons = {entry["reason"].split(":")[0].split(" (")[0] for entry in files.values()}
@@ -165,8 +165,12 @@ def test_cli_exit_status_and_qa_on_a_usable_site(tmp_path: Path) -> None:
     result = CliRunner().invoke(_cli(), ["ingest", str(tmp_path), "--preset", "tiny", "--qa"])
     assert result.exit_code == 0, result.output
     assert "data-QA statistics" in result.output
+    assert str(tmp_path / "ingest" / "ingest_report.json") in result.output
     qa = json.loads((tmp_path / "cache" / "qa.json").read_text(encoding="utf-8"))
     assert qa["studies"] == "<5" and qa["files"]["accepted"] == 8
+    # A later run without --qa drops the old statistics: they would describe another cache.
+    assert CliRunner().invoke(_cli(), ["ingest", str(tmp_path), "--preset", "tiny"]).exit_code == 0
+    assert not (tmp_path / "cache" / "qa.json").exists()
 
 
 def _cli() -> Any:

@@ -78,15 +78,17 @@ def test_series_and_summary(ingested: IngestResult) -> None:
     assert summary["rejected_by_reason"]["not_dicom"] == 2
     assert summary["series"] == {"seen": 4, "accepted": 1, "rejected": 2, "not_selected": 1}
     assert summary["clinical"] == {"rows": 2, "linked": 1, "unmatched": 1, "skipped": 0}
-    studies = sorted((s["status"], s["report"], s["clinical"]) for s in report["studies"])
-    assert studies == [("accepted", "reports/r_0001.txt", True), ("rejected", None, False), ("rejected", None, False)]
+    studies = sorted((s["status"], s["has_report"], s["report"], s["clinical"]) for s in report["studies"])
+    assert studies == [("accepted", True, "reports/r_0001.txt", True), ("rejected", False, None, False),
+                       ("rejected", False, None, False)]
 
 
 def test_index_and_volume(site: Site, ingested: IngestResult) -> None:
     index = _load(ingested.index_path)
     assert index["preprocess"]["spacing_mm"] == [2.5, 0.7, 0.7] and index["preprocess"]["shape"] == [8, 32, 32]
     (study,) = index["studies"]
-    assert set(study) == {"study_key", "patient_key", "volume", "report", "language", "clinical"}
+    assert set(study) == {"study_key", "patient_key", "volume", "report", "language", "clinical", "native"}
+    assert study["native"]["shape"] == list(NATIVE.shape) and np.shape(study["native"]["affine"]) == (4, 4)
     assert study["volume"] == f"volumes/{study['study_key']}.npy"
     assert study["language"] == "en" and "12 mm solid nodule" in study["report"]
     assert set(study["clinical"]) == {"age", "sex", "symptoms", "labs", "medications"}
@@ -102,21 +104,20 @@ def test_index_and_volume(site: Site, ingested: IngestResult) -> None:
 def test_no_phi_in_cache(site: Site, ingested: IngestResult) -> None:
     # Prepare: every identifying string of the site, plus PHI-laden folder names of the export
     phi = {*site.jane.phi_strings(), *site.rick.phi_strings(), "DOE_JANE_MRN0012345", INSTITUTION, "Richard"}
-    report = _load(ingested.report_path)
-    for entry in report["files"]:
-        entry["path"] = ""  # paths are allowed in ingest_report.json (site-internal file)
-    for entry in report["studies"]:
-        entry["report"] = None  # the linked report's path
-    texts = {"ingest_report.json": json.dumps(report, ensure_ascii=False)}
-    for path in ingested.cache_dir.rglob("*"):
-        if path.is_file() and path.name != "ingest_report.json":
-            texts[path.name] = path.read_bytes().decode("latin-1")
-    # Assert
+    texts = {path.relative_to(ingested.cache_dir).as_posix(): path.read_bytes().decode("latin-1")
+             for path in ingested.cache_dir.rglob("*") if path.is_file()}
+    texts["file names"] = "\n".join(texts)
+    # Assert: the path-bearing report lives outside the cache; the cache's summary is that report minus paths
+    assert ingested.report_path.parent == site.root / "ingest" and "ingest_report.json" not in texts
+    assert "DOE_JANE_MRN0012345" in ingested.report_path.read_text(encoding="utf-8")  # IT can find the files
     assert any(name.endswith(".npy") for name in texts)
     for name, text in texts.items():
         for value in phi:
             assert value.lower() not in text.lower(), f"{value!r} found in cache/{name}"
     assert not (ingested.cache_dir / "secrets").exists()
+    report, summary = _load(ingested.report_path), _load(ingested.summary_path)
+    assert summary == {"series": report["series"], "summary": report["summary"],
+                       "studies": [{k: v for k, v in s.items() if k != "report"} for s in report["studies"]]}
 
 
 def test_rerun_is_stable_and_removes_stale_volumes(

@@ -1,18 +1,21 @@
-"""Data QA (``--qa``): small-count suppression, the findings keyword extractor, qa.json and its flat metrics."""
+"""Data QA (``--qa``): small-count suppression, finding prevalence from whole report bodies, qa.json and its
+flat metrics."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from ingestion_builders import NATIVE, Person, write_report, write_series
 
+from client_site.clinical_metrics import extract_findings
+from client_site.egress import QA_METRICS, release_metrics
 from client_site.findings import FINDINGS
-from client_site.ingestion import ingest_site, load_qa_metrics, qa_metrics
-from client_site.ingestion.findings_text import extract_findings
-from client_site.ingestion.qa import fraction, suppress, suppress_table
+from client_site.ingestion import RejectCode, ingest_site, load_qa_metrics, qa_metrics
+from client_site.ingestion.qa import compute_qa, fraction, suppress, suppress_table
 
 
 def test_small_counts_are_suppressed() -> None:
@@ -41,7 +44,9 @@ def test_small_counts_are_suppressed() -> None:
          {"ground_glass_opacity", "pleural_effusion", "emphysema"}),
     ],
 )
-def test_findings_extractor_reads_only_asserted_findings(language: str, body: str, present: set[str]) -> None:
+def test_qa_reads_whole_report_bodies(language: str, body: str, present: set[str]) -> None:
+    # QA counts prevalence with the consortium's extractor over the whole body, headings included:
+    # a finding negated or resolved in the impression is not counted.
     found = extract_findings(body, language)
     assert set(found) == set(FINDINGS)
     assert {name for name, yes in found.items() if yes} == present
@@ -83,3 +88,28 @@ def test_qa_json_and_flat_metrics(tmp_path: Path) -> None:
 def test_qa_metrics_need_qa_json(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="fedmpt ingest SITE_DIR --qa"):
         load_qa_metrics(tmp_path)
+
+
+def _every_statistic_shown() -> dict[str, Any]:
+    """qa.json of 20 studies, 5 per plane, where no count is 1-4: every statistic is shown."""
+    planes = ("axial", "coronal", "sagittal", "oblique")
+    volumes = {f"s{k:02d}": {"spacing_mm": [2.5, 0.7, 0.7], "thickness_mm": 2.5, "plane": planes[k % 4],
+                             "tilt_deg": 0.0, "hu_percentiles": {"p01": -1000.0, "p99": 400.0}} for k in range(20)}
+    summary = {"files_seen": 500, "files_accepted": 380, "files_rejected": 120,
+               "rejected_by_reason": {code.value: 5 for code in RejectCode},
+               "series": {"seen": 30, "accepted": 20, "rejected": 5, "not_selected": 5},
+               "patients": 20, "studies_with_report": 10, "reports": {"rejected": 5}}
+    series = [{"study_key": key} for key in volumes]
+    reports = {key: ("FINDINGS: A 5 mm nodule.", "en") for key in list(volumes)[:10]}
+    return compute_qa(summary, series, volumes, reports)
+
+
+def test_egress_whitelist_is_exactly_the_qa_names() -> None:
+    # Execute
+    metrics = qa_metrics(_every_statistic_shown())
+    # Assert: every name QA can produce may leave, and nothing else under qa_
+    assert set(metrics) == QA_METRICS
+    assert release_metrics("evaluate", metrics) == metrics
+    assert metrics["qa_report_coverage"] == 0.5 and metrics["qa_planes_oblique"] == 5.0
+    with pytest.raises(ValueError, match="not on the site's evaluate egress whitelist"):
+        release_metrics("evaluate", {"qa_rejected_DOE_JANE": 1.0})

@@ -1,4 +1,4 @@
-"""Report parsing and scrubbing; clinical rows keep only non-identifying fields."""
+"""Report parsing and scrubbing; clinical rows keep only non-identifying fields, ages capped at 90."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 from ingestion_builders import Person, write_clinical, write_report
 
 from client_site.ingestion import FileRejected, RejectCode
+from client_site.ingestion.ages import safe_harbor_age
 from client_site.ingestion.clinical import read_clinical
 from client_site.ingestion.reports import parse_report, scrub_report, scrub_text
 
@@ -62,3 +63,20 @@ def test_clinical_keeps_only_allowed_fields(tmp_path: Path) -> None:
     assert row["age"] == 67 and row["sex"] == "F" and row["symptoms"] == ["cough", "fever"]
     assert row["labs"] == {"wbc": 11.2, "crp": 35.0, "procalcitonin": 0.4, "spo2": 94.0, "eosinophils": 0.1}
     assert "MRN0012345" not in repr(row) and "DOE" not in repr(row) and "19560312" not in repr(row)
+
+
+@pytest.mark.parametrize(
+    ("value", "years"),
+    [("67", 67), ("89", 89), ("89.5", 90), ("90", 90), ("104", 90), ("093Y", 90), ("067Y", 67), ("67 years", 67),
+     ("006M", 0.5), ("026W", 0.5), ("730D", 2), (95.0, 90), (42, 42), ("", None), ("  ", None), ("-3", None),
+     ("ninety", None), (">89", None), ("DOE 67", None), (None, None), (float("nan"), None)],
+)
+def test_ages_over_89_become_90(value: str | float | None, years: int | float | None) -> None:
+    # HIPAA Safe Harbor: ages over 89 fall into one "90 or older" category; free text is never kept.
+    assert safe_harbor_age(value) == years
+
+
+def test_clinical_row_of_a_very_old_patient_says_90(tmp_path: Path) -> None:
+    write_clinical(tmp_path / "records.csv", [Person(age="97"), Person(accession="ACC2", age="067Y")])
+    rows = read_clinical(tmp_path / "records.csv").rows
+    assert (rows["ACC98765"]["age"], rows["ACC2"]["age"]) == (90, 67)

@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from client_site.clinical_metrics import extract_findings
 from client_site.findings import FINDINGS
 from client_site.ingestion import IngestResult, ingest_site
-from client_site.ingestion.findings_text import extract_findings
+from client_site.ingestion.preprocess import PreprocessConfig, preprocess_mask
 from client_site.pseudonym import load_or_create_salt, pseudonymize
 
 synthetic = pytest.importorskip("client_site.synthetic")
@@ -79,3 +80,33 @@ def test_qa_of_generated_sites(consortium: list[tuple[Path, IngestResult]]) -> N
         assert qa["studies"] == "<5" or qa["studies"] >= 5
         assert set(qa["finding_prevalence"]) == set(FINDINGS)
         assert qa["hu"]["studies_without_air"] == 0
+
+
+def test_truth_masks_map_onto_the_bright_lesion_of_the_cached_volume(
+        consortium: list[tuple[Path, IngestResult]]) -> None:
+    # Prepare: the native geometry that index.json records for each study
+    mapped_nodules = 0
+    for site_dir, result in consortium:
+        index = json.loads(result.index_path.read_text(encoding="utf-8"))
+        config = PreprocessConfig.from_dict(index["preprocess"])
+        salt = load_or_create_salt(site_dir)
+        studies = {s["study_key"]: s for s in index["studies"]}
+        for path in sorted((site_dir / "truth" / "masks").glob("*.npz")):
+            study = studies[pseudonymize("study", path.stem, salt)]
+            masks = np.load(path)
+            lung_window = np.load(site_dir / "cache" / study["volume"])[0].astype(np.float32)
+            for name in masks.files:
+                assert list(masks[name].shape) == study["native"]["shape"]
+                if name != "nodule":
+                    continue
+                # Execute
+                mask = preprocess_mask(masks[name], np.asarray(study["native"]["affine"]), config)
+                if not mask.any():  # the nodule lies outside the cropped field of view
+                    continue
+                mapped_nodules += 1
+                # Assert: the nodule is bright in the lung window, its mirror image (other lung) is not
+                centroid = tuple(np.rint(np.argwhere(mask).mean(axis=0)).astype(int))
+                mirrored = mask[:, :, ::-1]
+                assert lung_window[centroid] > 0.7
+                assert lung_window[mask].mean() > lung_window[mirrored].mean() + 0.2
+    assert mapped_nodules >= 1

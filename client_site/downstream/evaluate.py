@@ -1,0 +1,164 @@
+"""Held-out evaluation of :class:`ClinicalMedMPT` on the three downstream tasks.
+
+Each held-out patient contributes its draw-0 study (as in :mod:`client_site.evaluation`), so the
+numbers are comparable across rounds and runs:
+
+* diagnosis: per-finding ROC AUC of the finding probabilities against the site's truth labels
+  (``truth/labels.csv``, read only here), and their macro average;
+* report generation (studies with a reference report): greedy decoding, corpus BLEU-4, mean
+  ROUGE-L and the micro finding F1 of the extractor read on generated vs reference report, each
+  in the study's language (clinical efficacy, as CheXpert-labeller F1 in report generation);
+* medication (studies with a clinical record): Jaccard and F1 of the interaction-aware
+  recommendation vs the prescribed drugs, PR-AUC of the drug probabilities and the DDI rate of
+  the recommendations (GAMENet / SafeDrug definitions).
+
+Metrics that no held-out study can define are NaN. These numbers are computed on private data:
+what leaves a site goes through :mod:`client_site.egress`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Collection, Mapping
+
+import numpy as np
+import torch
+
+from client_site.clinical_metrics import (
+    corpus_bleu,
+    ddi_rate,
+    findings_vector,
+    label_f1,
+    macro_auc,
+    mean_rouge_l,
+    per_finding_auc,
+    pr_auc,
+    set_metrics,
+)
+from client_site.datasets import PatientDataset, PooledPatientDataset, StudyRecord
+from client_site.downstream.drug_graph import DrugPair, select_drugs
+from client_site.downstream.model import ClinicalMedMPT
+from client_site.downstream.objective import DownstreamObjective
+from client_site.evaluation import EvalMode, fixed_batches
+from client_site.findings import FINDINGS
+from client_site.tokenizer import ByteTokenizer
+
+logger = logging.getLogger(__name__)
+
+DOWNSTREAM_METRICS: tuple[str, ...] = (
+    "val_loss", "diag_auc_macro", *(f"diag_auc_{f}" for f in FINDINGS),
+    "report_bleu4", "report_rouge_l", "report_finding_f1",
+    "med_jaccard", "med_f1", "med_prauc", "med_ddi_rate",
+)
+"""Keys of :func:`evaluate_downstream`, in order."""
+
+
+def evaluate_downstream(
+    model: ClinicalMedMPT, dataset: PatientDataset | PooledPatientDataset,
+    truth_labels: Mapping[str, np.ndarray] | None, interactions: Collection[DrugPair], *,
+    batch_size: int = 8, max_report_len: int | None = None,
+) -> dict[str, float]:
+    """All downstream metrics of ``model`` on ``dataset`` (held-out patients, draw 0).
+
+    Parameters
+    ----------
+    model : ClinicalMedMPT
+        The model; its training flag is restored afterwards.
+    dataset : DownstreamDataset or PooledPatientDataset of them
+        Held-out patients, items :data:`~client_site.downstream.data.DownstreamItem`.
+    truth_labels : mapping or None
+        Pseudonymous study key -> 0/1 findings in FINDINGS order
+        (:func:`client_site.truth.load_study_labels`; merge the dicts of pooled sites). None:
+        no diagnosis AUC (NaN).
+    interactions : collection of frozenset of str
+        Interacting drug pairs counted by the DDI rate
+        (:func:`client_site.clinical_metrics.load_interactions`).
+    batch_size : int
+        Patients per forward pass. (default: 8)
+    max_report_len : int, optional
+        Generated report length in tokens (default: ``ModelConfig.text_max_len``).
+
+    Returns
+    -------
+    dict of str to float
+        The keys of :data:`DOWNSTREAM_METRICS`: ``val_loss`` (mean per-patient fine-tuning loss),
+        ``diag_auc_<finding>`` and ``diag_auc_macro`` in [0, 1], ``report_bleu4``,
+        ``report_rouge_l``, ``report_finding_f1``, ``med_jaccard``, ``med_f1``, ``med_prauc``
+        and ``med_ddi_rate`` in [0, 1]; NaN where undefined.
+    """
+    n = len(dataset)
+    if n == 0:
+        raise ValueError("cannot evaluate on an empty dataset")
+    records = [dataset.study_of(i, draw=0) for i in range(n)]
+    objective = DownstreamObjective()
+    tokenizer = ByteTokenizer()
+    losses, diag_scores, med_scores, has_clinical = [], [], [], []
+    generated: list[str] = []
+    with EvalMode(model):
+        for batch in fixed_batches(dataset, batch_size):  # type: ignore[arg-type]
+            inputs = objective.model_inputs(batch)
+            losses.append(model(inputs.pop("volume"), **inputs))
+            volume = batch[0]
+            diag_logits, med_logits = model.task_logits(volume, batch[3])
+            diag_scores.append(torch.sigmoid(diag_logits))
+            med_scores.append(torch.sigmoid(med_logits))
+            has_clinical.append(batch[4] > 0)
+            with_report = batch[2] > 0
+            if bool(with_report.any()):
+                ids = model.generate_report(volume[with_report], max_report_len)
+                generated.extend(tokenizer.decode(row) for row in ids)
+    metrics = {"val_loss": float(torch.cat(losses).mean())}
+    metrics.update(_diagnosis(torch.cat(diag_scores).numpy(), records, truth_labels))
+    metrics.update(_reports(generated, [r for r in records if r.report]))
+    clin = torch.cat(has_clinical)
+    metrics.update(_medication(model, torch.cat(med_scores)[clin], [r for r, c in zip(records, clin) if c],
+                               interactions))
+    logger.info("downstream evaluation of %d patients: diagnosis macro AUC %.3f, report BLEU-4 %.3f, "
+                "medication F1 %.3f", n, metrics["diag_auc_macro"], metrics["report_bleu4"], metrics["med_f1"])
+    return {key: metrics[key] for key in DOWNSTREAM_METRICS}
+
+
+def _diagnosis(
+    scores: np.ndarray, records: list[StudyRecord], truth: Mapping[str, np.ndarray] | None,
+) -> dict[str, float]:
+    if truth is None:
+        logger.warning("no truth labels: diagnosis AUC not computed")
+        return {"diag_auc_macro": math.nan, **{f"diag_auc_{f}": math.nan for f in FINDINGS}}
+    unknown = [r.study_key for r in records if r.study_key not in truth]
+    if unknown:
+        raise ValueError(f"{len(unknown)} held-out studies have no truth label, e.g. {unknown[0]!r}")
+    per_finding = per_finding_auc(np.stack([truth[r.study_key] for r in records]), scores)
+    return {"diag_auc_macro": macro_auc(per_finding), **{f"diag_auc_{f}": v for f, v in per_finding.items()}}
+
+
+def _reports(generated: list[str], records: list[StudyRecord]) -> dict[str, float]:
+    if not records:
+        return dict.fromkeys(("report_bleu4", "report_rouge_l", "report_finding_f1"), math.nan)
+    references = [r.report for r in records]
+    truth = [findings_vector(r.report, r.language) for r in records]
+    pred = [findings_vector(text, r.language) for text, r in zip(generated, records)]
+    return {
+        "report_bleu4": corpus_bleu(generated, references),
+        "report_rouge_l": mean_rouge_l(generated, references),
+        "report_finding_f1": label_f1(truth, pred)["micro"],
+    }
+
+
+def _medication(
+    model: ClinicalMedMPT, probabilities: torch.Tensor, records: list[StudyRecord],
+    interactions: Collection[DrugPair],
+) -> dict[str, float]:
+    if not records:
+        return dict.fromkeys(("med_jaccard", "med_f1", "med_prauc", "med_ddi_rate"), math.nan)
+    prescribed = [[d.strip().lower() for d in (r.clinical or {}).get("medications") or ()] for r in records]
+    recommended = select_drugs(probabilities, model.major_adjacency, model.drugs,
+                               threshold=model.heads.threshold)
+    sets = set_metrics(prescribed, recommended)
+    truth = torch.stack([model.graph.multi_hot(p) for p in prescribed]).numpy()
+    return {
+        "med_jaccard": sets["jaccard"],
+        "med_f1": sets["f1"],
+        "med_prauc": pr_auc(truth, probabilities.numpy()),
+        "med_ddi_rate": ddi_rate(recommended, interactions),
+    }

@@ -1,0 +1,163 @@
+"""Clinician drafts: cleaned findings, bilingual impression, interaction warnings, files for the case viewer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from client_site.clinical_metrics import extract_findings, load_interaction_table
+from client_site.datasets import StudyRecord
+from client_site.downstream.draft_text import (
+    NORMAL_IMPRESSION,
+    clean_findings_text,
+    impression_text,
+    interaction_warnings,
+)
+from client_site.downstream.drafts import (
+    NO_TABLE_WARNING,
+    DraftConfig,
+    draft_cached_studies,
+    draft_study,
+)
+from client_site.downstream.model import ClinicalMedMPT
+from client_site.downstream.saliency import SaliencyConfig
+from client_site.findings import FINDINGS
+from client_site.synthetic.formulary import interaction_table_csv
+from client_site.tokenizer import ByteTokenizer
+from dashboard.site_reader import load_draft, load_explanation
+
+FAST = DraftConfig(saliency=SaliencyConfig(samples=2))
+PROBABILITIES = {"nodule": 0.82, "consolidation": 0.1, "ground_glass_opacity": 0.7, "emphysema": 0.2,
+                 "pleural_effusion": 0.55}
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory: pytest.TempPathFactory) -> dict[frozenset[str], tuple[str, str]]:
+    """The consortium's reference/drug_interactions.csv."""
+    path = tmp_path_factory.mktemp("reference") / "drug_interactions.csv"
+    path.write_text(interaction_table_csv(), encoding="utf-8")
+    return load_interaction_table(path)
+
+
+class _StandIn(nn.Module):
+    """Fixed diagnosis probabilities, report and recommendation; a diagnosis gradient for the map."""
+
+    def __init__(self, probabilities: dict[str, float], report: str, drugs: list[str]) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(torch.logit(torch.tensor([probabilities[f] for f in FINDINGS])))
+        self.report, self.drugs = report, drugs
+
+    def diagnosis_logits(self, volume: torch.Tensor) -> torch.Tensor:
+        # a tiny volume-dependent term, so that the saliency map is not constant
+        return self.logits[None] + 1e-6 * volume[:, 0].pow(2).flatten(1).sum(dim=1, keepdim=True)
+
+    def generate_report(self, volume: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
+        return ByteTokenizer().encode(self.report, 256)[None]
+
+    def recommend(self, volume: torch.Tensor, clinical_features: torch.Tensor, *,
+                  threshold: float | None = None) -> list[list[str]]:
+        return [list(self.drugs)]
+
+
+def _record(language: str | None, medications: list[str] | None) -> StudyRecord:
+    clinical = None if medications is None else {"age": 70, "sex": "F", "symptoms": ["cough"], "labs": {},
+                                                  "medications": medications}
+    return StudyRecord(study_key="s1", patient_key="p1", volume="volumes/s1.npy", report=None,
+                       language=language, clinical=clinical)
+
+
+def test_generated_findings_are_cut_cleaned_and_deduplicated() -> None:
+    en = ("FINDINGS:\nA 6 mm solid nodule in the right upper lobe. A 6 mm solid nodule in the right upper lobe."
+          " Size 2.5 cm.\ufffd\x01 Heart size is normal.\n\nIMPRESSION:\n1. Nodule.")
+    zh = "检查所见：\n右肺上叶见一实性结节，大小约6mm。右肺上叶见一实性结节，大小约6mm。心影大小正常。\n\n诊断意见：\n1. 结节。"
+    assert clean_findings_text(en, "en") == ("A 6 mm solid nodule in the right upper lobe. Size 2.5 cm. "
+                                             "Heart size is normal.")
+    assert clean_findings_text(zh, "zh") == "右肺上叶见一实性结节，大小约6mm。心影大小正常。"
+    assert clean_findings_text("no heading here. no heading here.", "en") == "no heading here."
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_impression_lists_the_findings_over_threshold_in_the_study_language(language: str) -> None:
+    # Execute
+    text = impression_text(PROBABILITIES, language, threshold=0.5)
+    # Assert: most probable first, read back by the consortium's extractor as exactly these findings
+    lines = text.splitlines()
+    assert len(lines) == 3 and lines[0].startswith("1. ") and "0.82" in lines[0] and "0.55" in lines[2]
+    assert extract_findings(text, language) == {f: PROBABILITIES[f] >= 0.5 for f in FINDINGS}
+    assert ("结节（概率 0.82）" in text) if language == "zh" else ("Nodule (probability 0.82)" in text)
+    assert impression_text({f: 0.1 for f in FINDINGS}, language, threshold=0.5) == NORMAL_IMPRESSION[language]
+    assert not any(extract_findings(NORMAL_IMPRESSION[language], language).values())
+
+
+def test_warnings_name_known_interactions_with_current_and_recommended_drugs(table) -> None:
+    # Execute: clarithromycin + warfarin (major, from the table); levofloxacin + theophylline (moderate)
+    warnings = interaction_warnings(["Clarithromycin", "salbutamol"], ["warfarin", "Clarithromycin", "metformin"], table)
+    within = interaction_warnings(["salbutamol", "theophylline", "oseltamivir"], [], table)
+    # Assert
+    assert warnings == ["clarithromycin + warfarin (major; recommended with current medication): "
+                        "CYP3A4 inhibition raises warfarin exposure; INR rise and bleeding risk"]
+    assert within == ["salbutamol + theophylline (moderate; both recommended): "
+                      "Additive hypokalaemia and tachyarrhythmia"]
+    assert interaction_warnings(["oseltamivir"], ["warfarin"], table) == []
+
+
+def test_draft_study_combines_model_outputs(table) -> None:
+    # Prepare: a Chinese study of a patient on warfarin, for whom the model recommends clarithromycin
+    model = _StandIn(PROBABILITIES, "检查所见：\n右肺上叶见一实性结节。右肺上叶见一实性结节。\n诊断意见：\n1. 结节。",
+                     ["clarithromycin", "levofloxacin"])
+    volume = np.random.default_rng(0).random((3, 4, 16, 16)).astype(np.float16)
+    # Execute
+    draft, explanation = draft_study(model, volume, _record("zh", ["warfarin"]), table, config=FAST)
+    no_record, _ = draft_study(model, volume, _record(None, None), None, config=FAST)
+    # Assert
+    assert draft.language == "zh" and draft.findings == "右肺上叶见一实性结节。"
+    assert draft.impression.startswith("1. 结节（概率 0.82）") and draft.medications == ["clarithromycin", "levofloxacin"]
+    assert draft.warnings[0].startswith("clarithromycin + levofloxacin (major; both recommended)")
+    assert any(w.startswith("clarithromycin + warfarin (major") for w in draft.warnings)
+    assert any(w.startswith("levofloxacin + warfarin (major") for w in draft.warnings)
+    assert draft.explained_finding == "nodule" and explanation.shape == (4, 16, 16)
+    assert explanation.dtype == np.float16 and 0.0 <= explanation.min() and explanation.max() <= 1.0
+    # no clinical record: no recommendation; no table: the draft says interactions were not checked
+    assert no_record.medications == [] and no_record.warnings == [NO_TABLE_WARNING]
+
+
+def test_drafted_cache_is_what_the_case_viewer_reads(tmp_path: Path, tiny_cfg, single_thread) -> None:
+    # Prepare: an English and a Chinese study, one with a clinical record, and the site's drug table
+    site = tmp_path / "site"
+    (site / "cache" / "volumes").mkdir(parents=True)
+    (site / "reference").mkdir()
+    (site / "reference" / "drug_interactions.csv").write_text(interaction_table_csv(), encoding="utf-8")
+    rng = np.random.default_rng(1)
+    studies = []
+    for key, language, clinical in (("s-en", "en", {"age": 60, "medications": ["warfarin"]}), ("s-zh", "zh", None)):
+        shape = (3, tiny_cfg.num_slices, tiny_cfg.image_size, tiny_cfg.image_size)
+        np.save(site / "cache" / "volumes" / f"{key}.npy", rng.random(shape).astype(np.float16))
+        studies.append({"study_key": key, "patient_key": f"p-{key}", "volume": f"volumes/{key}.npy",
+                        "report": None, "language": language, "clinical": clinical})
+    (site / "cache" / "index.json").write_text(json.dumps({"preprocess": {}, "studies": studies}), encoding="utf-8")
+    torch.manual_seed(0)
+    model = ClinicalMedMPT(tiny_cfg)
+    # Execute
+    drafts = draft_cached_studies(model, site, config=DraftConfig(threshold=0.3, saliency=SaliencyConfig(samples=2)),
+                                  model_info={"run_id": "r1", "round": 3}, progress=False)
+    # Assert
+    assert list(drafts) == ["s-en", "s-zh"]
+    for key, draft in drafts.items():
+        shown = load_draft(site, key)
+        assert shown is not None
+        assert (shown.findings, shown.impression, shown.medications, shown.warnings) == (
+            draft.findings, draft.impression, draft.medications, draft.warnings)
+        heat = load_explanation(site, key, (tiny_cfg.num_slices, tiny_cfg.image_size, tiny_cfg.image_size))
+        assert heat is not None and 0.0 <= float(heat.min()) and float(heat.max()) <= 1.0
+        stored = json.loads((site / "cache" / "drafts" / f"{key}.json").read_text(encoding="utf-8"))
+        assert stored["model"] == {"run_id": "r1", "round": 3} and stored["threshold"] == 0.3
+        assert set(stored["probabilities"]) == set(FINDINGS)
+    chinese = drafts["s-zh"].impression
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in chinese) and drafts["s-zh"].medications == []
+    with pytest.raises(KeyError, match="not in"):
+        draft_cached_studies(model, site, ["nope"], config=FAST, progress=False)

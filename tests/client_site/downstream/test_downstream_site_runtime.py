@@ -1,0 +1,47 @@
+"""A fine-tuning round and evaluation at a site: same DP ledger path, whitelisted downstream metrics."""
+
+import math
+
+import pytest
+import torch
+
+from client_site.downstream import DOWNSTREAM_METRICS, ClinicalMedMPT
+from client_site.layout import SiteLayout
+from client_site.site_runtime import RoundRequest, SiteRuntime
+from client_site.training import TrainConfig
+from federation.config import FederationConfig
+from federation.presets import get_preset
+from federation.server_app import initial_arrays
+from privacy.ledger import PrivacyLedger
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+TINY = get_preset("tiny")
+
+
+def _request(train):
+    return RoundRequest(run_id="finetune", round=1, model=TINY.model,
+                        input_shape=tuple(TINY.preprocess.shape), train=train, task="finetune")
+
+
+def test_finetune_round_is_ledgered_and_evaluated(make_site):
+    # Prepare
+    site = make_site(epsilon=50.0)
+    runtime = SiteRuntime(site)
+    state = initial_arrays(FederationConfig(model_preset="tiny", task="finetune")).to_torch_state_dict()
+    train = TrainConfig(local_steps=2, expected_batch_size=3, noise_multiplier=1.2)
+    # Execute
+    new_state, train_metrics = runtime.train_round(state, _request(train))
+    metrics = runtime.evaluate(new_state, _request(train))
+    # Assert: DP exactly as in pretraining, one ledger segment with the planned (sigma, q, steps)
+    started, completed = PrivacyLedger(SiteLayout(site).ledger_path).entries
+    n_train = len(runtime.train_keys)
+    assert (started["noise_multiplier"], started["sample_rate"], started["steps"]) == (1.2, 3 / n_train, 2)
+    assert completed["event"] == "segment_completed"
+    assert list(new_state) == list(ClinicalMedMPT(TINY.model).state_dict()) == list(state)
+    assert any(not torch.equal(state[k], new_state[k]) for k in state)
+    assert {"train_loss", "diag_loss", "med_loss", "ddi_loss", "caption_loss"} <= set(train_metrics)
+    assert "mim_loss" not in train_metrics and train_metrics["epsilon"] > 0
+    assert metrics["num-examples"] == len(runtime.held_out_keys)
+    assert set(DOWNSTREAM_METRICS) <= set(metrics) and "probe_auc_macro" not in metrics
+    assert all(math.isnan(v) or math.isfinite(v) for v in metrics.values())

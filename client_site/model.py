@@ -247,11 +247,19 @@ class MedMPT(nn.Module):
         Volume (B, 3, D, H, W) -> (B, D + 1, dim); the last token is the scan embedding.
         The report decoder cross-attends to it.
         """
+        return self.encode_volume(volume)[1]
+
+    def encode_volume(self, volume: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Patch tokens and image memory of the full (unmasked) volume in one pass.
+
+        Volume (B, 3, D, H, W) -> patch tokens (B, D * N, dim) of the slice ViT (slice-major)
+        and the image memory (B, D + 1, dim) of :meth:`image_memory`.
+        """
         self._check_volume(volume)
         patches = patchify(volume, self.cfg.patch_size)
         b, d, n, _ = patches.shape
-        _, _, fused, scan = self._encode(patches, torch.arange(n, device=volume.device).expand(b, d, n))
-        return torch.cat([fused, scan.unsqueeze(1)], dim=1)
+        tokens, _, fused, scan = self._encode(patches, torch.arange(n, device=volume.device).expand(b, d, n))
+        return tokens, torch.cat([fused, scan.unsqueeze(1)], dim=1)
 
     # ------------------------------------------------------------------ text
     @torch.no_grad()

@@ -17,7 +17,13 @@ from torch import nn
 
 from client_site.clinical_metrics import load_interactions
 from client_site.datasets import PatientDataset, load_cache_index, split_patients
-from client_site.downstream import DownstreamDataset, DownstreamObjective, DrugGraph, evaluate_downstream
+from client_site.downstream import (
+    DownstreamDataset,
+    DownstreamObjective,
+    DrugGraph,
+    evaluate_downstream,
+    site_pointing_game,
+)
 from client_site.egress import release_metrics
 from client_site.evaluation import evaluate_ssl, probe_findings
 from client_site.ingestion import load_qa_metrics
@@ -207,7 +213,8 @@ class SiteRuntime:
 
     def _downstream(self, model: nn.Module, held_out: PatientDataset) -> dict[str, float]:
         """Downstream metrics of a fine-tuned model on the held-out patients (truth labels for
-        the diagnosis AUC when the site has them, the site's own interaction table if present)."""
+        the diagnosis AUC and lesion masks for the pointing game when the site has them, the
+        site's own interaction table if present)."""
         labels = None
         if self.layout.labels_path.exists():
             labels = load_study_labels(self.layout.labels_path, load_or_create_salt(self.layout.root))
@@ -215,7 +222,10 @@ class SiteRuntime:
             logger.warning("%s has no %s: no diagnosis AUC", self.name, self.layout.labels_path)
         path = self.layout.interactions_path
         interactions = load_interactions(path) if path.exists() else DrugGraph.consortium().interactions
-        return evaluate_downstream(model, held_out, labels, interactions)  # type: ignore[arg-type]
+        metrics = evaluate_downstream(model, held_out, labels, interactions)  # type: ignore[arg-type]
+        studies = {s.study_key for i in range(len(held_out)) for s in held_out.studies_of(i)}
+        metrics["pointing_game"] = site_pointing_game(model, self.layout.root, studies).score
+        return metrics
 
 
 def _loss_metrics(result: LocalTrainResult) -> dict[str, float]:

@@ -97,6 +97,7 @@ def federate(
     workdir: Path = typer.Option(Path("fedmpt-demo"), help="Aggregator state goes to WORKDIR/aggregator."),
     rounds: int = typer.Option(3, help="Federated rounds."),
     strategy: str = typer.Option("fedavg", help="fedavg, fedprox or fedadam."),
+    proximal_mu: float = typer.Option(0.01, help="FedProx weight mu of the sites' proximal term."),
     local_steps: int = typer.Option(10, help="DP-SGD steps per site per round."),
     expected_batch_size: int = typer.Option(8, help="Expected Poisson batch (patients)."),
     noise_multiplier: float = typer.Option(1.5, help="DP noise multiplier sigma."),
@@ -116,6 +117,7 @@ def federate(
     from federation.simulation import run_in_simulation
 
     config = FederationConfig(workdir=str(workdir), num_rounds=rounds, strategy=strategy,
+                              proximal_mu=proximal_mu,
                               local_steps=local_steps, noise_multiplier=noise_multiplier,
                               expected_batch_size=expected_batch_size,
                               model_preset=preset, run_name=run_name,

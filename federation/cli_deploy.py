@@ -165,6 +165,7 @@ def rounds_start(
     directory: Path = typer.Argument(..., help="Consortium directory."),
     rounds: int = typer.Option(3, help="Federated rounds."),
     strategy: str = typer.Option("fedavg", help="fedavg, fedprox or fedadam."),
+    proximal_mu: float = typer.Option(0.01, help="FedProx weight mu of the sites' proximal term."),
     aggregation: str = typer.Option("mean", help="mean, or with fedavg: median or trimmed-mean."),
     min_sites: int = typer.Option(2, help="Sites needed to start a round."),
     round_timeout: float = typer.Option(3600.0, help="Seconds to wait for replies in a round."),
@@ -181,7 +182,8 @@ def rounds_start(
     from federation.deploy.rounds import launch, run_config_for, wait_for
 
     consortium = Consortium.load(directory)
-    config = run_config_for(consortium, num_rounds=rounds, strategy=strategy, aggregation=aggregation,
+    config = run_config_for(consortium, num_rounds=rounds, strategy=strategy,
+                            proximal_mu=proximal_mu, aggregation=aggregation,
                             min_sites=min_sites, round_timeout_s=round_timeout,
                             local_steps=local_steps, expected_batch_size=expected_batch_size,
                             noise_multiplier=noise_multiplier, model_preset=preset, seed=seed,

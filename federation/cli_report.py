@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,6 @@ logger = logging.getLogger(__name__)
 
 report_app = typer.Typer(help="Site-local drafts: findings, impression, medications, warnings.",
                          no_args_is_help=True)
-
-_KEY = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
 @report_app.command("draft")
@@ -42,13 +39,13 @@ def report_draft(
 
     if bool(study) == all_studies:
         raise typer.BadParameter("pass exactly one of --study PATH|KEY and --all")
-    clinical_model, info = _load_model(site, model, preset)
-    _check_grid(site, clinical_model.cfg)
-    keys = None if all_studies else [_study_key(site, study)]
     try:
         config = DraftConfig(threshold=threshold)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e
+    clinical_model, info = _load_model(site, model, preset)
+    _check_grid(site, clinical_model.cfg)
+    keys = None if all_studies else [_study_key(site, study)]
     drafts = draft_cached_studies(clinical_model, site, keys, config=config, model_info=info,
                                   progress=all_studies)
     if as_json:
@@ -58,11 +55,10 @@ def report_draft(
         typer.echo(f"drafted {len(drafts)} studies into {site / 'cache' / 'drafts'}")
     else:
         for key, draft in drafts.items():
+            warnings = "".join(f"\n  - {w}" for w in draft.warnings) or " none"
             typer.echo(f"study {key} ({draft.language})\nFINDINGS: {draft.findings}\n"
-                       f"IMPRESSION:\n{draft.impression}\nMEDICATIONS: {', '.join(draft.medications) or '-'}")
-            typer.echo("WARNINGS:" + "".join(f"\n  - {w}" for w in draft.warnings) if draft.warnings
-                       else "WARNINGS: none")
-            typer.echo(f"wrote cache/drafts/{key}.json and cache/explanations/{key}.npy")
+                       f"IMPRESSION:\n{draft.impression}\nMEDICATIONS: {', '.join(draft.medications) or '-'}\n"
+                       f"WARNINGS:{warnings}\nwrote cache/drafts/{key}.json and cache/explanations/{key}.npy")
 
 
 def _study_key(site: Path, study: str) -> str:
@@ -77,7 +73,7 @@ def _study_key(site: Path, study: str) -> str:
         cached = {r.study_key for r in load_cache_index(site / "cache")}
     except (FileNotFoundError, ValueError) as e:
         raise typer.BadParameter(str(e)) from e
-    if _KEY.match(study) and study in cached:
+    if study in cached:
         return study
     raise typer.BadParameter(f"--study {study!r} is neither a DICOM folder nor a study key of {site / 'cache'}")
 

@@ -1,11 +1,14 @@
-"""Downstream clinical tasks on MedMPT: diagnosis, medication recommendation, report generation."""
+"""Downstream clinical tasks on MedMPT: diagnosis, medication recommendation, report generation, drafts."""
 
 from .clinical_features import NUM_CLINICAL_FEATURES, clinical_features
 from .data import DownstreamDataset, DownstreamItem, diagnosis_targets, site_split
+from .drafts import DraftConfig, StudyDraft, draft_cached_studies, draft_study, write_draft
 from .drug_graph import DrugGraph, ddi_penalty, select_drugs
 from .evaluate import DOWNSTREAM_METRICS, evaluate_downstream
 from .model import BACKBONE_PREFIX, ClinicalMedMPT, HeadConfig
 from .objective import DownstreamObjective
+from .pointing import PointingResult, site_pointing_game
+from .saliency import SaliencyConfig, saliency_maps
 
 __all__ = [
     "BACKBONE_PREFIX",
@@ -15,12 +18,21 @@ __all__ = [
     "DownstreamDataset",
     "DownstreamItem",
     "DownstreamObjective",
+    "DraftConfig",
     "DrugGraph",
     "HeadConfig",
+    "PointingResult",
+    "SaliencyConfig",
+    "StudyDraft",
     "clinical_features",
     "ddi_penalty",
     "diagnosis_targets",
+    "draft_cached_studies",
+    "draft_study",
     "evaluate_downstream",
+    "saliency_maps",
     "select_drugs",
+    "site_pointing_game",
     "site_split",
+    "write_draft",
 ]

@@ -35,9 +35,9 @@ def clean_findings_text(generated: str, language: str) -> str:
     """The findings section of a generated report, cleaned for a clinician to edit.
 
     Keeps the part after ``FINDINGS:`` / ``检查所见：`` up to ``IMPRESSION:`` / ``诊断意见：`` (the
-    whole text when there is no such heading; the impression is drafted separately), drops undecodable bytes (U+FFFD) and
-    control characters, collapses white space and removes repeated sentences (greedy decoding
-    tends to loop), keeping the first occurrence of each.
+    whole text when there is no such heading; the impression is drafted separately), drops
+    undecodable bytes (U+FFFD) and control characters, collapses white space and removes repeated
+    sentences (greedy decoding tends to loop), keeping the first occurrence of each.
 
     Parameters
     ----------

@@ -2,7 +2,10 @@
 
 :class:`ClinicalMedMPT` = a pretrained :class:`~client_site.model.MedMPT` backbone plus
 
-* diagnosis: scan embedding -> one logit per finding of :data:`~client_site.findings.FINDINGS`;
+* diagnosis: one logit per finding of :data:`~client_site.findings.FINDINGS`, from a
+  per-finding attention pooling of the slice ViT's patch tokens (:class:`FindingAttentionPool`:
+  a small lesion is a few of the D * N patches and a mean over all of them dilutes it) plus a
+  linear read of the scan embedding (diffuse findings);
 * medication recommendation: [scan embedding, clinical features] -> MLP -> one logit per drug of
   the formulary, trained with binary cross-entropy plus the SafeDrug DDI penalty, and
   recommended with interaction-aware selection (:mod:`client_site.downstream.drug_graph`);
@@ -70,6 +73,35 @@ class HeadConfig:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
 
 
+class FindingAttentionPool(nn.Module):
+    """Per-finding attention pooling of tokens (attention-based multiple-instance learning).
+
+    Each finding ``f`` scores every token (evidence ``e_f``) and weighs the tokens with its own
+    softmax attention ``a_f``; its logit is ``sum_t softmax_t(a_f)[t] * e_f[t]``. At
+    initialisation the attention is near uniform (a mean of the evidence); training focuses it
+    on the few tokens that show the finding (Ilse et al., "Attention-based deep multiple
+    instance learning", ICML 2018). Batch-first Linear layers on ``(B, T, dim)``: Opacus
+    per-sample gradients stay per patient.
+
+    Parameters
+    ----------
+    dim : int
+        Token width.
+    num_findings : int
+        Outputs, one per finding.
+    """
+
+    def __init__(self, dim: int, num_findings: int) -> None:
+        super().__init__()
+        self.attention = nn.Linear(dim, num_findings)
+        self.evidence = nn.Linear(dim, num_findings)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Tokens (B, T, dim) -> pooled logits (B, num_findings)."""
+        weights = torch.softmax(self.attention(tokens), dim=1)
+        return (weights * self.evidence(tokens)).sum(dim=1)
+
+
 class ClinicalMedMPT(nn.Module):
     """Diagnosis, medication recommendation and report generation on a MedMPT backbone.
 
@@ -94,12 +126,13 @@ class ClinicalMedMPT(nn.Module):
         self.graph = graph or DrugGraph.consortium()
         dim = self.cfg.dim
         self.diagnosis_head = nn.Linear(dim, len(FINDINGS))
+        self.finding_pool = FindingAttentionPool(dim, len(FINDINGS))
         self.medication_head = nn.Sequential(
             nn.Linear(dim + NUM_CLINICAL_FEATURES, self.heads.medication_hidden),
             nn.GELU(),
             nn.Linear(self.heads.medication_hidden, len(self.graph.drugs)),
         )
-        for module in (self.diagnosis_head, self.medication_head):
+        for module in (self.diagnosis_head, self.finding_pool, self.medication_head):
             module.apply(init_weights)
         self.register_buffer("ddi_adjacency", self.graph.adjacency(), persistent=False)
         self.register_buffer("major_adjacency", self.graph.adjacency(major_only=True), persistent=False)
@@ -134,7 +167,8 @@ class ClinicalMedMPT(nn.Module):
     # ------------------------------------------------------------- inference
     def diagnosis_logits(self, volume: torch.Tensor) -> torch.Tensor:
         """Volume (B, 3, D, H, W) -> finding logits (B, len(FINDINGS))."""
-        return self.diagnosis_head(self.backbone.encode_scan(volume)[1])
+        tokens, memory = self.backbone.encode_volume(volume)
+        return self._diagnosis(tokens, memory[:, -1])
 
     def medication_logits(self, volume: torch.Tensor, clinical_features: torch.Tensor) -> torch.Tensor:
         """Volume and clinical features (B, NUM_CLINICAL_FEATURES) -> drug logits (B, len(drugs))."""
@@ -144,8 +178,9 @@ class ClinicalMedMPT(nn.Module):
         self, volume: torch.Tensor, clinical_features: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Diagnosis and medication logits from one encoding of the volume."""
-        scan = self.backbone.encode_scan(volume)[1]
-        return self.diagnosis_head(scan), self._medication(scan, clinical_features)
+        tokens, memory = self.backbone.encode_volume(volume)
+        scan = memory[:, -1]
+        return self._diagnosis(tokens, scan), self._medication(scan, clinical_features)
 
     @torch.no_grad()
     def recommend(
@@ -162,6 +197,9 @@ class ClinicalMedMPT(nn.Module):
     def generate_report(self, volume: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
         """Greedy report ids (B, max_len) from the backbone's decoder (see ``MedMPT.generate_report``)."""
         return self.backbone.generate_report(volume, max_len)
+
+    def _diagnosis(self, tokens: torch.Tensor, scan: torch.Tensor) -> torch.Tensor:
+        return self.finding_pool(tokens) + self.diagnosis_head(scan)
 
     def _medication(self, scan: torch.Tensor, clinical_features: torch.Tensor) -> torch.Tensor:
         if clinical_features.dim() != 2 or clinical_features.shape[1] != NUM_CLINICAL_FEATURES:
@@ -194,10 +232,10 @@ class ClinicalMedMPT(nn.Module):
             generation terms count only with a report, the medication and DDI terms only with
             a record.
         """
-        memory = self.backbone.image_memory(volume)  # (B, D + 1, dim), last token = scan
+        tokens, memory = self.backbone.encode_volume(volume)  # memory: (B, D + 1, dim), last = scan
         scan = memory[:, -1]
         diag = F.binary_cross_entropy_with_logits(
-            self.diagnosis_head(scan), diag_targets.to(scan.dtype), reduction="none").mean(dim=1)
+            self._diagnosis(tokens, scan), diag_targets.to(scan.dtype), reduction="none").mean(dim=1)
         med_logits = self._medication(scan, clinical)
         med = F.binary_cross_entropy_with_logits(
             med_logits, med_targets.to(scan.dtype), reduction="none").mean(dim=1)

@@ -41,10 +41,10 @@ def _draft(site: Path, *args: str) -> str:
 
 @pytest.fixture
 def site(tiny_sites: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the Chinese-reporting tiny site (the session's sites stay untouched)."""
+    """A copy of the Chinese-reporting tiny site without any kept model (the session's sites stay untouched)."""
     monkeypatch.chdir(tmp_path)  # the CLI callback points FLWR_HOME at ./.flwr
     copy = tmp_path / "site"
-    shutil.copytree(tiny_sites[1], copy)
+    shutil.copytree(tiny_sites[1], copy, ignore=shutil.ignore_patterns("models"))
     return copy
 
 

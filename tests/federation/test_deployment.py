@@ -48,6 +48,8 @@ PHASE_S = 240.0      # one train or evaluate phase, ClientApp start-up included
 RESTART_S = 240.0    # aggregator back up and the run resubmitted
 HEARTBEAT_S = 180.0  # Flower declares a dead node after 2 missed 30-s heartbeats
 
+# About 5.5 min on this project's shared 2-core host, so deselected from `make test`
+# (pyproject addopts); `make integration` runs it.
 pytestmark = pytest.mark.integration
 
 

@@ -13,7 +13,9 @@ from aggregator.model_integrity import INTEGRITY_RECORD, sign_global_model
 from aggregator.signing import generate_signing_key, load_private_key
 from client_site.downstream.model import ClinicalMedMPT
 from client_site.model_store import latest_model_path, read_model_file
+from client_site.site_runtime import SiteRefusal
 from client_site.tasks import FINETUNE, PRETRAIN
+from federation.client_app import evaluate
 from federation.presets import get_preset
 from federation.received_models import keep_global_model
 
@@ -82,3 +84,20 @@ def test_model_files_of_other_origins_are_read(tmp_path: Path) -> None:
         read_model_file(tmp_path / "junk.pt")
     with pytest.raises(FileNotFoundError):
         read_model_file(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize("signer", ["aggregator", "mallory"])
+def test_the_client_app_keeps_only_a_model_that_passed_verification(tmp_path: Path, signer: str) -> None:
+    # Prepare: a site pinning the aggregator's key (its cache is missing, so evaluation itself fails)
+    generate_signing_key(tmp_path / "aggregator.pem")
+    generate_signing_key(tmp_path / "mallory.pem")
+    message = _evaluate_message(ClinicalMedMPT(TINY).state_dict(), FINETUNE, tmp_path / f"{signer}.pem")
+    context = Context(run_id=1, node_id=7, state=RecordDict(), run_config={}, node_config={
+        "site-dir": str(tmp_path / "site"), "aggregator-key": str(tmp_path / "aggregator.pub")})
+    # Execute
+    with pytest.raises(Exception) as raised:
+        evaluate(message, context)
+    # Assert
+    kept = latest_model_path(tmp_path / "site", FINETUNE).is_file()
+    assert kept is (signer == "aggregator")
+    assert isinstance(raised.value, SiteRefusal) is (signer == "mallory")

@@ -23,6 +23,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
 from aggregator.checkpoints import save_checkpoint, save_signed_checkpoint
+from aggregator.failure_reasons import concise_reason
 from aggregator.model_integrity import INTEGRITY_RECORD, sign_global_model
 from aggregator.results_store import ResultsStore
 from aggregator.signing import arrays_digest
@@ -312,6 +313,7 @@ class SiteRecordingStrategy(Strategy):
                 self._record_failure(server_round, phase, node, missing_reason)
 
     def _record_failure(self, server_round: int, phase: str, node: int, reason: str) -> None:
+        reason = concise_reason(reason)
         site = self.registry.get(node) if self.registry is not None else self._site_of_node.get(node)
         logger.warning("round %d %s: node %s (%s) failed: %s", server_round, phase, node, site, reason)
         self._record(server_round, phase, node, site, "failed", reason)

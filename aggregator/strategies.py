@@ -1,7 +1,7 @@
 """Flower strategies the consortium can choose, with NaN-aware metric averaging.
 
 FedAvg (McMahan et al. 2017), FedProx (Li et al. 2020; the proximal term is applied by the
-site), FedAdam (Reddi et al. 2021). All come from ``flwr.serverapp.strategy``. With FedAvg,
+site, :mod:`client_site.proximal`), FedAdam (Reddi et al. 2021). All come from ``flwr.serverapp.strategy``. With FedAvg,
 the weighted mean can be replaced by a robust aggregate: the coordinate-wise median (FedMedian,
 Yin et al. 2018) or the trimmed mean (FedTrimmedAvg, same paper).
 """

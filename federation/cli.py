@@ -111,6 +111,11 @@ def federate(
     init_checkpoint: Path = typer.Option(
         None, "--init-checkpoint",
         help="Round checkpoint or state dict initialising the global model (finetune: the backbone)."),
+    secure_aggregation: bool = typer.Option(
+        False, "--secure-aggregation",
+        help="SecAgg+: the aggregator sees only the sum of updates (>= 3 sites, fedavg, mean)."),
+    update_norm_bound: float = typer.Option(
+        10.0, help="With --secure-aggregation: L2 bound each site clips its update to."),
 ) -> None:
     """Run federated DP rounds over local site directories on Flower's simulation engine."""
     from federation.config import FederationConfig
@@ -121,9 +126,12 @@ def federate(
                               local_steps=local_steps, noise_multiplier=noise_multiplier,
                               expected_batch_size=expected_batch_size,
                               model_preset=preset, run_name=run_name,
-                              min_sites=min(2, len(sites)), resume=resume,
+                              min_sites=len(sites) if secure_aggregation else min(2, len(sites)),
+                              resume=resume,
                               aggregation=aggregation, norm_factor=norm_factor, seed=seed,
-                              task=task, init_checkpoint=str(init_checkpoint or ""))
+                              task=task, init_checkpoint=str(init_checkpoint or ""),
+                              secure_aggregation=secure_aggregation,
+                              update_norm_bound=update_norm_bound)
     run_in_simulation(config, sites)
     typer.echo(f"run {config.run_name} completed; results in {config.aggregator_dir}")
 
@@ -133,13 +141,16 @@ def demo(
     workdir: Path = typer.Option(Path("fedmpt-demo"), help="Where the consortium and results go."),
     sites: int = typer.Option(3, help="Hospitals in the synthetic consortium."),
     patients: int = typer.Option(40, help="Patients per hospital."),
-    rounds: int = typer.Option(3, help="Federated rounds."),
+    rounds: int = typer.Option(3, help="Federated pretraining rounds."),
+    finetune_rounds: int = typer.Option(2, help="Federated fine-tuning rounds that follow."),
     seed: int = typer.Option(0, help="Seed of the consortium and of the run."),
 ) -> None:
-    """End to end on the synthetic consortium: synth, ingest, federated DP rounds, validation."""
+    """End to end on the synthetic consortium: synth, ingest, federated DP pretraining and
+    fine-tuning with validation at every site, then drafts at each site."""
     from federation.demo import run_demo
 
-    typer.echo(run_demo(workdir, n_sites=sites, patients=patients, rounds=rounds, seed=seed))
+    typer.echo(run_demo(workdir, n_sites=sites, patients=patients, rounds=rounds,
+                        finetune_rounds=finetune_rounds, seed=seed))
 
 
 dashboard_app = typer.Typer(help="The Streamlit dashboard (login required) and its users.",

@@ -27,6 +27,7 @@ def report_draft(
     study: str = typer.Option(
         "", "--study", help="A DICOM study folder (ingested first if new), or a study key of the cache."),
     all_studies: bool = typer.Option(False, "--all", help="Draft every cached study (progress bar)."),
+    limit: int = typer.Option(0, help="With --all: only the first N studies of the cache index (0: all)."),
     model: Path = typer.Option(
         None, "--model", help="Weights to use instead of SITE_DIR/models/finetune/latest.pt: a file of "
         "that store, a round checkpoint or a ClinicalMedMPT state dict."),
@@ -45,7 +46,9 @@ def report_draft(
         raise typer.BadParameter(str(e)) from e
     clinical_model, info = _load_model(site, model, preset)
     _check_grid(site, clinical_model.cfg)
-    keys = None if all_studies else [_study_key(site, study)]
+    if limit < 0:
+        raise typer.BadParameter(f"--limit must be >= 0, got {limit}")
+    keys = _first_keys(site, limit) if all_studies else [_study_key(site, study)]
     drafts = draft_cached_studies(clinical_model, site, keys, config=config, model_info=info,
                                   progress=all_studies)
     if as_json:
@@ -59,6 +62,13 @@ def report_draft(
             typer.echo(f"study {key} ({draft.language})\nFINDINGS: {draft.findings}\n"
                        f"IMPRESSION:\n{draft.impression}\nMEDICATIONS: {', '.join(draft.medications) or '-'}\n"
                        f"WARNINGS:{warnings}\nwrote cache/drafts/{key}.json and cache/explanations/{key}.npy")
+
+
+def _first_keys(site: Path, limit: int) -> list[str] | None:
+    """The first ``limit`` study keys of the cache index (None = all of them)."""
+    from client_site.datasets import load_cache_index
+
+    return [r.study_key for r in load_cache_index(site / "cache")][:limit] if limit else None
 
 
 def _study_key(site: Path, study: str) -> str:

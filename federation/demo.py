@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from client_site.layout import SiteLayout
 from client_site.site_config import SITE_CONFIG, write_site_config
+from client_site.tasks import FINETUNE
 from federation.config import FederationConfig
 from federation.presets import get_preset
 from federation.summary import format_run_summary
@@ -19,6 +21,7 @@ logger = logging.getLogger(__name__)
 # round rather than cross its budget -- the refusal shows up in the dashboard.
 DEMO_BUDGETS = (9.0, 12.0, 5.5)
 DEMO_DELTA = 1e-5
+DRAFTS_PER_SITE = 4
 
 
 def prepare_sites(
@@ -54,22 +57,55 @@ def run_demo(
     n_sites: int = 3,
     patients: int = 40,
     rounds: int = 3,
+    finetune_rounds: int = 2,
     seed: int = 0,
     preset: str = "demo",
 ) -> str:
-    """Run the demo and return the text to print: per-site table and where to look."""
+    """Run the demo and return the text to print: per-site tables and where to look.
+
+    Federated DP pretraining (SSL) for ``rounds``, then federated DP fine-tuning of the clinical
+    heads for ``finetune_rounds`` from its last checkpoint, validated at every site each round;
+    then each site drafts a few reports with the model it kept, for the case viewer.
+    """
     started = time.monotonic()
     workdir = Path(workdir)
     site_dirs = prepare_sites(workdir, n_sites=n_sites, patients=patients, seed=seed, preset=preset)
     config = FederationConfig(workdir=str(workdir), num_rounds=rounds, seed=seed,
                               model_preset=preset, min_sites=min(2, n_sites))
     run_in_simulation(config, site_dirs)
+    finetune = finetune_from(config, rounds=finetune_rounds)
+    run_in_simulation(finetune, site_dirs)
+    draft_examples(site_dirs, per_site=DRAFTS_PER_SITE)
     return "\n".join([
         format_run_summary(config.aggregator_dir, config.run_name),
         "",
+        format_run_summary(finetune.aggregator_dir, finetune.run_name),
+        "",
         f"Demo finished in {time.monotonic() - started:.0f} s.",
         f"  results store:   {config.aggregator_dir / 'results.sqlite'}",
-        f"  checkpoints:     {config.aggregator_dir / 'checkpoints' / config.run_name}",
+        f"  checkpoints:     {config.checkpoint_dir} (pretraining), {finetune.checkpoint_dir}",
         f"  site ledgers:    fedmpt privacy ledger {site_dirs[0]}",
+        f"  drafts:          fedmpt dashboard --site {site_dirs[0]}   (case viewer of one hospital)",
         f"  dashboard:       fedmpt dashboard --workdir {workdir}   (or: make dashboard)",
     ])
+
+
+def finetune_from(pretraining: FederationConfig, *, rounds: int) -> FederationConfig:
+    """A federated DP fine-tuning run started from ``pretraining``'s last checkpoint."""
+    from aggregator.checkpoints import latest_checkpoint
+
+    checkpoint = latest_checkpoint(pretraining.checkpoint_dir)
+    if checkpoint is None:
+        raise RuntimeError(f"pretraining run {pretraining.run_name} left no checkpoint in "
+                           f"{pretraining.checkpoint_dir}")
+    return replace(pretraining, run_name=f"{pretraining.run_name}-finetune", num_rounds=rounds,
+                   task=FINETUNE, init_checkpoint=str(checkpoint))
+
+
+def draft_examples(site_dirs: list[Path], *, per_site: int) -> None:
+    """Each hospital drafts its first studies with the fine-tuned model it kept (the case viewer's content)."""
+    from federation.cli_report import report_draft
+
+    for site_dir in site_dirs:
+        report_draft(site=site_dir, study="", all_studies=True, limit=per_site, model=None, preset="",
+                     threshold=0.5, as_json=False)

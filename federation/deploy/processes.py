@@ -126,8 +126,11 @@ class AggregatorProcesses:
         self.superlink.stop()
 
     def kill(self) -> None:
-        """SIGKILL both at once, as an aggregator crash would. Flower's ``flower-superexec``
-        (own session) and its ServerApp exit on their own once their parent is gone."""
+        """SIGKILL the proxy and the SuperLink, as an aggregator crash would.
+
+        Flower's ``flower-superexec`` (a session of its own) and the ServerApp it started exit
+        on their own once their parent is gone.
+        """
         self.proxy.kill()
         self.superlink.kill()
 

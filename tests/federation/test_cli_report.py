@@ -73,10 +73,12 @@ def test_draft_a_new_study_folder_then_every_cached_study(site: Path, tmp_path: 
 
     # Execute: the same study by its key, as JSON, then the whole cache
     payload = json.loads(_draft(site, "--study", key, "--json"))
+    first_two = _draft(site, "--all", "--limit", "2")
     summary = _draft(site, "--all")
     # Assert
     assert payload[key]["model"]["run_id"] == "finetune-run" and payload[key]["model"]["round"] == 2
     assert payload[key]["language"] == "zh" and set(payload[key]["probabilities"]) >= {"nodule"}
+    assert "drafted 2 studies" in first_two
     assert f"drafted {len(before) + 1} studies" in summary
     assert all(load_draft(site, k) is not None and load_explanation(site, k, GRID) is not None for k in _keys(site))
 

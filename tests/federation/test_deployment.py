@@ -44,11 +44,11 @@ RUN = "deploy"
 
 # Deadlines, about 4x what each step took on this project's 2-core host under load (see
 # docs/deployment.md section 6): a ClientApp process per message, three sites on two cores.
-PHASE_S = 240.0      # one train or evaluate phase, ClientApp start-up included
-RESTART_S = 240.0    # aggregator back up and the run resubmitted
-HEARTBEAT_S = 180.0  # Flower declares a dead node after 2 missed 30-s heartbeats
+PHASE_S = 300.0      # one train or evaluate phase, ClientApp start-up included (58-82 s)
+RESTART_S = 240.0    # aggregator back up and the run resubmitted (12-17 s; SuperNodes retry every <= 20 s)
+HEARTBEAT_S = 180.0  # Flower declares a dead node after 2 missed 30-s heartbeats (60 s)
 
-# About 5.5 min on this project's shared 2-core host, so deselected from `make test`
+# 4.5-5.5 min on this project's shared 2-core host, so deselected from `make test`
 # (pyproject addopts); `make integration` runs it.
 pytestmark = pytest.mark.integration
 
@@ -259,8 +259,8 @@ def test_aggregator_killed_after_round_1_resumes_to_the_weights_of_an_uninterrup
     reference = dataclasses.replace(federation["config"], workdir=str(tmp_path), run_name="reference",
                                     signing_key="", site_registry="")
     key = load_or_create_signing_key(reference.signing_key_path)
-    run_rounds(_SiteDownFromRound2(tiny_sites[:2], aggregator_key=reference.signing_key_path.with_suffix(".pub")),
-               reference)
+    public_key = reference.signing_key_path.with_suffix(".pub")  # what the sites pin
+    run_rounds(_SiteDownFromRound2(tiny_sites[:2], aggregator_key=public_key), reference)
     consortium = federation["consortium"]
 
     # Execute

@@ -34,6 +34,10 @@ def set_metrics(
     F1 = 2PR / (P + R); each is 0 when its denominator is 0 (GAMENet convention), and F1 is
     the mean of the per-visit F1s (not the F1 of the mean precision and recall).
 
+    A visit with no prescription at all (GAMENet's MIMIC visits always have one; a chest CT
+    visit often has none) scores 1 on every metric when nothing is recommended either (a correct
+    abstention, like scikit-learn's ``zero_division=1``) and 0 when something is.
+
     Parameters
     ----------
     true_sets, pred_sets : Sequence[Collection[str]]
@@ -49,6 +53,10 @@ def set_metrics(
     sums = dict.fromkeys(("jaccard", "precision", "recall", "f1"), 0.0)
     for truth_items, pred_items in zip(true_sets, pred_sets):
         truth, pred = set(truth_items), set(pred_items)
+        if not truth:
+            for key in sums:
+                sums[key] += 0.0 if pred else 1.0
+            continue
         inter, union = len(truth & pred), len(truth | pred)
         precision = inter / len(pred) if pred else 0.0
         recall = inter / len(truth) if truth else 0.0

@@ -7,6 +7,7 @@ import torch
 from opacus.grad_sample import get_gsm_class
 
 from client_site.downstream import BACKBONE_PREFIX, ClinicalMedMPT, HeadConfig
+from client_site.downstream.model import FindingAttentionPool
 from client_site.findings import FINDINGS
 from client_site.model import MedMPT
 from client_site.synthetic.formulary import FORMULARY
@@ -95,3 +96,18 @@ def test_inference_heads_have_the_documented_shapes(tiny_cfg, downstream_batch):
     torch.testing.assert_close(model.task_logits(batch["volume"], batch["clinical"]), (diag, med))
     with pytest.raises(ValueError, match="clinical_features"):
         model.medication_logits(batch["volume"], batch["clinical"][:, :3])
+
+
+def test_finding_pool_is_the_attention_weighted_evidence():
+    # Prepare: 1 finding, 2 tokens; attention logits 0 and ln 3 -> weights 1/4 and 3/4
+    pool = FindingAttentionPool(dim=2, num_findings=1)
+    with torch.no_grad():
+        pool.attention.weight.copy_(torch.tensor([[0.0, 1.0]]))
+        pool.attention.bias.zero_()
+        pool.evidence.weight.copy_(torch.tensor([[1.0, 0.0]]))
+        pool.evidence.bias.zero_()
+    tokens = torch.tensor([[[4.0, 0.0], [-2.0, float(torch.log(torch.tensor(3.0)))]]])
+    # Execute
+    logits = pool(tokens)
+    # Assert: 1/4 * 4 + 3/4 * (-2) = -0.5
+    torch.testing.assert_close(logits, torch.tensor([[-0.5]]))

@@ -16,8 +16,9 @@ image-conditioned report generation (teacher forcing).
 Opacus notes that shaped the code (``/work/shared/notes/privacy_and_data.md`` section 1):
 every token tensor is batch-first and 3D ``(B, T, dim)`` (Opacus' ghost-clipping Linear norm
 sampler handles only 2D/3D inputs, and a ``(B * D, ...)`` layout would make per-sample
-gradients per slice instead of per patient); patches are embedded with a Linear layer (the same
-map as a Conv2d with kernel = stride = patch); positions and the MAE mask token are
+gradients per slice instead of per patient); patches are embedded with a Linear layer over their
+pixels (the same map as a Conv2d with kernel = stride = patch) plus a parameter-free soft
+intensity histogram per window (:func:`patch_features`); positions and the MAE mask token are
 ``nn.Embedding`` lookups on batch-first, contiguous ids; no top-level ``nn.Parameter``, no
 weight tying, no BatchNorm, no ``nn.MultiheadAttention``; masks come in as inputs.
 """
@@ -53,6 +54,9 @@ class ModelConfig:
         Image width, attention heads, slice-ViT and fusion-transformer depths. (default: 96, 4, 3, 2)
     mlp_ratio : int
         MLP hidden width / model width. (default: 4)
+    intensity_bins : int
+        Bins of the soft intensity histogram of each window's pixels appended to every patch
+        token's input (:func:`patch_features`); 0 = raw pixels only. (default: 8)
     mae_decoder_dim, mae_decoder_depth : int
         Light MAE decoder. (default: 64, 1)
     text_max_len, text_dim, text_encoder_depth, text_decoder_depth : int
@@ -72,6 +76,7 @@ class ModelConfig:
     slice_depth: int = 3
     fusion_depth: int = 2
     mlp_ratio: int = 4
+    intensity_bins: int = 8
     mae_decoder_dim: int = 64
     mae_decoder_depth: int = 1
     text_max_len: int = 192
@@ -88,6 +93,8 @@ class ModelConfig:
             raise ValueError(
                 f"image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})"
             )
+        if self.intensity_bins < 0 or self.intensity_bins == 1:
+            raise ValueError(f"intensity_bins must be 0 or >= 2, got {self.intensity_bins}")
         for name, width in (("dim", self.dim), ("text_dim", self.text_dim),
                             ("mae_decoder_dim", self.mae_decoder_dim)):
             if width % self.heads:
@@ -100,8 +107,13 @@ class ModelConfig:
 
     @property
     def patch_dim(self) -> int:
-        """Pixels per patch, all windows: ``in_windows * patch_size**2``."""
+        """Pixels per patch, all windows: ``in_windows * patch_size**2`` (the MAE target)."""
         return self.in_windows * self.patch_size**2
+
+    @property
+    def patch_feature_dim(self) -> int:
+        """Input width of the patch embedding: pixels + ``in_windows * intensity_bins``."""
+        return self.patch_dim + self.in_windows * self.intensity_bins
 
 
 def patchify(volume: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -110,6 +122,33 @@ def patchify(volume: torch.Tensor, patch_size: int) -> torch.Tensor:
     p = patch_size
     x = volume.reshape(b, c, d, h // p, p, w // p, p)
     return x.permute(0, 2, 3, 5, 1, 4, 6).reshape(b, d, (h // p) * (w // p), c * p * p)
+
+
+def patch_features(patches: torch.Tensor, in_windows: int, bins: int) -> torch.Tensor:
+    """Raw pixels plus a soft intensity histogram of each window: ``(..., P)`` -> ``(..., P + C * K)``.
+
+    Pixel ``v`` (clamped to [0, 1]) votes ``max(0, 1 - |v - k / (K - 1)| * (K - 1))`` for bin
+    ``k`` (linear interpolation between the two nearest of ``K`` evenly spaced centres); the
+    votes are averaged over the patch's pixels of each window, so each window's ``K`` fractions
+    sum to 1. A linear patch embedding reads the patch's density distribution from them, which
+    raw pixels alone give it only as a mean that the transformer's LayerNorms partly normalise
+    away. Parameter-free input feature engineering: per-sample gradients are unaffected.
+
+    Parameters
+    ----------
+    patches : torch.Tensor
+        ``(..., C * p * p)`` window-major patch pixels (:func:`patchify`).
+    in_windows : int
+        Windows ``C``.
+    bins : int
+        Histogram bins ``K``; 0 returns ``patches`` unchanged.
+    """
+    if bins == 0:
+        return patches
+    pixels = patches.reshape(*patches.shape[:-1], in_windows, -1, 1).clamp(0.0, 1.0)
+    centres = torch.linspace(0.0, 1.0, bins, device=patches.device, dtype=patches.dtype)
+    votes = (1.0 - (pixels - centres).abs() * (bins - 1)).clamp(min=0.0)
+    return torch.cat([patches, votes.mean(dim=-2).flatten(-2)], dim=-1)
 
 
 def _gather_tokens(x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
@@ -189,7 +228,7 @@ class MedMPT(nn.Module):
     def __init__(self, cfg: ModelConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg = cfg or ModelConfig()
-        self.patch_embed = nn.Linear(cfg.patch_dim, cfg.dim)
+        self.patch_embed = nn.Linear(cfg.patch_feature_dim, cfg.dim)
         self.patch_positions = Positions(cfg.patches_per_slice, cfg.dim)
         self.slice_blocks = nn.ModuleList(
             Block(cfg.dim, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.slice_depth)
@@ -214,13 +253,14 @@ class MedMPT(nn.Module):
             raise ValueError(f"volume must be (B, {', '.join(map(str, expected))}), got {tuple(volume.shape)}")
 
     def _encode(self, patches: torch.Tensor, pos_ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Patches (B, D, n, P) at slice positions ``pos_ids`` (B, D, n).
+        """Raw patches (B, D, n, P) at slice positions ``pos_ids`` (B, D, n).
 
         Returns tokens (B, D*n, dim), slice embeddings (B, D, dim), fused slices (B, D, dim)
         and the scan embedding (B, dim).
         """
         b, d, n, _ = patches.shape
-        x = self.patch_embed(patches.reshape(b, d * n, -1))
+        features = patch_features(patches, self.cfg.in_windows, self.cfg.intensity_bins)
+        x = self.patch_embed(features.reshape(b, d * n, -1))
         x = self.patch_positions(x, pos_ids.reshape(b, d * n))
         for block in self.slice_blocks:
             x = block(x, group=d)  # attention stays within each slice

@@ -45,3 +45,14 @@ def make_site(ingested_site: Path, tmp_path: Path) -> Callable[..., Path]:
         return site_dir
 
     return make
+
+
+@pytest.fixture(scope="module")
+def task_identity():
+    """Flower messages built outside a Flower runtime need a task identity."""
+    from flwr.supercore.task_identity import TaskIdentity
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("_run_id", "_node_id", "_task_id"):
+            patch.setattr(TaskIdentity, name, 1)
+        yield

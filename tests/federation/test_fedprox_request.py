@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord
-from flwr.supercore.task_identity import TaskIdentity
 
 from aggregator.strategies import build_strategy
 from federation.client_app import _request
@@ -15,11 +14,7 @@ class _OneNodeGrid:
         return [7]
 
 
-@pytest.fixture(autouse=True)
-def task_identity(monkeypatch):
-    """Messages built outside a Flower runtime need a task identity."""
-    for name in ("_run_id", "_node_id", "_task_id"):
-        monkeypatch.setattr(TaskIdentity, name, 1)
+pytestmark = pytest.mark.usefixtures("task_identity")
 
 
 @pytest.mark.parametrize(("strategy", "expected"), [("fedprox", 0.3), ("fedavg", 0.0), ("fedadam", 0.0)])

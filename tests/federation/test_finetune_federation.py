@@ -3,7 +3,6 @@
 import pytest
 import torch
 from flwr.app import ConfigRecord
-from flwr.supercore.task_identity import TaskIdentity
 
 from aggregator.checkpoints import CheckpointError, latest_good_checkpoint, save_signed_checkpoint
 from aggregator.results_store import ResultsStore
@@ -20,13 +19,7 @@ from federation_helpers import InProcessGrid
 TINY = get_preset("tiny").model
 
 
-@pytest.fixture(scope="module", autouse=True)
-def task_identity():
-    """Messages built outside a Flower runtime need a task identity."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name in ("_run_id", "_node_id", "_task_id"):
-            patch.setattr(TaskIdentity, name, 1)
-        yield
+pytestmark = pytest.mark.usefixtures("task_identity")
 
 
 def _config(workdir, **kw):

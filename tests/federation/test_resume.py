@@ -7,7 +7,6 @@ in-process Grid; the same check through Flower's simulation engine is in docs/de
 import dataclasses
 
 import pytest
-from flwr.supercore.task_identity import TaskIdentity
 
 from aggregator.checkpoints import checkpoint_path, latest_good_checkpoint
 from aggregator.results_store import ResultsStore
@@ -17,13 +16,7 @@ from federation.server_app import ResumeError, resume_point, run_rounds
 from federation_helpers import InProcessGrid
 
 
-@pytest.fixture(scope="module", autouse=True)
-def task_identity():
-    """Messages built outside a Flower runtime need a task identity."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name in ("_run_id", "_node_id", "_task_id"):
-            patch.setattr(TaskIdentity, name, 1)
-        yield
+pytestmark = pytest.mark.usefixtures("task_identity")
 
 
 def _config(workdir, run_name, rounds, **kw):

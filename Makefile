@@ -10,7 +10,7 @@ export FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION := 1
 export FLWR_HOME := $(CURDIR)/.flwr
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install browser demo test integration bench dashboard clean
+.PHONY: install browser demo test integration bench dashboard screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -39,6 +39,12 @@ bench: install
 
 dashboard: install
 	$(VENV)/bin/fedmpt dashboard --workdir $(WORKDIR)
+
+# The README's screenshots, of a finished run (make demo, then fedmpt experiment compare);
+# logs in with throwaway accounts that are removed again (dashboard/screenshots.py).
+SITE ?= $(WORKDIR)/sites/hospital-a
+screenshots: install browser
+	$(PY) -m dashboard.screenshots --workdir $(WORKDIR) --site $(SITE) --out docs/screenshots
 
 clean:
 	rm -rf $(WORKDIR) .flwr .pytest_cache

@@ -136,6 +136,13 @@ class ResultsStore:
                 (run_id, round, phase, node_id, site, status, reason, time.time()),
             )
 
+    def name_node(self, run_id: str, node_id: str, site: str) -> None:
+        """Give ``site`` to the run's earlier rows of ``node_id`` that were recorded before its
+        name was known (e.g. the node refused its first train request, then evaluated)."""
+        with self._transaction() as db:
+            db.execute("UPDATE participation SET site = ? WHERE run_id = ? AND node_id = ? AND site IS NULL",
+                       (site, run_id, node_id))
+
     def record_site_metrics(
         self, run_id: str, round: int, phase: str, site: str, metrics: Mapping[str, float]
     ) -> None:

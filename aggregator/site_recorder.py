@@ -300,6 +300,8 @@ class SiteRecordingStrategy(Strategy):
                 continue
             answered.add(node)
             site = self.site_of(node, reply)
+            if node not in self._site_of_node:
+                self.store.name_node(self.run_id, str(node), site)
             self._site_of_node[node] = site
             metrics = next(iter(reply.content.metric_records.values()), MetricRecord())
             self.store.record_site_metrics(

@@ -29,3 +29,17 @@ def test_round_trip_per_site_metrics(tmp_path):
 def test_read_only_store_must_exist(tmp_path):
     with pytest.raises(FileNotFoundError, match="fedmpt demo"):
         ResultsStore(tmp_path / "missing.sqlite", read_only=True)
+
+
+def test_a_node_named_later_names_its_earlier_rows_of_that_run_only(tmp_path):
+    store = ResultsStore(tmp_path / "results.sqlite")
+    for run in ("run-1", "run-2"):
+        store.start_run(run, strategy="fedavg", num_rounds=1, config={})
+        store.record_participation(run, 1, "train", node_id="7", site=None, status="failed", reason="budget")
+    store.record_participation("run-1", 1, "train", node_id="8", site=None, status="failed", reason="x")
+
+    store.name_node("run-1", "7", "hospital-c")
+
+    named = {(r["node_id"], r["site"]) for r in store.participation("run-1")}
+    assert named == {("7", "hospital-c"), ("8", None)}
+    assert store.participation("run-2")[0]["site"] is None

@@ -6,7 +6,7 @@ import pytest
 import torch
 from opacus.grad_sample import get_gsm_class
 
-from client_site.model import MedMPT
+from client_site.model import MedMPT, ModelConfig, patch_features, patchify
 from client_site.ssl import MaskingConfig, make_ssl_inputs
 from client_site.tokenizer import BOS_ID, ByteTokenizer
 
@@ -124,3 +124,37 @@ def test_no_opacus_pitfalls(tiny_cfg):
     assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
     ptrs = [p.data_ptr() for p in model.parameters()]
     assert len(ptrs) == len(set(ptrs))  # no tied weights
+
+
+def test_patch_features_append_one_soft_histogram_per_window():
+    # Prepare: window 0 uniform at a bin centre, window 1 halfway between two centres
+    patches = torch.cat([torch.full((1, 4), 0.25), torch.full((1, 4), 0.375)], dim=-1)
+    # Execute
+    features = patch_features(patches, in_windows=2, bins=5)
+    # Assert: pixels kept first, then 5 fractions per window that sum to 1
+    assert features.shape == (1, 8 + 2 * 5)
+    assert torch.equal(features[:, :8], patches)
+    assert torch.allclose(features[0, 8:13], torch.tensor([0.0, 1.0, 0.0, 0.0, 0.0]))
+    assert torch.allclose(features[0, 13:], torch.tensor([0.0, 0.5, 0.5, 0.0, 0.0]))
+    assert torch.equal(patch_features(patches, in_windows=2, bins=0), patches)
+
+
+def test_patch_embedding_reads_histograms_and_mae_target_stays_pixels(tiny_cfg):
+    model = MedMPT(tiny_cfg)
+    c = tiny_cfg
+    assert model.patch_embed.in_features == c.patch_dim + c.in_windows * c.intensity_bins
+    assert model.mae_decoder.head.out_features == c.patch_dim
+    # the same pixel sum per patch, a different density spread: only the histograms tell them apart
+    flat = torch.full((1, 3, c.num_slices, c.image_size, c.image_size), 0.5)
+    spread = flat.clone()
+    spread[..., ::2] = 0.0
+    spread[..., 1::2] = 1.0
+    flat_feat, spread_feat = (patch_features(patchify(v, c.patch_size), c.in_windows, c.intensity_bins)
+                              for v in (flat, spread))
+    assert torch.allclose(flat_feat[..., : c.patch_dim].sum(-1), spread_feat[..., : c.patch_dim].sum(-1))
+    assert not torch.allclose(flat_feat[..., c.patch_dim :], spread_feat[..., c.patch_dim :])
+
+
+def test_intensity_bins_are_validated():
+    with pytest.raises(ValueError, match="intensity_bins"):
+        ModelConfig(intensity_bins=1)

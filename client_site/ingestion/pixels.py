@@ -95,7 +95,7 @@ def _stored_frames(path: Path, headers: list[SliceHeader]) -> tuple[list[np.ndar
         raise
     except OSError as error:
         raise FileRejected(RejectCode.UNREADABLE_FILE, f"cannot read file: {error.strerror or error}") from error
-    except Exception as error:  # decoders raise ValueError, RuntimeError, NotImplementedError, ...
+    except (ValueError, RuntimeError, NotImplementedError, EOFError) as error:  # what decoders raise
         raise FileRejected(
             RejectCode.PIXELS_UNREADABLE, f"pixel data unreadable ({type(error).__name__}: {_short(error)})",
         ) from error

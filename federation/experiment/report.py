@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -96,12 +97,18 @@ def target_checks(frame: pd.DataFrame, dp_max_epsilon: float = 8.0) -> list[str]
     return lines
 
 
-def _bar_plot(frame: pd.DataFrame, path: Path) -> None:
+def _pyplot() -> Any:
+    """matplotlib.pyplot on the file-only Agg backend (no display on a server)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _bar_plot(frame: pd.DataFrame, path: Path) -> None:
+    plt = _pyplot()
     present = [(c, label, t) for c, label, t in HEADLINE if c in frame]
     fig, axes = plt.subplots(1, len(present), figsize=(4.2 * len(present), 3.6), squeeze=False)
     for ax, (column, label, target) in zip(axes[0], present, strict=True):
@@ -120,11 +127,7 @@ def _bar_plot(frame: pd.DataFrame, path: Path) -> None:
 
 
 def _heatmap_plot(matrix: pd.DataFrame, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(1.4 * len(matrix.columns) + 2, 1.1 * len(matrix) + 1.5))
     image = ax.imshow(matrix.to_numpy(dtype=float), vmin=0.5, vmax=1.0, cmap="viridis")
     ax.set_xticks(range(len(matrix.columns)), matrix.columns, rotation=20)

@@ -106,11 +106,17 @@ class Experiment:
         torch.manual_seed(config.seed)
         model = build_model(FINETUNE, self.preset.model, init_state=init_state)
         self.initial: StateDict = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        self.names = [SiteRuntime(d).name for d in self.site_dirs]
+        self.sites = [SiteRuntime(d) for d in self.site_dirs]  # split and cache index, read once
+        self.names = [site.name for site in self.sites]
+        self._runtimes: dict[tuple[int, str], SiteRuntime] = {}
 
     def _runtime(self, index: int, arm: str) -> SiteRuntime:
-        ledger = self.out_dir / "ledgers" / arm / f"{self.names[index]}.jsonl"
-        return SiteRuntime(self.site_dirs[index], ledger_path=ledger)
+        """Site ``index`` accounting in ``arm``'s own ledger (one runtime per site and arm)."""
+        key = (index, arm)
+        if key not in self._runtimes:
+            ledger = self.out_dir / "ledgers" / arm / f"{self.names[index]}.jsonl"
+            self._runtimes[key] = SiteRuntime(self.site_dirs[index], ledger_path=ledger)
+        return self._runtimes[key]
 
     def _request(self, arm: str, round: int, *, dp: bool, noise: float = 0.0,
                  steps: int | None = None) -> RoundRequest:
@@ -148,9 +154,9 @@ class Experiment:
     def centralized(self, progress: tqdm) -> StateDict:
         """All sites' training patients pooled, as many steps as the whole federation takes."""
         c = self.config
-        parts = [DownstreamDataset(SiteRuntime(d).layout.cache_dir, SiteRuntime(d).train_keys,
-                                   ByteTokenizer(), max_len=self.preset.model.text_max_len, seed=c.seed)
-                 for d in self.site_dirs]
+        parts = [DownstreamDataset(site.layout.cache_dir, site.train_keys, ByteTokenizer(),
+                                   max_len=self.preset.model.text_max_len, seed=c.seed)
+                 for site in self.sites]
         model = build_model(FINETUNE, self.preset.model, init_state=self.initial)
         steps = c.rounds * c.local_steps * len(self.site_dirs)
         cfg = replace(self._request(CENTRALIZED, 1, dp=False).train, local_steps=steps)
@@ -164,7 +170,7 @@ class Experiment:
         Planned at the largest sampling rate (the smallest site), so larger sites spend less.
         """
         c = self.config
-        smallest = min(len(SiteRuntime(d).train_keys) for d in self.site_dirs)
+        smallest = min(len(site.train_keys) for site in self.sites)
         sigma, _ = noise_for_target(target_epsilon=epsilon, delta=c.delta,
                                     sample_rate=min(c.batch_size / smallest, 1.0),
                                     rounds=c.rounds, local_steps=c.local_steps)
@@ -184,9 +190,10 @@ class Experiment:
                     cross[(self.names[i], self.names[j])] = metrics.get("diag_auc_macro", math.nan)
                     if i == j:
                         rows.append(self._row(LOCAL, j, metrics, math.nan))
-            arms: list[tuple[str, float | None, float | None]] = [(FEDERATED, None, None)]
-            arms += [(f"federated-dp-eps{e:g}", self.dp_noise(e), e) for e in c.epsilons]
-            for arm, noise, _ in [(CENTRALIZED, None, None), *arms]:
+            noises = {e: self.dp_noise(e) for e in c.epsilons}
+            arms: list[tuple[str, float | None]] = [(CENTRALIZED, None), (FEDERATED, None)]
+            arms += [(f"federated-dp-eps{e:g}", noise) for e, noise in noises.items()]
+            for arm, noise in arms:
                 if on_arm:
                     on_arm(arm)
                 if arm == CENTRALIZED:
@@ -198,7 +205,7 @@ class Experiment:
         settings = {"preset": c.preset, "sites": ", ".join(self.names), "rounds": c.rounds,
                     "local steps per round": c.local_steps, "batch": c.batch_size, "lr": c.lr,
                     "delta": c.delta, "seed": c.seed,
-                    "noise multipliers": ", ".join(f"eps {e:g}: {self.dp_noise(e):.3f}" for e in c.epsilons)}
+                    "noise multipliers": ", ".join(f"eps {e:g}: {sigma:.3f}" for e, sigma in noises.items())}
         return Comparison(rows=rows, cross_site=cross, settings=settings)
 
     def _row(self, arm: str, site: int, metrics: dict[str, float], epsilon: float) -> dict[str, object]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import stat
 from datetime import date
 from pathlib import Path
@@ -28,6 +29,7 @@ TAGS = {
 }
 # PACS exports often name folders after the patient; the per-file report must name them, the cache never.
 EXPORT_FOLDER = "QZXCANARY_ZEBULON_CNRYPID7731"
+HEX_RUNS = re.compile(r"[0-9a-f]{16,}")  # SHA digests and pseudonymous keys in the cache
 PRIVATE = ("QZXVENDOR", "QZXPRIVATE42")
 PEOPLE = [
     Person(name=NAME, patient_id=PID, birth_date=BIRTH, accession="CNRYACC9911", study_date="20240115",
@@ -99,8 +101,12 @@ def test_no_canary_reaches_cache_metrics_or_logs(
     texts["stdout+stderr"] = "".join(capsys.readouterr()).lower()
     texts["qa_metrics"] = json.dumps(qa_metrics(json.loads((root / "cache" / "qa.json").read_text()))).lower()
     for where, text in texts.items():
+        # A short all-digit canary (the ID's number, "7731") also occurs by chance inside random
+        # hex digests and salted keys, about one session in twenty: look for it outside them.
+        outside_hex = HEX_RUNS.sub(" ", text)
         for canary in [*CANARIES, *uids]:
-            assert canary.lower() not in text, f"{canary!r} found in {where}"
+            haystack = outside_hex if canary.isdigit() and len(canary) < 8 else text
+            assert canary.lower() not in haystack, f"{canary!r} found in {where}"
     index = json.loads((root / "cache" / "index.json").read_text(encoding="utf-8"))
     assert all("9 mm solid nodule" in s["report"] for s in index["studies"])  # the medical text survives
     assert [s["clinical"]["age"] for s in index["studies"]] == [90, 90]  # 123: "90 or older"

@@ -1,0 +1,89 @@
+"""Chest densitometry: the chest mask, the soft histogram and the features, on hand-made volumes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from client_site.downstream.densitometry import (
+    DENSITY_BINS, FEATURE_GAIN, NUM_DENSITY_FEATURES, chest_densitometry, chest_mask, lung_window_value,
+    soft_histogram,
+)
+
+AIR = lung_window_value(-1000.0)
+LUNG = lung_window_value(-850.0)
+TISSUE = lung_window_value(40.0)
+
+
+def test_lung_window_value_maps_the_window_ends_to_0_and_1() -> None:
+    assert lung_window_value(-1350.0) == pytest.approx(0.0)
+    assert lung_window_value(150.0) == pytest.approx(1.0)
+
+
+def test_chest_mask_spans_from_the_first_to_the_last_dense_voxel_of_each_row() -> None:
+    rows = torch.tensor([[AIR, TISSUE, LUNG, LUNG, TISSUE, AIR],
+                         [AIR, AIR, AIR, AIR, AIR, AIR],
+                         [AIR, AIR, TISSUE, AIR, AIR, AIR]])
+    mask = chest_mask(rows.reshape(1, 1, 3, 6))[0, 0]
+    assert mask.tolist() == [[False, True, True, True, True, False],
+                             [False] * 6,
+                             [False, False, True, False, False, False]]
+
+
+def test_soft_histogram_splits_a_voxel_between_its_two_nearest_levels() -> None:
+    step = 1.0 / (DENSITY_BINS - 1)
+    values = torch.tensor([[0.0, 3 * step, 3.5 * step, 9.0]])  # the last is masked out
+    mask = torch.tensor([[True, True, True, False]])
+    hist = soft_histogram(values, mask)[0]
+    expected = torch.zeros(DENSITY_BINS)
+    expected[0], expected[3], expected[4] = 1 / 3, 1 / 3 + 1 / 6, 1 / 6
+    torch.testing.assert_close(hist, expected)
+
+
+def test_soft_histogram_of_an_empty_mask_is_zero() -> None:
+    hist = soft_histogram(torch.rand(2, 5), torch.zeros(2, 5, dtype=torch.bool))
+    assert hist.shape == (2, DENSITY_BINS) and not hist.any()
+
+
+def _chest(rows: int = 8, cols: int = 8) -> torch.Tensor:
+    """One slice: a tissue ring around lung, air outside, all windows equal (B=1, C=3, D=1)."""
+    lung = torch.full((rows, cols), AIR)
+    lung[1:-1, 1:-1] = TISSUE
+    lung[2:-2, 2:-2] = LUNG
+    return lung.expand(1, 3, 1, rows, cols).clone()
+
+
+def test_features_are_scaled_fractions_of_the_chest_and_of_its_posterior_half() -> None:
+    features = chest_densitometry(_chest())[0]
+    assert features.shape == (NUM_DENSITY_FEATURES,)
+    whole, posterior = features[:DENSITY_BINS], features[DENSITY_BINS:]
+    assert whole.sum().item() == pytest.approx(FEATURE_GAIN)
+    assert posterior.sum().item() == pytest.approx(FEATURE_GAIN)
+    # the chest is 6 x 6 voxels of which the inner 4 x 4 are lung: tissue share 20/36 ...
+    tissue_share = soft_histogram(torch.tensor([[TISSUE]]), torch.tensor([[True]]))[0] * FEATURE_GAIN
+    lung_share = soft_histogram(torch.tensor([[LUNG]]), torch.tensor([[True]]))[0] * FEATURE_GAIN
+    torch.testing.assert_close(whole, (20 * tissue_share + 16 * lung_share) / 36)
+    # ... and the posterior half (rows 4-6 of the chest: 3 x 6, with 2 x 4 lung) 10/18 tissue.
+    torch.testing.assert_close(posterior, (10 * tissue_share + 8 * lung_share) / 18)
+
+
+def test_air_around_the_body_does_not_change_the_features() -> None:
+    small = _chest(8, 8)
+    padded = torch.full((1, 3, 1, 8, 14), AIR)
+    padded[..., 3:11] = small
+    torch.testing.assert_close(chest_densitometry(padded), chest_densitometry(small))
+
+
+def test_posterior_fluid_shows_in_the_posterior_half_only() -> None:
+    effusion = _chest()
+    effusion[..., 5:6, 2:6] = TISSUE  # dependent fluid: rows run anterior -> posterior
+    before, after = chest_densitometry(_chest())[0], chest_densitometry(effusion)[0]
+    tissue_bin = int(torch.argmax(soft_histogram(torch.tensor([[TISSUE]]), torch.tensor([[True]]))[0]))
+    assert after[DENSITY_BINS + tissue_bin] > before[DENSITY_BINS + tissue_bin]
+    assert (after[DENSITY_BINS + tissue_bin] - before[DENSITY_BINS + tissue_bin]) > \
+        (after[tissue_bin] - before[tissue_bin])
+
+
+def test_features_of_one_example_do_not_depend_on_the_batch() -> None:
+    batch = torch.cat([_chest(), torch.rand(1, 3, 1, 8, 8)])
+    torch.testing.assert_close(chest_densitometry(batch)[:1], chest_densitometry(_chest()))

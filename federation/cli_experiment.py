@@ -29,9 +29,9 @@ def compare(
     patients: int = typer.Option(40, help="Patients per hospital."),
     preset: str = typer.Option("demo", help="Model preset."),
     rounds: int = typer.Option(3, help="Federated rounds (local-only: as many local rounds)."),
-    local_steps: int = typer.Option(10, help="Optimizer steps per site and round."),
+    local_steps: int = typer.Option(30, help="Optimizer steps per site and round."),
     batch_size: int = typer.Option(8, help="(Expected) patients per batch."),
-    lr: float = typer.Option(1e-3, help="AdamW learning rate."),
+    lr: float = typer.Option(3e-3, help="AdamW learning rate."),
     epsilons: str = typer.Option("1,8", help="Target epsilons of the DP arms, comma-separated."),
     seed: int = typer.Option(0, help="Seed of the consortium, split, initial weights and noise."),
     init_checkpoint: Path = typer.Option(

@@ -51,11 +51,12 @@ class ExperimentConfig:
     rounds, local_steps : int
         Federated rounds and optimizer steps per site and round; local-only models train
         ``rounds * local_steps`` steps, the centralized one ``rounds * local_steps * n_sites``.
-        (default: 3, 10)
+        (default: 3, 30: the diagnosis and medication heads need about a hundred steps to
+        leave the base rates)
     batch_size : int
         (Expected) batch of patients. (default: 8)
     lr, max_grad_norm : float
-        AdamW rate and DP per-patient clipping norm. (default: 1e-3, 1.0)
+        AdamW rate and DP per-patient clipping norm. (default: 3e-3, 1.0)
     epsilons : tuple of float
         Target epsilons of the DP arms (over the whole arm). (default: 1, 8)
     delta : float
@@ -66,9 +67,9 @@ class ExperimentConfig:
 
     preset: str = "demo"
     rounds: int = 3
-    local_steps: int = 10
+    local_steps: int = 30
     batch_size: int = 8
-    lr: float = 1e-3
+    lr: float = 3e-3
     max_grad_norm: float = 1.0
     epsilons: tuple[float, ...] = (1.0, 8.0)
     delta: float = 1e-5

@@ -24,7 +24,7 @@ TRAIN_METRICS = frozenset({
 # site's held-out patients; pointing_game comes from the saliency evaluation.
 DOWNSTREAM_EVALUATE_METRICS = frozenset({
     "diag_auc_macro", *(f"diag_auc_{finding}" for finding in FINDINGS),
-    "report_bleu4", "report_rouge_l", "report_finding_f1",
+    "report_bleu4", "report_rouge_l", "report_finding_f1", "draft_finding_f1",
     "med_jaccard", "med_f1", "med_prauc", "med_ddi_rate",
     "pointing_game",
 })

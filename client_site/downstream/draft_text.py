@@ -13,9 +13,12 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 
-from client_site.clinical_metrics import finding_term
+from client_site.clinical_metrics import detect_language, finding_term
 
 DrugPair = frozenset[str]
+
+FINDING_THRESHOLD = 0.5
+"""Default diagnosis probability from which the impression lists a finding."""
 
 NORMAL_IMPRESSION = {"en": "No acute cardiopulmonary abnormality.", "zh": "胸部CT平扫未见明显异常。"}
 """Impression when no finding reaches the threshold, per language."""
@@ -58,6 +61,20 @@ def clean_findings_text(generated: str, language: str) -> str:
                 seen.add(text.casefold())
                 kept.append(text)
     return ("" if language == "zh" else " ").join(kept)
+
+
+def draft_language(study_language: str | None, generated: str) -> str:
+    """The draft's language: the study's when it is ``en`` or ``zh``, else that of the text."""
+    if study_language in ("en", "zh"):
+        return study_language
+    return detect_language(generated) if generated else "en"
+
+
+def draft_report(
+    generated: str, probabilities: Mapping[str, float], language: str, *, threshold: float = FINDING_THRESHOLD,
+) -> tuple[str, str]:
+    """The draft's findings (:func:`clean_findings_text`) and impression (:func:`impression_text`)."""
+    return clean_findings_text(generated, language), impression_text(probabilities, language, threshold=threshold)
 
 
 def impression_text(probabilities: Mapping[str, float], language: str, *, threshold: float) -> str:

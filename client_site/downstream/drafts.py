@@ -30,13 +30,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from client_site.clinical_metrics import detect_language, load_interaction_table
+from client_site.clinical_metrics import load_interaction_table
 from client_site.datasets import StudyRecord, load_cache_index
 from client_site.downstream.clinical_features import clinical_features
 from client_site.downstream.draft_text import (
+    FINDING_THRESHOLD,
     DrugPair,
-    clean_findings_text,
-    impression_text,
+    draft_language,
+    draft_report,
     interaction_warnings,
 )
 from client_site.downstream.model import ClinicalMedMPT
@@ -67,7 +68,7 @@ class DraftConfig:
         SmoothGrad settings of the interpretability map. (default: ``SaliencyConfig()``)
     """
 
-    threshold: float = 0.5
+    threshold: float = FINDING_THRESHOLD
     max_report_len: int | None = None
     saliency: SaliencyConfig = field(default_factory=SaliencyConfig)
 
@@ -148,15 +149,15 @@ def draft_study(
         medications: list[str] = []
         if record.clinical is not None:
             medications = model.recommend(x, clinical_features(record.clinical)[None])[0]
-    language = record.language if record.language in ("en", "zh") else (detect_language(text) if text else "en")
+    language = draft_language(record.language, text)
     current = [str(m) for m in (record.clinical or {}).get("medications") or ()]
     warnings = [NO_TABLE_WARNING] if interactions is None else interaction_warnings(medications, current,
                                                                                     interactions)
+    findings, impression = draft_report(text, probabilities, language, threshold=config.threshold)
     top = max(FINDINGS, key=lambda name: probabilities[name])
     explanation = saliency_maps(model, x[0], findings=[top], config=config.saliency)[top]
     draft = StudyDraft(
-        findings=clean_findings_text(text, language),
-        impression=impression_text(probabilities, language, threshold=config.threshold),
+        findings=findings, impression=impression,
         medications=medications, warnings=warnings, language=language, probabilities=probabilities,
         explained_finding=top,
     )

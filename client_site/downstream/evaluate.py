@@ -8,6 +8,9 @@ numbers are comparable across rounds and runs:
 * report generation (studies with a reference report): greedy decoding, corpus BLEU-4, mean
   ROUGE-L and the micro finding F1 of the extractor read on generated vs reference report, each
   in the study's language (clinical efficacy, as CheXpert-labeller F1 in report generation);
+  and the same finding F1 of the clinician draft (:func:`~client_site.downstream.draft_text.draft_report`:
+  the generated findings plus the impression that lists the findings the diagnosis head
+  predicts), which is what ``fedmpt report draft`` hands the clinician;
 * medication (studies with a clinical record): Jaccard and F1 of the interaction-aware
   recommendation vs the prescribed drugs, PR-AUC of the drug probabilities and the DDI rate of
   the recommendations (GAMENet / SafeDrug definitions).
@@ -37,6 +40,7 @@ from client_site.clinical_metrics import (
     set_metrics,
 )
 from client_site.datasets import PatientDataset, PooledPatientDataset, StudyRecord
+from client_site.downstream.draft_text import draft_language, draft_report
 from client_site.downstream.drug_graph import DrugPair, select_drugs
 from client_site.downstream.model import ClinicalMedMPT
 from client_site.downstream.objective import DownstreamObjective
@@ -48,7 +52,7 @@ logger = logging.getLogger(__name__)
 
 DOWNSTREAM_METRICS: tuple[str, ...] = (
     "val_loss", "diag_auc_macro", *(f"diag_auc_{f}" for f in FINDINGS),
-    "report_bleu4", "report_rouge_l", "report_finding_f1",
+    "report_bleu4", "report_rouge_l", "report_finding_f1", "draft_finding_f1",
     "med_jaccard", "med_f1", "med_prauc", "med_ddi_rate",
 )
 """Keys of :func:`evaluate_downstream`, in order."""
@@ -84,7 +88,7 @@ def evaluate_downstream(
     dict of str to float
         The keys of :data:`DOWNSTREAM_METRICS`: ``val_loss`` (mean per-patient fine-tuning loss),
         ``diag_auc_<finding>`` and ``diag_auc_macro`` in [0, 1], ``report_bleu4``,
-        ``report_rouge_l``, ``report_finding_f1``, ``med_jaccard``, ``med_f1``, ``med_prauc``
+        ``report_rouge_l``, ``report_finding_f1``, ``draft_finding_f1``, ``med_jaccard``, ``med_f1``, ``med_prauc``
         and ``med_ddi_rate`` in [0, 1]; NaN where undefined.
     """
     n = len(dataset)
@@ -95,6 +99,7 @@ def evaluate_downstream(
     tokenizer = ByteTokenizer()
     losses, diag_scores, med_scores, has_clinical = [], [], [], []
     generated: list[str] = []
+    report_scores: list[torch.Tensor] = []
     with EvalMode(model):
         for batch in fixed_batches(dataset, batch_size):  # type: ignore[arg-type]
             inputs = objective.model_inputs(batch)
@@ -108,9 +113,11 @@ def evaluate_downstream(
             if bool(with_report.any()):
                 ids = model.generate_report(volume[with_report], max_report_len)
                 generated.extend(tokenizer.decode(row) for row in ids)
+                report_scores.append(diag_scores[-1][with_report])
     metrics = {"val_loss": float(torch.cat(losses).mean())}
     metrics.update(_diagnosis(torch.cat(diag_scores).numpy(), records, truth_labels))
-    metrics.update(_reports(generated, [r for r in records if r.report]))
+    metrics.update(report_metrics(generated, [r for r in records if r.report],
+                            torch.cat(report_scores).numpy() if report_scores else np.zeros((0, len(FINDINGS)))))
     clin = torch.cat(has_clinical)
     metrics.update(_medication(model, torch.cat(med_scores)[clin], [r for r, c in zip(records, clin) if c],
                                interactions))
@@ -132,16 +139,24 @@ def _diagnosis(
     return {"diag_auc_macro": macro_auc(per_finding), **{f"diag_auc_{f}": v for f, v in per_finding.items()}}
 
 
-def _reports(generated: list[str], records: list[StudyRecord]) -> dict[str, float]:
+def report_metrics(generated: list[str], records: list[StudyRecord], probabilities: np.ndarray) -> dict[str, float]:
+    """Report metrics of the generated reports, and the finding F1 of the drafts built from them
+    and the diagnosis ``probabilities`` (one row per record, FINDINGS order)."""
     if not records:
-        return dict.fromkeys(("report_bleu4", "report_rouge_l", "report_finding_f1"), math.nan)
+        return dict.fromkeys(("report_bleu4", "report_rouge_l", "report_finding_f1", "draft_finding_f1"), math.nan)
     references = [r.report for r in records]
     truth = [findings_vector(r.report, r.language) for r in records]
     pred = [findings_vector(text, r.language) for text, r in zip(generated, records)]
+    drafts = []
+    for text, record, row in zip(generated, records, probabilities):
+        language = draft_language(record.language, text)
+        drafts.append(findings_vector("\n".join(draft_report(text, dict(zip(FINDINGS, row.tolist())), language)),
+                                      language))
     return {
         "report_bleu4": corpus_bleu(generated, references),
         "report_rouge_l": mean_rouge_l(generated, references),
         "report_finding_f1": label_f1(truth, pred)["micro"],
+        "draft_finding_f1": label_f1(truth, drafts)["micro"],
     }
 
 

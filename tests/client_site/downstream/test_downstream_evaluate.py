@@ -2,13 +2,16 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from client_site.clinical_metrics import load_interactions
-from client_site.datasets import PooledPatientDataset
+from client_site.datasets import PooledPatientDataset, StudyRecord
 from client_site.downstream import DOWNSTREAM_METRICS, ClinicalMedMPT, evaluate_downstream, site_split
+from client_site.downstream.evaluate import report_metrics
 from client_site.egress import EVALUATE_METRICS
+from client_site.findings import FINDINGS
 from client_site.layout import SiteLayout
 from client_site.pseudonym import load_or_create_salt
 from client_site.truth import load_study_labels
@@ -77,3 +80,30 @@ def test_without_truth_labels_the_diagnosis_auc_is_undefined(ingested_site):
     metrics = evaluate_downstream(ClinicalMedMPT(TINY), held_out, None, interactions, max_report_len=8)
     # Assert
     assert math.isnan(metrics["diag_auc_macro"]) and not math.isnan(metrics["med_ddi_rate"])
+
+
+def _record(report: str, language: str) -> StudyRecord:
+    return StudyRecord(study_key="s", patient_key="p", volume="v.npy", report=report, language=language,
+                       clinical=None)
+
+
+def test_draft_finding_f1_counts_the_impression_of_the_diagnosis_head_in_the_study_language():
+    records = [
+        _record("FINDINGS: A 12 mm nodule in the right upper lobe. Small left pleural effusion.", "en"),
+        _record("检查所见：双肺多发磨玻璃影。诊断意见：磨玻璃影。", "zh"),
+    ]
+    generated = ["FINDINGS: The lungs are clear.", "检查所见：双肺纹理清晰。"]
+    probabilities = np.zeros((2, len(FINDINGS)))
+    probabilities[0, FINDINGS.index("nodule")] = 0.9  # right; the effusion is missed
+    probabilities[1, FINDINGS.index("ground_glass_opacity")] = 0.7  # right
+    probabilities[1, FINDINGS.index("emphysema")] = 0.6  # wrong
+    probabilities[1, FINDINGS.index("consolidation")] = 0.49  # below the threshold: not listed
+    metrics = report_metrics(generated, records, probabilities)
+    assert metrics["report_finding_f1"] == 0.0  # the generated text affirms no finding
+    # micro F1 of the drafts: tp 2 (nodule, ground glass), fp 1 (emphysema), fn 1 (effusion)
+    assert metrics["draft_finding_f1"] == pytest.approx(2 * 2 / (2 * 2 + 1 + 1))
+
+
+def test_without_reports_every_report_metric_is_undefined():
+    metrics = report_metrics([], [], np.zeros((0, len(FINDINGS))))
+    assert len(metrics) == 4 and all(math.isnan(v) for v in metrics.values())

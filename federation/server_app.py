@@ -4,6 +4,10 @@ Resume (``resume = true``) follows the pattern of ../shared/notes/flower.md sect
 newest checkpoint of the run that verifies under the aggregator key gives the initial arrays,
 the FedAdam moments and ``k`` rounds done; Flower then runs ``num_rounds - k`` rounds and the
 strategy wrapper numbers them ``k + 1 ... num_rounds``.
+
+Replies reach the strategy through :class:`aggregator.reply_spill.SpillingGrid`: their arrays
+wait in files under ``<aggregator_dir>/spill/<run_name>`` until read, so the ServerApp's memory
+does not grow with the number of sites.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import Result
 
 from aggregator.checkpoints import latest_good_checkpoint
+from aggregator.reply_spill import SpillingGrid
 from aggregator.results_store import ResultsStore
 from aggregator.signing import load_or_create_signing_key
 from aggregator.site_recorder import SiteRecordingStrategy
@@ -128,9 +133,10 @@ def run_rounds(grid: Grid, config: FederationConfig) -> Result | None:
         store.finish_run(config.run_name, status="completed")
         store.close()
         return None
+    spilling = SpillingGrid(grid, config.aggregator_dir / "spill" / config.run_name)
     try:
         result = strategy.start(
-            grid=grid,
+            grid=spilling,
             initial_arrays=arrays if arrays is not None else initial_arrays(config),
             num_rounds=config.num_rounds - done,
             timeout=config.round_timeout_s,
@@ -140,6 +146,8 @@ def run_rounds(grid: Grid, config: FederationConfig) -> Result | None:
     except BaseException as e:
         store.finish_run(config.run_name, status="failed", detail=f"{type(e).__name__}: {e}")
         raise
+    finally:
+        spilling.close()
     store.finish_run(config.run_name, status="completed")
     store.close()
     return result

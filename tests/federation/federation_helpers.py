@@ -3,15 +3,17 @@
 from flwr.app import Context, Error, Message, RecordDict
 
 from federation.client_app import app as client_app
+from grid_fakes import PushPullGrid
 
 
-class InProcessGrid:
-    """Delivers each message to the ClientApp of its destination node, in this process.
+class InProcessGrid(PushPullGrid):
+    """Delivers each message to the ClientApp of its destination node, in this process, when pulled.
 
     A ClientApp exception becomes an error reply, as Flower's runtime makes it.
     """
 
     def __init__(self, site_dirs, *, aggregator_key=None, first_node_id=1001):
+        super().__init__()
         self.contexts = {}
         for i, site_dir in enumerate(site_dirs):
             node_config = {"site-dir": str(site_dir)}
@@ -24,12 +26,8 @@ class InProcessGrid:
     def get_node_ids(self):
         return list(self.contexts)
 
-    def send_and_receive(self, messages, *, timeout=None):
-        replies = []
-        for message in messages:
-            try:
-                replies.append(client_app(message, self.contexts[message.metadata.dst_node_id]))
-            except Exception as e:  # noqa: BLE001  (what Flower's runtime does)
-                replies.append(Message(Error(code=0, reason=f"{type(e).__name__}: {e}"),
-                                       reply_to=message))
-        return replies
+    def deliver(self, message):
+        try:
+            return client_app(message, self.contexts[message.metadata.dst_node_id])
+        except Exception as e:  # noqa: BLE001  (what Flower's runtime does)
+            return Message(Error(code=0, reason=f"{type(e).__name__}: {e}"), reply_to=message)

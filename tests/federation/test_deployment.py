@@ -241,13 +241,11 @@ def test_site_killed_mid_round_does_not_stop_the_round(federation):
 class _SiteDownFromRound2(InProcessGrid):
     """The deployment's participation in process: the second site fails from round 2 on."""
 
-    def send_and_receive(self, messages, *, timeout=None):
-        down = self.get_node_ids()[1]
-        lost = [m for m in messages if m.metadata.dst_node_id == down
-                and int(m.content["config"]["server-round"]) >= 2]
-        replies = super().send_and_receive([m for m in messages if all(m is not x for x in lost)],
-                                           timeout=timeout)
-        return replies + [Message(Error(code=5, reason="Node Unavailable"), reply_to=m) for m in lost]
+    def deliver(self, message):
+        if (message.metadata.dst_node_id == self.get_node_ids()[1]
+                and int(message.content["config"]["server-round"]) >= 2):
+            return Message(Error(code=5, reason="Node Unavailable"), reply_to=message)
+        return super().deliver(message)
 
 
 def test_aggregator_killed_after_round_1_resumes_to_the_weights_of_an_uninterrupted_run(

@@ -189,6 +189,20 @@ class _TextTransformer(nn.Module):
             x = block(x, causal=self.causal, key_mask=keep, context=memory)
         return self.head(self.norm(x))
 
+    def next_logits(
+        self, ids: torch.Tensor, position: int, memory: torch.Tensor, caches: list[dict[str, dict[str, torch.Tensor]]],
+    ) -> torch.Tensor:
+        """Causal decoding step: token ``ids`` (B, 1) at ``position`` -> next-token logits (B, vocab).
+
+        ``caches`` (one empty dict per block at the first step) keep the keys and values of the
+        earlier positions, so a step costs one token instead of the whole prefix; the logits
+        equal the last position of :meth:`forward` on the prefix.
+        """
+        x = self.positions(self.tokens(ids), torch.full_like(ids, position))
+        for block, cache in zip(self.blocks, caches, strict=True):
+            x = block.incremental(x, cache, context=memory)
+        return self.head(self.norm(x))[:, -1]
+
 
 class _PatchDecoder(nn.Module):
     """Light MAE decoder: visible tokens + mask tokens -> pixels of the masked patches."""
@@ -304,15 +318,17 @@ class MedMPT(nn.Module):
     # ------------------------------------------------------------------ text
     @torch.no_grad()
     def generate_report(self, volume: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
-        """Greedy report decoding -> ids (B, max_len): BOS, tokens, EOS, then PAD."""
+        """Greedy report decoding -> ids (B, max_len): BOS, tokens, EOS, then PAD (keys and
+        values of earlier positions are cached: linear, not quadratic, in the length)."""
         max_len = min(max_len or self.cfg.text_max_len, self.cfg.text_max_len)
         memory = self.image_memory(volume)
         b = volume.shape[0]
         ids = torch.full((b, max_len), PAD_ID, dtype=torch.long, device=volume.device)
         ids[:, 0] = BOS_ID
         done = torch.zeros(b, dtype=torch.bool, device=volume.device)
+        caches: list[dict[str, dict[str, torch.Tensor]]] = [{} for _ in self.report_decoder.blocks]
         for t in range(1, max_len):
-            logits = self.report_decoder(ids[:, :t].contiguous(), memory)[:, -1]
+            logits = self.report_decoder.next_logits(ids[:, t - 1:t], t - 1, memory, caches)
             logits[:, PAD_ID] = float("-inf")  # never emit PAD before EOS
             token = logits.argmax(dim=-1)
             if t == max_len - 1:

@@ -68,6 +68,27 @@ class Attention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, is_causal=causal)
         return self.proj(out.permute(0, 1, 3, 2, 4).reshape(b, t, e))
 
+    def incremental(
+        self, x: torch.Tensor, cache: dict[str, torch.Tensor], *, context: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Attention of the newest token ``x`` (B, 1, E) during causal decoding (inference only).
+
+        ``cache`` holds the keys and values seen so far and is updated in place: self-attention
+        appends the new token's, cross-attention projects ``context`` once. Equals the last
+        position of :meth:`forward` with ``causal=True`` over the whole prefix.
+        """
+        b, t, e = x.shape
+        if self.cross:
+            q = self._split(self.q(x), 1, 1)[0]
+            if "k" not in cache:
+                cache["k"], cache["v"] = self._split(self.kv(context), 2, 1)
+        else:
+            q, k, v = self._split(self.qkv(x), 3, 1)
+            cache["k"] = k if "k" not in cache else torch.cat([cache["k"], k], dim=-2)
+            cache["v"] = v if "v" not in cache else torch.cat([cache["v"], v], dim=-2)
+        out = F.scaled_dot_product_attention(q, cache["k"], cache["v"])
+        return self.proj(out.permute(0, 1, 3, 2, 4).reshape(b, t, e))
+
 
 class Block(nn.Module):
     """Pre-LN transformer block: self-attention, optional cross-attention, GELU MLP."""
@@ -92,4 +113,17 @@ class Block(nn.Module):
         x = x + self.attn(self.norm1(x), group=group, causal=causal, key_mask=key_mask)
         if self.cross is not None:
             x = x + self.cross(self.norm_cross(x), context=context)
+        return self._mlp(x)
+
+    def incremental(
+        self, x: torch.Tensor, cache: dict[str, dict[str, torch.Tensor]], *, context: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The newest token (B, 1, dim) of causal decoding, with cached keys and values
+        (:meth:`Attention.incremental`; ``cache`` starts empty and is updated in place)."""
+        x = x + self.attn.incremental(self.norm1(x), cache.setdefault("self", {}))
+        if self.cross is not None:
+            x = x + self.cross.incremental(self.norm_cross(x), cache.setdefault("cross", {}), context=context)
+        return self._mlp(x)
+
+    def _mlp(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))

@@ -8,7 +8,7 @@ from opacus.grad_sample import get_gsm_class
 
 from client_site.model import MedMPT, ModelConfig, patch_features, patchify
 from client_site.ssl import MaskingConfig, make_ssl_inputs
-from client_site.tokenizer import BOS_ID, ByteTokenizer
+from client_site.tokenizer import BOS_ID, EOS_ID, PAD_ID, ByteTokenizer
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -105,6 +105,34 @@ def test_encode_and_generate_shapes(tiny_cfg):
     assert scan_emb.shape == (2, tiny_cfg.dim)
     assert ids.shape == (2, 12) and (ids[:, 0] == BOS_ID).all()
     assert isinstance(ByteTokenizer().decode(ids[0]), str)
+
+
+def test_cached_decoding_steps_equal_the_full_causal_forward(tiny_cfg):
+    torch.manual_seed(0)
+    model = MedMPT(tiny_cfg).eval()
+    volume = torch.rand(2, 3, tiny_cfg.num_slices, tiny_cfg.image_size, tiny_cfg.image_size)
+    ids = torch.randint(0, 256, (2, 10))
+    with torch.no_grad():
+        memory = model.image_memory(volume)
+        full = model.report_decoder(ids, memory)
+        caches = [{} for _ in model.report_decoder.blocks]
+        steps = torch.stack([model.report_decoder.next_logits(ids[:, t:t + 1], t, memory, caches)
+                             for t in range(ids.shape[1])], dim=1)
+    torch.testing.assert_close(steps, full, atol=1e-5, rtol=1e-4)
+
+
+def test_greedy_reports_are_the_argmax_of_the_full_forward_at_every_step(tiny_cfg):
+    torch.manual_seed(1)
+    model = MedMPT(tiny_cfg).eval()
+    volume = torch.rand(2, 3, tiny_cfg.num_slices, tiny_cfg.image_size, tiny_cfg.image_size)
+    with torch.no_grad():
+        ids = model.generate_report(volume, max_len=16)
+        logits = model.report_decoder(ids[:, :-1].contiguous(), model.image_memory(volume))
+    logits[..., PAD_ID] = float("-inf")
+    for row in range(2):
+        tokens = ids[row, 1:].tolist()
+        end = tokens.index(EOS_ID) if EOS_ID in tokens else len(tokens) - 1  # the last is forced EOS
+        assert tokens[:end] == logits[row, :end].argmax(dim=-1).tolist()
 
 
 def test_bad_inputs_are_refused(tiny_cfg):

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import logging
 import math
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +87,13 @@ def _fedavg(results: Sequence[tuple[StateDict, int]]) -> StateDict:
     return {k: torch.from_numpy(np.asarray(a)).to(results[0][0][k].dtype) for k, a in zip(keys, mean, strict=True)}
 
 
+def _new_run_dir(out_dir: Path) -> Path:
+    """A new folder under ``out_dir`` whose name starts with the current UTC time."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return Path(tempfile.mkdtemp(prefix=f"{stamp}-", dir=out_dir))
+
+
 class Experiment:
     """The arms of one comparison over ingested site directories.
 
@@ -93,7 +102,9 @@ class Experiment:
     site_dirs : sequence of Path
         Ingested sites (``site.toml`` with ``allow_non_dp = true``: baselines without DP).
     out_dir : Path
-        Where each arm keeps its own privacy ledgers.
+        Experiments folder: this comparison keeps its arms' privacy ledgers in a new subfolder
+        named after its start time (:attr:`run_dir`), so a later comparison starts from fresh
+        ledgers and the earlier ones are kept.
     config : ExperimentConfig
         Sizes, rounds and seeds.
     init_state : dict, optional
@@ -102,7 +113,8 @@ class Experiment:
 
     def __init__(self, site_dirs: Sequence[Path], out_dir: Path, config: ExperimentConfig,
                  init_state: StateDict | None = None) -> None:
-        self.site_dirs, self.out_dir, self.config = list(site_dirs), Path(out_dir), config
+        self.site_dirs, self.config = list(site_dirs), config
+        self.run_dir = _new_run_dir(Path(out_dir))
         self.preset = get_preset(config.preset)
         torch.manual_seed(config.seed)
         model = build_model(FINETUNE, self.preset.model, init_state=init_state)
@@ -115,7 +127,7 @@ class Experiment:
         """Site ``index`` accounting in ``arm``'s own ledger (one runtime per site and arm)."""
         key = (index, arm)
         if key not in self._runtimes:
-            ledger = self.out_dir / "ledgers" / arm / f"{self.names[index]}.jsonl"
+            ledger = self.run_dir / "ledgers" / arm / f"{self.names[index]}.jsonl"
             self._runtimes[key] = SiteRuntime(self.site_dirs[index], ledger_path=ledger)
         return self._runtimes[key]
 

@@ -54,8 +54,8 @@ def comparison(tmp_path_factory, ingested_site):
         write_site_config(site, name=name, epsilon=9.0, delta=1e-5, allow_non_dp=True)
         sites.append(site)
     config = ExperimentConfig(preset="tiny", rounds=1, local_steps=2, batch_size=4, epsilons=(8.0,))
-    result = Experiment(sites, root / "runs", config).run()
-    return root, sites, config, result
+    experiment = Experiment(sites, root / "runs", config)
+    return experiment.run_dir, sites, config, experiment.run()
 
 
 def test_every_arm_is_evaluated_at_every_site(comparison):
@@ -72,16 +72,27 @@ def test_every_arm_is_evaluated_at_every_site(comparison):
 
 
 def test_dp_arm_spends_its_own_ledger_within_target(comparison):
-    root, sites, config, result = comparison
+    run_dir, sites, config, result = comparison
     table = result.table()
     dp = table[table["baseline"] == "federated-dp-eps8"]
 
     for site, row in zip(sites, dp.itertuples(), strict=True):
-        ledger = PrivacyLedger(root / "runs" / "ledgers" / "federated-dp-eps8" / f"{site.name}.jsonl")
+        ledger = PrivacyLedger(run_dir / "ledgers" / "federated-dp-eps8" / f"{site.name}.jsonl")
         assert 0 < row.epsilon <= 8.0
         assert row.epsilon == pytest.approx(ledger.epsilon(delta=config.delta))
         assert not (site / "privacy" / "ledger.jsonl").exists()  # the site's own ledger untouched
     assert table[table["baseline"] != "federated-dp-eps8"]["epsilon"].isna().all()
+
+
+def test_a_later_comparison_starts_from_fresh_ledgers_and_keeps_the_earlier_ones(comparison):
+    run_dir, sites, config, _ = comparison
+    earlier = sorted((run_dir / "ledgers").rglob("*.jsonl"))
+
+    later = Experiment(sites, run_dir.parent, config)
+
+    assert later.run_dir.parent == run_dir.parent and later.run_dir != run_dir
+    assert not list(later.run_dir.rglob("*.jsonl"))
+    assert earlier and all(p.exists() for p in earlier)
 
 
 def test_reports_are_what_the_dashboard_reads(comparison, tmp_path):

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -183,8 +183,16 @@ def launch_site(site_dir: Path, *, port: int = 8501, address: str = "127.0.0.1")
 
 def _serve(command: list[str], env: dict[str, str], *, address: str, port: int) -> int:
     logger.info("serving the dashboard on http://%s:%d/", address, port)
-    process = subprocess.Popen(command, env=env)  # noqa: S603 - fixed argv, no shell
-    with _forward_sigterm(process):
+    process: subprocess.Popen[bytes] | None = None
+
+    def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
+        if process is None:
+            raise SystemExit(128 + signum)  # stopped before Streamlit started
+        if process.poll() is None:
+            process.send_signal(signum)  # Streamlit stops, and wait() below returns
+
+    with _handling(signal.SIGTERM, _on_sigterm):
+        process = subprocess.Popen(command, env=env)  # noqa: S603 - fixed argv, no shell
         try:
             return process.wait()
         except KeyboardInterrupt:
@@ -196,24 +204,23 @@ def _serve(command: list[str], env: dict[str, str], *, address: str, port: int) 
                 process.wait(timeout=_SHUTDOWN_GRACE_S)
             except subprocess.TimeoutExpired:
                 logger.warning("streamlit did not stop within %.0f s; terminating it", _SHUTDOWN_GRACE_S)
+            return 130
+        finally:
+            # Whatever ends the launcher, Streamlit must not outlive it.
+            if process.poll() is None:
                 process.terminate()
                 process.wait()
-            return 130
 
 
 @contextmanager
-def _forward_sigterm(process: subprocess.Popen[bytes]) -> Iterator[None]:
-    """Pass SIGTERM on to Streamlit, so that stopping the launcher never orphans the server."""
+def _handling(signum: signal.Signals, handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """Install ``handler`` for ``signum`` while the block runs (main thread only: elsewhere
+    Python cannot install handlers, and the default action stays)."""
     if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be installed from the main thread
+        yield
         return
-
-    def _forward(signum: int, _frame: FrameType | None) -> None:
-        if process.poll() is None:
-            process.send_signal(signum)
-
-    previous = signal.signal(signal.SIGTERM, _forward)
+    previous = signal.signal(signum, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signum, previous)

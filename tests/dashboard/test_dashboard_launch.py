@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -57,6 +58,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _kill_group(group: int) -> bool:
+    """SIGKILL what is left of a process group; whether anything was."""
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _get(url: str) -> tuple[int, str]:
     with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
         return response.status, response.read().decode("utf-8", "replace")
@@ -76,7 +86,10 @@ def test_launch_serves_on_loopback(
         "import logging, sys; from pathlib import Path; from dashboard.launch import launch; "
         f"logging.basicConfig(level=logging.INFO); sys.exit(launch(Path({str(tmp_path)!r}), port={port}))"
     )
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # Own session: should the launcher ever leave Streamlit behind, the group is killed below
+    # and reading the shared stdout cannot hang the suite.
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               start_new_session=True)
 
     # Execute
     try:
@@ -96,9 +109,11 @@ def test_launch_serves_on_loopback(
         except subprocess.TimeoutExpired:
             process.kill()
             rc = process.wait()
+        orphans = _kill_group(process.pid)
     output = process.stdout.read().decode("utf-8", "replace") if process.stdout else ""
 
     # Assert
+    assert not orphans, f"the launcher left Streamlit running\n{output}"
     assert health == (200, "ok"), output
     assert page is not None and page[0] == 200 and "<html" in page[1].lower()
     if expected_rc is not None:

@@ -58,13 +58,27 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _kill_group(group: int) -> bool:
-    """SIGKILL what is left of a process group; whether anything was."""
-    try:
+def _live_members(group: int) -> list[int]:
+    """Processes of a process group that are still running (zombies awaiting a reaper excluded)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (comm)"
+        except OSError:
+            continue  # exited meanwhile
+        if fields[0] != "Z" and int(fields[2]) == group:
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _kill_group(group: int, grace_s: float = 10.0) -> list[int]:
+    """Give the group's processes ``grace_s`` to exit, then SIGKILL the rest; the pids that were left."""
+    deadline = time.monotonic() + grace_s
+    while (left := _live_members(group)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if left:
         os.killpg(group, signal.SIGKILL)
-    except ProcessLookupError:
-        return False
-    return True
+    return left
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -113,7 +127,7 @@ def test_launch_serves_on_loopback(
     output = process.stdout.read().decode("utf-8", "replace") if process.stdout else ""
 
     # Assert
-    assert not orphans, f"the launcher left Streamlit running\n{output}"
+    assert not orphans, f"the launcher left processes {orphans} of its group running\n{output}"
     assert health == (200, "ok"), output
     assert page is not None and page[0] == 200 and "<html" in page[1].lower()
     if expected_rc is not None:

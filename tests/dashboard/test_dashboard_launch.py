@@ -96,8 +96,11 @@ def test_launch_serves_on_loopback(
     # Prepare
     fill(tmp_path / "aggregator" / "results.sqlite")
     port = _free_port()
+    # Ctrl-C works as in a terminal: earlier tests of the suite leave SIGINT ignored in this
+    # process, and an ignored signal stays ignored across exec (the launcher would never see it).
     code = (
-        "import logging, sys; from pathlib import Path; from dashboard.launch import launch; "
+        "import logging, signal, sys; from pathlib import Path; from dashboard.launch import launch; "
+        "signal.signal(signal.SIGINT, signal.default_int_handler); "
         f"logging.basicConfig(level=logging.INFO); sys.exit(launch(Path({str(tmp_path)!r}), port={port}))"
     )
     # Own session: should the launcher ever leave Streamlit behind, the group is killed below

@@ -42,6 +42,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -59,7 +60,7 @@ def _set_task_identity() -> None:
     TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 1, 1
 
 
-class _PushPullGrid:
+class _PushPullGrid(ABC):
     """Pushed messages wait until pulled; ``deliver`` answers each one when pulled.
 
     Push and pull as Flower's Grids do: ``run_rounds`` wraps a Grid in a ``SpillingGrid``,
@@ -80,8 +81,9 @@ class _PushPullGrid:
     def pull_messages(self, message_ids: Any) -> list[Any]:
         return [self.deliver(self.pending.pop(i)) for i in message_ids]
 
+    @abstractmethod
     def deliver(self, message: Any) -> Any:
-        raise NotImplementedError
+        """The reply to ``message`` (its site runs when the message is pulled)."""
 
 
 # -- 1. overhead share ----------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """A Grid double that pushes and pulls as Flower's Grids do (``SpillingGrid`` relies on both)."""
 
+from abc import ABC, abstractmethod
 from uuid import uuid4
 
 
-class PushPullGrid:
+class PushPullGrid(ABC):
     """Pushed messages wait until pulled; ``deliver`` answers one when pulled (``None``: not yet)."""
 
     def __init__(self):
@@ -26,5 +27,6 @@ class PushPullGrid:
                 replies.append(reply)
         return replies
 
+    @abstractmethod
     def deliver(self, message):
-        raise NotImplementedError
+        """The reply to ``message``, or None while it has not arrived."""

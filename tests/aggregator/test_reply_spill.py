@@ -31,16 +31,17 @@ class _Sites(PushPullGrid, Grid):
         self.contents = contents
         self.delays = dict(delays or {})
         self.pulls = []  # (ids asked for, replies returned) per pull_messages call
+        self._run = None
 
     def set_run(self, run):
-        raise NotImplementedError
+        self._run = run
 
     @property
     def run(self):
-        raise NotImplementedError
+        return self._run
 
     def create_message(self, content, message_type, dst_node_id, group_id, ttl=None):
-        raise NotImplementedError
+        return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
 
     def get_node_ids(self):
         return list(self.contents)
@@ -260,3 +261,19 @@ def test_call_folders_left_by_a_crashed_aggregator_go_when_the_run_resumes(tmp_p
     left = _spill_files(spill_dir)
     SpillingGrid(sites, spill_dir)  # the resumed run wraps its grid again
     assert len(left) == 3 * 3 and not any(p.exists() for p in left)
+
+
+def test_everything_but_send_and_receive_is_the_wrapped_grid(tmp_path):
+    sites = _Sites({node: _train_content(u, 10) for node, u in _updates(global_model()).items()})
+    grid = SpillingGrid(sites, tmp_path / "spill")
+    run = object()
+
+    grid.set_run(run)
+    message = grid.create_message(RecordDict(), MessageType.TRAIN, 102, "round-1")
+    ids = list(grid.push_messages([message]))
+
+    assert grid.run is run and list(grid.get_node_ids()) == NODES
+    assert message.metadata.dst_node_id == 102 and message.metadata.group_id == "round-1"
+    (reply,) = grid.pull_messages(ids)  # not spilled: only send_and_receive spills
+    assert not any(isinstance(a, SpilledArray) for r in reply.content.array_records.values()
+                   for a in r.values())

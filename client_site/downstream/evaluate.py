@@ -97,9 +97,8 @@ def evaluate_downstream(
     records = [dataset.study_of(i, draw=0) for i in range(n)]
     objective = DownstreamObjective()
     tokenizer = ByteTokenizer()
-    losses, diag_scores, med_scores, has_clinical = [], [], [], []
+    losses, diag_scores, med_scores, has_clinical, has_report = [], [], [], [], []
     generated: list[str] = []
-    report_scores: list[torch.Tensor] = []
     with EvalMode(model):
         for batch in fixed_batches(dataset, batch_size):  # type: ignore[arg-type]
             inputs = objective.model_inputs(batch)
@@ -110,14 +109,16 @@ def evaluate_downstream(
             med_scores.append(torch.sigmoid(med_logits))
             has_clinical.append(batch[4] > 0)
             with_report = batch[2] > 0
+            has_report.append(with_report)
             if bool(with_report.any()):
                 ids = model.generate_report(volume[with_report], max_report_len)
                 generated.extend(tokenizer.decode(row) for row in ids)
-                report_scores.append(diag_scores[-1][with_report])
     metrics = {"val_loss": float(torch.cat(losses).mean())}
-    metrics.update(_diagnosis(torch.cat(diag_scores).numpy(), records, truth_labels))
-    metrics.update(report_metrics(generated, [r for r in records if r.report],
-                            torch.cat(report_scores).numpy() if report_scores else np.zeros((0, len(FINDINGS)))))
+    diag = torch.cat(diag_scores)
+    metrics.update(_diagnosis(diag.numpy(), records, truth_labels))
+    reported = torch.cat(has_report)
+    metrics.update(report_metrics(generated, [r for r, rep in zip(records, reported) if rep],
+                                  diag[reported].numpy()))
     clin = torch.cat(has_clinical)
     metrics.update(_medication(model, torch.cat(med_scores)[clin], [r for r, c in zip(records, clin) if c],
                                interactions))

@@ -1,4 +1,4 @@
-"""The baselines comparison of issue 5 at ``fedmpt experiment compare``'s default size.
+"""The baselines comparison at ``fedmpt experiment compare``'s default size.
 
 Runs every arm (local-only per site, centralized, federated, federated with DP at each default
 epsilon) on a fresh synthetic consortium in a temporary workdir, copies the reports
@@ -26,10 +26,10 @@ from typing import Any
 
 import torch
 
-from federation.cli_experiment import EXPERIMENT_SITES
-from federation.demo import prepare_sites
-from federation.experiment import Experiment, ExperimentConfig, write_reports
-from federation.experiment.report import target_checks
+from cli.experiment import EXPERIMENT_SITES
+from experiments.demo import prepare_sites
+from experiments.baselines import Experiment, ExperimentConfig, write_reports
+from experiments.baselines.report import target_checks
 
 logger = logging.getLogger("benchmarks.bench_experiment")
 RESULTS = Path(__file__).resolve().parent / "results"

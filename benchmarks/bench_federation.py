@@ -129,7 +129,7 @@ def _prepare_sites(root: Path, n_sites: int, patients: int, preset: str) -> list
     from client_site.ingestion import ingest_site
     from client_site.layout import SiteLayout
     from client_site.site_config import write_site_config
-    from client_site.synthetic import generate_consortium
+    from synthetic import generate_consortium
     from federation.presets import get_preset
 
     site_dirs = generate_consortium(root, n_sites=n_sites, patients_per_site=patients, seed=0,

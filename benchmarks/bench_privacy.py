@@ -6,10 +6,10 @@ Flower's simulation engine on fresh copies of the sites (so each starts with an 
 ledger and a budget equal to the target), with the noise multiplier that Opacus' solver
 (:func:`privacy.planning.noise_for_target`) picks for ``rounds x local_steps`` steps at the
 sites' sampling rate. The no-DP run uses ``allow_non_dp = true`` in every site.toml. Each
-run's latest global model is then audited at each site (:mod:`federation.mia_audit`):
+run's latest global model is then audited at each site (:mod:`experiments.mia_audit`):
 loss attack and reference-calibrated attack, members = train split, non-members = held out.
 
-Target (issue 4): AUC <= 0.6 at epsilon <= 8. Small sites give noisy AUCs; the report lists
+Target: AUC <= 0.6 at epsilon <= 8. Small sites give noisy AUCs; the report lists
 the standard deviation of a useless attack's AUC (``auc_null_std``) next to every number.
 Writes ``benchmarks/results/privacy.json``.
 
@@ -38,7 +38,7 @@ from client_site.layout import SiteLayout
 from client_site.site_config import SITE_CONFIG, write_site_config
 from federation.config import FederationConfig
 from federation.log_setup import configure_logging
-from federation.mia_audit import audit_run, write_report
+from experiments.mia_audit import audit_run, write_report
 from federation.presets import get_preset
 from federation.simulation import run_in_simulation
 from privacy.planning import noise_for_target
@@ -52,7 +52,7 @@ DELTA = 1e-5
 
 def _prepare_consortium(root: Path, *, sites: int, patients: int, seed: int, preset: str) -> list[Path]:
     from client_site.ingestion import ingest_site
-    from client_site.synthetic import generate_consortium
+    from synthetic import generate_consortium
 
     site_dirs = generate_consortium(root, n_sites=sites, patients_per_site=patients, seed=seed,
                                     matrix=64, progress=False)

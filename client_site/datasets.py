@@ -3,7 +3,7 @@
 The privacy unit is the patient: one dataset item = one patient, and each draw picks one of
 that patient's studies at random. Poisson sampling then includes each patient with
 probability q and per-sample clipping bounds the whole patient, whatever their number of
-studies (``/work/shared/notes/privacy_and_data.md`` section 2).
+studies (docs/privacy.md).
 """
 
 from __future__ import annotations

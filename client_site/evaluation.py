@@ -17,7 +17,7 @@ import torch
 from client_site.datasets import PatientDataset
 from client_site.findings import FINDINGS
 from client_site.model import MedMPT
-from client_site.ssl import MaskingConfig, make_ssl_inputs
+from client_site.ssl_masks import MaskingConfig, make_ssl_inputs
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """MedMPT-style chest-CT + report model whose training loss is per-example (DP-SGD ready).
 
 Architecture (after Ma et al., "A vision-language pretrained transformer for versatile clinical
-respiratory disease applications", Nat. Biomed. Eng. 2025; see ``/work/shared/notes/medmpt.md``):
+respiratory disease applications", Nat. Biomed. Eng. 2025):
 
 * slice level: a 2D ViT encodes every axial slice (3 CT windows = 3 channels) -> slice embeddings;
 * scan level: a small fusion transformer over the slice embeddings -> one scan embedding;
@@ -13,7 +13,7 @@ masked image modelling (MAE: the encoder sees only visible patches, a light deco
 reconstructs the masked ones, MSE on masked patches only), masked report modelling and
 image-conditioned report generation (teacher forcing).
 
-Opacus notes that shaped the code (``/work/shared/notes/privacy_and_data.md`` section 1):
+Opacus constraints that shaped the code:
 every token tensor is batch-first and 3D ``(B, T, dim)`` (Opacus' ghost-clipping Linear norm
 sampler handles only 2D/3D inputs, and a ``(B * D, ...)`` layout would make per-sample
 gradients per slice instead of per patient); patches are embedded with a Linear layer over their
@@ -362,7 +362,7 @@ class MedMPT(nn.Module):
             ``(B, 3, D, H, W)`` float in [0, 1].
         image_mask : torch.Tensor
             ``(B, D, N)`` bool, True = masked patch; the same count in every slice
-            (:func:`client_site.ssl.sample_image_mask`).
+            (:func:`client_site.ssl_masks.sample_image_mask`).
         text_ids : torch.Tensor
             ``(B, L)`` BOS/bytes/EOS/PAD ids (teacher forcing input and target).
         text_mlm_ids, text_mlm_targets : torch.Tensor

@@ -3,7 +3,7 @@
 The vocabulary is the 256 byte values plus four special ids, so it covers English and
 Chinese reports alike and is never fitted on site data (a vocabulary learned from a
 hospital's reports would be a release that differential privacy does not cover, see
-``/work/shared/notes/privacy_and_data.md`` section 2).
+docs/privacy.md).
 """
 
 from __future__ import annotations

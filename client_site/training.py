@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from client_site.proximal import attach_proximal_term
-from client_site.ssl import MaskingConfig, PerExampleLoss, SSLObjective
+from client_site.ssl_masks import MaskingConfig, PerExampleLoss, SSLObjective
 from privacy.dp_training import (
     DEFAULT_GRAD_SAMPLE_MODE,
     PrivateTraining,

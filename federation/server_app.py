@@ -1,6 +1,6 @@
 """The aggregator's Flower ServerApp: initial model, strategy, rounds, results store.
 
-Resume (``resume = true``) follows the pattern of ../shared/notes/flower.md section 5: the
+Resume (``resume = true``): the
 newest checkpoint of the run that verifies under the aggregator key gives the initial arrays,
 the FedAdam moments and ``k`` rounds done; Flower then runs ``num_rounds - k`` rounds and the
 strategy wrapper numbers them ``k + 1 ... num_rounds``.

@@ -22,7 +22,7 @@ def ingested_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from client_site.ingestion import ingest_site
     from client_site.layout import SiteLayout
     from client_site.pseudonym import salt_path
-    from client_site.synthetic import generate_consortium
+    from synthetic import generate_consortium
     from federation.presets import get_preset
 
     root = tmp_path_factory.mktemp("generated")

@@ -3,8 +3,7 @@
 Nothing here is fitted on site data: the transforms, imputation values and the hashing of the
 free-text symptoms are constants shipped with the code, so every site computes the same map
 and no scaler or vocabulary learned from a hospital's records leaves it (such a fitted
-artefact would be a release that DP-SGD does not cover, see
-``/work/shared/notes/privacy_and_data.md`` section 2).
+artefact would be a release that DP-SGD does not cover, see docs/privacy.md).
 
 Layout of the vector (:data:`NUM_CLINICAL_FEATURES` = 10 + :data:`TEXT_BUCKETS` floats):
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from client_site.clinical_metrics import interaction_pairs, load_interactions
-from client_site.synthetic.formulary import FORMULARY, INTERACTIONS
+from client_site.reference.formulary import FORMULARY, INTERACTIONS
 
 logger = logging.getLogger(__name__)
 

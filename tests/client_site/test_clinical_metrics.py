@@ -14,7 +14,7 @@ from client_site.clinical_metrics import (
     rouge_l, set_metrics, tokenize,
 )
 from client_site.findings import FINDINGS
-from client_site.synthetic import INTERACTIONS
+from synthetic import INTERACTIONS
 
 
 def test_per_finding_and_macro_auc() -> None:

@@ -9,8 +9,8 @@ import pytest
 
 from client_site.clinical_metrics import extract_findings, split_clauses
 from client_site.findings import FINDINGS
-from client_site.synthetic import generate_consortium
-from client_site.synthetic.reports import parse_report_header
+from synthetic import generate_consortium
+from synthetic.reports import parse_report_header
 
 
 def _present(text: str) -> set[str]:

@@ -7,7 +7,7 @@ import torch
 from opacus.grad_sample import get_gsm_class
 
 from client_site.model import MedMPT, ModelConfig, patch_features, patchify
-from client_site.ssl import MaskingConfig, make_ssl_inputs
+from client_site.ssl_masks import MaskingConfig, make_ssl_inputs
 from client_site.tokenizer import BOS_ID, EOS_ID, PAD_ID, ByteTokenizer
 
 pytestmark = pytest.mark.usefixtures("single_thread")

@@ -3,7 +3,7 @@
 import torch
 
 from client_site.model import IGNORE_INDEX
-from client_site.ssl import PerExampleLoss, mask_report_tokens, sample_image_mask
+from client_site.ssl_masks import PerExampleLoss, mask_report_tokens, sample_image_mask
 from client_site.tokenizer import BYTE_OFFSET, MASK_ID, ByteTokenizer
 
 

@@ -167,7 +167,7 @@ def add_qa_metrics(path: Path) -> None:
         store.close()
 
 
-# The shape federation.mia_audit.write_report writes.
+# The shape experiments.mia_audit.write_report writes.
 MIA = {
     "run": "run-new", "round": 3, "checkpoint": "round_0003.pt", "model_preset": "demo", "dp": True,
     "attacks": ["loss"], "created_at": "2026-01-05T10:00:00Z",

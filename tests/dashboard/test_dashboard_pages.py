@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from aggregator.results_store import ResultsStore
 from client_site.egress import release_metrics
 from client_site.ingestion import ingest_site, load_qa_metrics
-from client_site.synthetic import generate_consortium
+from synthetic import generate_consortium
 from dashboard.auth import Login
 from federation.presets import get_preset
 

@@ -11,7 +11,7 @@ from argon2 import PasswordHasher, profiles
 from typer.testing import CliRunner
 
 from dashboard.users import Role, User, UsersFileError, UserStore, consortium_users_path, ensure_user, site_users_path
-from federation.cli import app
+from cli.main import app
 
 
 def cheap_hasher() -> PasswordHasher:

@@ -9,7 +9,7 @@ from aggregator.results_store import ResultsStore
 from client_site.ingestion import ingest_site, load_qa_metrics
 from client_site.layout import SiteLayout
 from client_site.site_config import write_site_config
-from client_site.synthetic import generate_consortium, phi_values
+from synthetic import generate_consortium, phi_values
 from federation.presets import get_preset
 from privacy.ledger import PrivacyLedger
 
@@ -29,7 +29,7 @@ def finished_run(tmp_path_factory):
                     config=get_preset("tiny").preprocess, progress=False, qa=True)
     # The real command line, in its own process, so that its whole output (Ray workers
     # included) can be searched for PHI.
-    command = [sys.executable, "-m", "federation", "federate", *map(str, site_dirs),
+    command = [sys.executable, "-m", "cli", "federate", *map(str, site_dirs),
                "--workdir", str(workdir), "--run-name", "e2e", "--rounds", "2",
                "--preset", "tiny", "--local-steps", "2", "--expected-batch-size", "4",
                "--noise-multiplier", "1.0"]

@@ -12,10 +12,10 @@ from client_site.ingestion import ingest_site
 from client_site.layout import SiteLayout
 from client_site.site_config import write_site_config
 from client_site.site_runtime import SiteRuntime
-from client_site.synthetic import generate_consortium
+from synthetic import generate_consortium
 from federation import secagg_server
 from federation.config import FederationConfig
-from federation.mia_audit import audit_run
+from experiments.mia_audit import audit_run
 from federation.presets import get_preset
 from federation.secagg_client import NORM_BOUND_KEY, SecureSiteClient
 from federation.server_app import initial_arrays

@@ -5,7 +5,7 @@ import pytest
 from client_site.ingestion import ingest_site
 from client_site.layout import SiteLayout
 from client_site.site_config import write_site_config
-from client_site.synthetic import generate_consortium
+from synthetic import generate_consortium
 from federation.presets import get_preset
 
 

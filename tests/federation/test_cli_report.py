@@ -17,7 +17,7 @@ from client_site.ingestion import ingest_site
 from client_site.model_store import save_received_model
 from client_site.tasks import FINETUNE
 from dashboard.site_reader import load_draft, load_explanation
-from federation.cli import app
+from cli.main import app
 from federation.presets import get_preset
 
 TINY = get_preset("tiny")

@@ -8,7 +8,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_ssh_private_key, load_ssh_public_key
 from typer.testing import CliRunner
 
-from federation.cli import app
+from cli.main import app
 from federation.deploy.consortium import Consortium, add_site, init_consortium
 from federation.deploy.pki import certificate_names
 from federation.server_app import load_registry

@@ -113,7 +113,7 @@ class _ResumedAggregator:
 
     def __init__(self, consortium, log_dir):
         env = flower_env(consortium.flwr_home, PYTHONUNBUFFERED="1")
-        self.cli = spawn("aggregator-resume", [sys.executable, "-m", "federation", "aggregator", "start",
+        self.cli = spawn("aggregator-resume", [sys.executable, "-m", "cli", "aggregator", "start",
                                                str(consortium.root), "--resume"], env=env, log_dir=log_dir)
 
     def stop(self):

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from dashboard.reports_reader import find_reports, read_cross_site_matrix, read_table
-from federation.experiment import Experiment, ExperimentConfig, write_reports
-from federation.experiment.report import target_checks
-from federation.experiment.runner import _fedavg
+from experiments.baselines import Experiment, ExperimentConfig, write_reports
+from experiments.baselines.report import target_checks
+from experiments.baselines.runner import _fedavg
 from privacy.ledger import PrivacyLedger
 
 ARMS = ["local-only", "centralized", "federated", "federated-dp-eps8"]

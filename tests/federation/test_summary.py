@@ -1,7 +1,7 @@
 """The demo's per-site table shows the metrics of the run's task."""
 
 from aggregator.results_store import ResultsStore
-from federation.summary import format_run_summary
+from experiments.summary import format_run_summary
 
 
 def _run(tmp_path, run_id, evaluate):

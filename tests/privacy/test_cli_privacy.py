@@ -7,7 +7,7 @@ import pytest
 from opacus.accountants import PRVAccountant, RDPAccountant
 from typer.testing import CliRunner
 
-from federation.cli import app
+from cli.main import app
 
 # (sample rate q, noise multiplier sigma, steps T, delta): small and large q, low and high
 # noise, few and many steps, the brief's own settings among them.

@@ -16,7 +16,7 @@ from client_site.model import MedMPT
 from client_site.site_runtime import RoundRequest, SiteRuntime
 from client_site.tokenizer import ByteTokenizer
 from client_site.training import TrainConfig, train_locally
-from federation.cli import app
+from cli.main import app
 from federation.config import FederationConfig
 from federation.presets import get_preset
 from federation.server_app import RESULTS_STORE, initial_arrays

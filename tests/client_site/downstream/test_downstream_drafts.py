@@ -27,7 +27,7 @@ from client_site.downstream.drafts import (
 from client_site.downstream.model import ClinicalMedMPT
 from client_site.downstream.saliency import SaliencyConfig
 from client_site.findings import FINDINGS
-from client_site.synthetic.formulary import interaction_table_csv
+from client_site.reference.formulary import interaction_table_csv
 from client_site.tokenizer import ByteTokenizer
 from dashboard.site_reader import load_draft, load_explanation
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from client_site.downstream import ClinicalMedMPT, DrugGraph, ddi_penalty, select_drugs
-from client_site.synthetic.formulary import FORMULARY, interaction_table_csv
+from client_site.reference.formulary import FORMULARY, interaction_table_csv
 
 
 def test_ddi_penalty_is_the_hand_computed_sum_over_interacting_pairs(three_drugs):

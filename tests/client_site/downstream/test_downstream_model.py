@@ -10,7 +10,7 @@ from client_site.downstream import BACKBONE_PREFIX, ClinicalMedMPT, HeadConfig
 from client_site.downstream.model import FindingAttentionPool
 from client_site.findings import FINDINGS
 from client_site.model import MedMPT
-from client_site.synthetic.formulary import FORMULARY
+from client_site.reference.formulary import FORMULARY
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -18,7 +18,7 @@ from client_site.downstream.saliency import SaliencyConfig
 from client_site.ingestion import ingest_site
 from client_site.ingestion.preprocess import PreprocessConfig, preprocess_mask
 from client_site.pseudonym import load_or_create_salt, pseudonymize
-from client_site.synthetic import generate_consortium
+from synthetic import generate_consortium
 from federation.presets import get_preset
 
 TINY = get_preset("tiny")

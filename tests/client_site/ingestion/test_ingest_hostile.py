@@ -174,6 +174,6 @@ def test_cli_exit_status_and_qa_on_a_usable_site(tmp_path: Path) -> None:
 
 
 def _cli() -> Any:
-    from federation.cli import app
+    from cli.main import app
 
     return app

@@ -1,4 +1,4 @@
-"""Ingest the synthetic consortium generator's output (client_site.synthetic), when it is available."""
+"""Ingest the synthetic consortium generator's output (synthetic), when it is available."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from client_site.ingestion import IngestResult, ingest_site
 from client_site.ingestion.preprocess import PreprocessConfig, preprocess_mask
 from client_site.pseudonym import load_or_create_salt, pseudonymize
 
-synthetic = pytest.importorskip("client_site.synthetic")
+synthetic = pytest.importorskip("synthetic")
 # What the generator deliberately puts in an export besides the usable series.
 EXPECTED_REJECTIONS = ("localizer/scout image", "series not selected", "not a DICOM file", "empty file",
                        "truncated", "truncated or corrupt DICOM header")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .formulary import has_major
+from client_site.reference.formulary import has_major
 
 _AVOID_MAJOR = 0.92
 

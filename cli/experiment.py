@@ -43,8 +43,8 @@ def compare(
     training without DP, for the baselines) unless it is there, runs every arm on the same split
     and seeds, and writes comparison.{csv,md,png} and cross_site_matrix.{csv,png}.
     """
-    from federation.demo import prepare_sites
-    from federation.experiment import Experiment, ExperimentConfig, write_reports
+    from experiments.demo import prepare_sites
+    from experiments.baselines import Experiment, ExperimentConfig, write_reports
     from aggregator.signing import load_or_create_signing_key
     from federation.config import FederationConfig
     from federation.init_weights import load_init_state

@@ -1,10 +1,10 @@
 """``fedmpt audit mia``: membership-inference audit of a run's released global model.
 
 The aggregator side only loads the run's latest global checkpoint and its configuration;
-each site computes its own attack on its own patients (:func:`client_site.audit.audit_site`)
+each site computes its own attack on its own patients (:func:`client_site.membership_audit.audit_site`)
 and hands back aggregates, which go to ``WORKDIR/aggregator/reports/mia.json`` for the
 dashboard. In this single-machine set-up the sites are local directories; in a deployment
-each hospital runs :func:`client_site.audit.audit_site` itself on the published model.
+each hospital runs :func:`client_site.membership_audit.audit_site` itself on the published model.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 from aggregator.checkpoints import latest_checkpoint, load_signed_checkpoint
 from aggregator.results_store import ResultsStore
 from aggregator.signing import load_public_key
-from client_site.audit import audit_site
+from client_site.membership_audit import audit_site
 from federation.config import FederationConfig
 from federation.presets import get_preset
 from federation.server_app import RESULTS_STORE, initial_arrays

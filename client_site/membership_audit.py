@@ -21,7 +21,7 @@ from client_site.datasets import PatientDataset, load_cache_index, split_patient
 from client_site.layout import SiteLayout
 from client_site.model import MedMPT, ModelConfig
 from client_site.site_config import load_site_config
-from client_site.ssl import MaskingConfig, make_ssl_inputs
+from client_site.ssl_masks import MaskingConfig, make_ssl_inputs
 from client_site.tokenizer import ByteTokenizer
 from privacy.accountant import PrivacyAccountant
 from privacy.audit import MembershipResult

@@ -1,4 +1,4 @@
-"""Baselines comparison of issue 5: local-only, centralized, federated with and without DP."""
+"""Baselines comparison: local-only, centralized, federated with and without DP."""
 
 from .report import Comparison, write_reports
 from .runner import ExperimentConfig, Experiment

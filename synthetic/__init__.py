@@ -1,7 +1,7 @@
 """Synthetic multi-center chest-CT consortium: DICOM series, reports, EHR rows and ground truth."""
 
 from .consortium import generate_consortium
-from .formulary import FORMULARY, INTERACTIONS
+from client_site.reference.formulary import FORMULARY, INTERACTIONS
 from .profiles import SiteProfile, site_names, site_profiles
 from .site_files import phi_values
 

@@ -12,7 +12,7 @@ from client_site.site_config import SITE_CONFIG, write_site_config
 from client_site.tasks import FINETUNE
 from federation.config import FederationConfig
 from federation.presets import get_preset
-from federation.summary import format_run_summary
+from experiments.summary import format_run_summary
 from federation.simulation import run_in_simulation
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def prepare_sites(
     Site ``i`` gets the budget ``budgets[i % len(budgets)]``; ``allow_non_dp`` is for baselines.
     """
     from client_site.ingestion import ingest_site
-    from client_site.synthetic import generate_consortium, site_names
+    from synthetic import generate_consortium, site_names
 
     sites_root = workdir / folder
     names = site_names(n_sites)
@@ -105,7 +105,7 @@ def finetune_from(pretraining: FederationConfig, *, rounds: int) -> FederationCo
 
 def draft_examples(site_dirs: list[Path], *, per_site: int) -> None:
     """Each hospital drafts its first studies with the fine-tuned model it kept (the case viewer's content)."""
-    from federation.cli_report import report_draft
+    from cli.report import report_draft
 
     for site_dir in site_dirs:
         report_draft(site=site_dir, study="", all_studies=True, limit=per_site, model=None, preset="",

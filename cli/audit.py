@@ -31,7 +31,7 @@ def audit_mia(
     import torch
 
     from aggregator.checkpoints import CheckpointError
-    from federation.mia_audit import audit_run, write_report
+    from experiments.mia_audit import audit_run, write_report
 
     if threads > 0:
         torch.set_num_threads(threads)

@@ -8,7 +8,7 @@ import pydicom
 import pytest
 from synthetic_helpers import TINY, read_axial_series
 
-from client_site.synthetic import generate_consortium
+from synthetic import generate_consortium
 
 
 @pytest.fixture(scope="session")

@@ -12,12 +12,12 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 from scipy.ndimage import binary_erosion, binary_fill_holes
 from synthetic_helpers import read_csv
 
-from client_site.synthetic import dicom_writer, site_profiles
-from client_site.synthetic.anatomy import sample_anatomy
-from client_site.synthetic.dicom_writer import StudyHeader, write_series
-from client_site.synthetic.patient import has_thick_series
-from client_site.synthetic.render import plan_positioning, render_series
-from client_site.synthetic.scenarios import CasePlan, build_lesions
+from synthetic import dicom_writer, site_profiles
+from synthetic.anatomy import sample_anatomy
+from synthetic.dicom_writer import StudyHeader, write_series
+from synthetic.patient import has_thick_series
+from synthetic.render import plan_positioning, render_series
+from synthetic.scenarios import CasePlan, build_lesions
 
 REQUIRED = (
     "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "InstitutionName",

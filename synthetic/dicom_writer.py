@@ -1,6 +1,6 @@
 """Write a rendered series as a DICOM CT Image Storage series (plus an optional scout and a thick series).
 
-Follows the recipe verified in /work/shared/notes/privacy_and_data.md section 4: file meta
+Follows pydicom 3's recipe for valid files: file meta
 with MediaStorageSOPClassUID/InstanceUID and Explicit VR Little Endian, every UID set
 before ``set_pixel_data(..., generate_instance_uid=False)``, ``save_as(enforce_file_format=True)``.
 File names carry no PHI: ``<folder>/IM<InstanceNumber:05d>.dcm``.

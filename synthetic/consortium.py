@@ -22,7 +22,7 @@ from tqdm import tqdm
 from client_site.findings import FINDINGS
 
 from .broken_files import write_broken_files
-from .formulary import interaction_table_csv
+from client_site.reference.formulary import interaction_table_csv
 from .identities import draw_unique_people, format_id, unique_numbers
 from .patient import PatientIdentity, PatientJob, SiteContext, StudyOutput, run_patient_job
 from .profiles import SiteProfile, site_names, site_profiles

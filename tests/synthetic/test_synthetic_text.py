@@ -10,13 +10,13 @@ import pytest
 from synthetic_helpers import read_csv
 
 from client_site.findings import FINDINGS
-from client_site.synthetic import FORMULARY, INTERACTIONS, phi_values
-from client_site.synthetic.clinical import background_medications, clinical_record
-from client_site.synthetic.formulary import ANTIBIOTICS, BRONCHODILATORS, DIURETICS, has_major
-from client_site.synthetic.measure import Finding
-from client_site.synthetic.report_common import ReportContext
-from client_site.synthetic.reports import parse_report_header, report_body
-from client_site.synthetic.scenarios import SCENARIOS
+from synthetic import FORMULARY, INTERACTIONS, phi_values
+from synthetic.clinical import background_medications, clinical_record
+from client_site.reference.formulary import ANTIBIOTICS, BRONCHODILATORS, DIURETICS, has_major
+from synthetic.measure import Finding
+from synthetic.report_common import ReportContext
+from synthetic.reports import parse_report_header, report_body
+from synthetic.scenarios import SCENARIOS
 
 KEYWORDS = {
     "en": {"nodule": "nodule", "consolidation": "consolidation", "ground_glass_opacity": "ground-glass",

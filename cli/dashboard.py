@@ -1,6 +1,6 @@
-"""``fedmpt dashboard users ...``: who may log in to the dashboard and the case viewer.
+"""``fedmpt dashboard``: the Streamlit dashboard (login required) and ``fedmpt dashboard users ...``.
 
-Passwords are read from a hidden prompt (twice) on a terminal, or from the first line of
+User passwords are read from a hidden prompt (twice) on a terminal, or from the first line of
 standard input otherwise, and never from the command line (argv is visible to every local
 user through ``ps``).
 """
@@ -16,7 +16,28 @@ import typer
 if TYPE_CHECKING:
     from dashboard.users import UserStore
 
-__all__ = ["users_app"]
+
+dashboard_app = typer.Typer(help="The Streamlit dashboard (login required) and its users.",
+                            invoke_without_command=True)
+
+
+@dashboard_app.callback()
+def dashboard(
+    ctx: typer.Context,
+    workdir: Path = typer.Option(Path("fedmpt-demo"), help="Workdir holding aggregator/results.sqlite."),
+    site: Path = typer.Option(None, "--site", help="Site-local case viewer over this SITE_DIR only."),
+    port: int = typer.Option(8501, help="Port on the bound address."),
+    address: str = typer.Option("127.0.0.1", help="Bind address (loopback unless you mean it)."),
+) -> None:
+    """Start the dashboard for consortium leads and reviewers (or, with --site, the case viewer)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from dashboard.launch import launch, launch_site
+
+    if site is not None:
+        raise typer.Exit(code=launch_site(site, port=port, address=address))
+    raise typer.Exit(code=launch(workdir, port=port, address=address))
+
 
 users_app = typer.Typer(help="Dashboard users: add, list, remove (passwords hashed with argon2id).",
                         no_args_is_help=True)
@@ -105,3 +126,6 @@ def remove(
     if not removed:
         raise typer.BadParameter(f"no user {name!r} in {store.path}")
     typer.echo(f"removed {name} from {store.path}")
+
+
+dashboard_app.add_typer(users_app, name="users")

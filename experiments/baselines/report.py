@@ -70,7 +70,7 @@ def _markdown_table(frame: pd.DataFrame) -> str:
 
 
 def target_checks(frame: pd.DataFrame, dp_max_epsilon: float = 8.0) -> list[str]:
-    """Sentences saying, per site, whether each target of issue 5 was met, with the figures."""
+    """Sentences saying, per site, whether each target was met, with the figures."""
     lines: list[str] = []
     fed_dp = frame[frame["baseline"].str.startswith("federated-dp")
                    & (frame["epsilon"] <= dp_max_epsilon + 1e-9)]
@@ -165,7 +165,7 @@ def write_reports(comparison: Comparison, folder: Path) -> list[Path]:
     settings = "\n".join(f"- {k}: {v}" for k, v in comparison.settings.items())
     checks = "\n".join(f"- {line}" for line in target_checks(frame))
     paths[1].write_text(
-        "# Baselines comparison (issue 5)\n\n" + settings + "\n\n" + _markdown_table(frame)
+        "# Baselines comparison\n\n" + settings + "\n\n" + _markdown_table(frame)
         + "\n\n## Targets\n\n" + checks + "\n\n## Cross-site matrix (diagnosis macro-AUC)\n\n"
         + _markdown_table(matrix.reset_index()) + "\n", encoding="utf-8")
     matrix.reset_index().to_csv(paths[2], index=False)

@@ -10,8 +10,8 @@ import pytest
 from synthetic_helpers import TINY, read_csv
 
 from client_site.findings import FINDINGS
-from client_site.synthetic import generate_consortium, phi_values, site_names
-from client_site.synthetic.site_files import RECORD_COLUMNS
+from synthetic import generate_consortium, phi_values, site_names
+from synthetic.site_files import RECORD_COLUMNS
 
 
 def _files(site_dir: Path) -> dict[str, bytes]:

@@ -1,4 +1,4 @@
-"""Run the honest baselines of issue 5 on the same split, seeds and initial weights.
+"""Run the honest baselines on the same split, seeds and initial weights.
 
 Arms (``ARMS``): each site alone (``local-only``, also evaluated at every other site for the
 cross-site matrix), all training patients pooled (``centralized``, the reference that only
@@ -33,7 +33,7 @@ from client_site.site_runtime import RoundRequest, SiteRuntime, StateDict
 from client_site.tasks import FINETUNE, build_model
 from client_site.tokenizer import ByteTokenizer
 from client_site.training import TrainConfig, train_locally
-from federation.experiment.report import Comparison
+from experiments.baselines.report import Comparison
 from federation.presets import get_preset
 from privacy.planning import noise_for_target
 

@@ -1,0 +1,64 @@
+"""``fedmpt site ...``: a hospital's set-up: its budget, its SuperNode, the app bundles it approves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cli.foreground import serve_until_signal
+
+site_app = typer.Typer(help="Site (hospital) set-up.", no_args_is_help=True)
+
+
+@site_app.command("init")
+def site_init(
+    site_dir: Path = typer.Argument(..., help="The hospital's site directory."),
+    name: str = typer.Option(..., help="Site name shown to the consortium."),
+    epsilon: float = typer.Option(..., help="The site's cumulative epsilon budget over all runs."),
+    delta: float = typer.Option(1e-5, help="The site's fixed delta (well below 1/patients)."),
+    accountant: str = typer.Option("rdp", help="Accountant that prices the ledger: rdp or prv."),
+) -> None:
+    """Write the site's own config (name and privacy budget) to SITE_DIR/site.toml."""
+    from client_site.site_config import write_site_config
+
+    try:
+        path = write_site_config(site_dir, name=name, epsilon=epsilon, delta=delta,
+                                 accountant=accountant)
+    except FileExistsError:
+        raise typer.BadParameter(f"{site_dir}/site.toml exists; edit it by hand to change the budget")
+    typer.echo(f"wrote {path}")
+
+
+@site_app.command("start")
+def site_start(
+    bundle: Path = typer.Argument(..., help="The site bundle from `fedmpt consortium add-site`."),
+    data: Path = typer.Option(..., "--data", help="The site directory (site.toml, cache/)."),
+    runtime_port: int = typer.Option(9094, help="Loopback port of the SuperNode's runtime API."),
+    superlink: str = typer.Option("", help="Override the bundle's Fleet address (HOST:PORT)."),
+) -> None:
+    """Run this hospital's SuperNode; it executes only app bundles the site approved."""
+    from federation.deploy.processes import start_site
+
+    processes = start_site(bundle, data, runtime_port=runtime_port, superlink=superlink or None)
+    typer.echo(f"SuperNode pid {processes.supernode.pid}, gated executor pid {processes.executor.pid}; "
+               f"logs in {processes.supernode.log_path.parent}")
+    serve_until_signal(processes.stop, [processes.supernode, processes.executor])
+
+
+@site_app.command("approve")
+def site_approve(
+    fab_hash: str = typer.Argument(..., help="SHA-256 of the app bundle (FAB) to allow."),
+    bundle: Path = typer.Option(Path("."), help="The site bundle holding approved_fabs.txt."),
+    note: str = typer.Option("", help="Free text kept next to the hash (e.g. who reviewed it)."),
+    withdraw: bool = typer.Option(False, help="Remove the hash instead."),
+) -> None:
+    """Allow (or withdraw) an app bundle on this site."""
+    from federation.deploy import approval
+
+    if withdraw:
+        changed = approval.withdraw(bundle, fab_hash)
+        typer.echo("withdrawn" if changed else "was not approved")
+        return
+    changed = approval.approve(bundle, fab_hash, note=note)
+    typer.echo("approved" if changed else "already approved")

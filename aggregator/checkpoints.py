@@ -14,8 +14,6 @@ import hashlib
 import io
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import torch
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from aggregator.signing import CHECKPOINT_PURPOSE, SignatureError, fingerprint, sign, statement, verify
+from infra.atomic_files import write_bytes_atomic, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -32,19 +31,6 @@ SIGNATURE_SUFFIX = ".sig"
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing its signature, truncated, tampered with or unreadable."""
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def checkpoint_path(directory: Path, round: int) -> Path:
@@ -59,7 +45,7 @@ def save_checkpoint(directory: Path, round: int, state: dict[str, Any]) -> Path:
     path = checkpoint_path(directory, round)
     buffer = io.BytesIO()
     torch.save({"round": round, **state}, buffer)
-    _atomic_write(path, buffer.getvalue())
+    write_bytes_atomic(path, buffer.getvalue())
     return path
 
 
@@ -73,8 +59,7 @@ def save_signed_checkpoint(
         "round": round, "run_id": run_id, "sha256": digest, "signer": fingerprint(key),
         "signature": sign(key, statement(CHECKPOINT_PURPOSE, (run_id, round, digest))),
     }
-    _atomic_write(path.with_name(path.name + SIGNATURE_SUFFIX),
-                  json.dumps(record, indent=1).encode("utf-8"))
+    write_json_atomic(path.with_name(path.name + SIGNATURE_SUFFIX), record)
     return path
 
 

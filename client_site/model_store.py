@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from client_site.ingestion.atomic import write_bytes_atomic
+from infra.atomic_files import write_bytes_atomic
 from client_site.model import ModelConfig
 
 logger = logging.getLogger(__name__)

@@ -8,13 +8,12 @@ only write and it never leaves the site.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from dashboard.site_reader import Draft, SiteReadError, check_key
+from infra.atomic_files import PRIVATE_MODE, write_json_atomic
 
 __all__ = ["accept_report", "accepted_path", "load_accepted"]
 
@@ -76,17 +75,5 @@ def accept_report(site_dir: Path, study_key: str, draft: Draft, *, user: str,
         "accepted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp)),
     }
     payload = {"study_key": study_key, "versions": [*versions, version]}
-    data = json.dumps(payload, ensure_ascii=False, indent=2).encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json_atomic(path, payload, mode=PRIVATE_MODE)
     return version

@@ -11,16 +11,16 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import re
 import secrets
 import stat
-import tempfile
 import time
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from infra.atomic_files import PRIVATE_MODE, write_json_atomic
 
 __all__ = [
     "MIN_PASSWORD_LENGTH",
@@ -233,19 +233,8 @@ class UserStore:
         return True
 
     def _save(self, records: dict[str, dict[str, Any]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = json.dumps({"version": _FORMAT_VERSION, "users": records}, indent=2, sort_keys=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            os.fchmod(fd, 0o600)  # before any byte is written
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_json_atomic(self.path, {"version": _FORMAT_VERSION, "users": records},
+                          mode=PRIVATE_MODE, sort_keys=True)
 
 
 def ensure_user(workdir: Path, name: str, role: str, password: str, *, site: str | None = None) -> User:

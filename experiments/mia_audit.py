@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from client_site.membership_audit import audit_site
 from federation.config import FederationConfig
 from federation.presets import get_preset
 from federation.server_app import RESULTS_STORE, initial_arrays
+from infra.atomic_files import write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -138,18 +137,6 @@ def audit_run(
 
 def write_report(workdir: Path, report: dict[str, Any]) -> Path:
     """Write ``WORKDIR/aggregator/reports/mia.json`` atomically (strict JSON, no NaN)."""
-    directory = Path(workdir) / "aggregator" / "reports"
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / REPORT_NAME
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(report, handle, indent=2, sort_keys=True, allow_nan=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    path = Path(workdir) / "aggregator" / "reports" / REPORT_NAME
+    write_json_atomic(path, report, sort_keys=True)
     return path

@@ -44,7 +44,7 @@ from client_site.downstream.model import ClinicalMedMPT
 from client_site.downstream.saliency import SaliencyConfig, saliency_maps
 from client_site.evaluation import EvalMode
 from client_site.findings import FINDINGS
-from client_site.ingestion.atomic import write_json_atomic, write_npy_atomic
+from infra.atomic_files import write_json_atomic, write_npy_atomic
 from client_site.layout import SiteLayout
 from client_site.tokenizer import ByteTokenizer
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from client_site.ingestion.atomic import remove_stale, write_json_atomic
+from infra.atomic_files import remove_stale, write_json_atomic
 from client_site.ingestion.errors import FileRejected, RejectCode, SeriesRejected, SiteLayoutError
 from client_site.ingestion.header_pass import HeaderPass, read_headers
 from client_site.ingestion.outcomes import ACCEPTED, NOT_SELECTED, REJECTED, FileOutcomes, series_entry

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from client_site.ingestion.atomic import write_json_atomic, write_npy_atomic
+from infra.atomic_files import write_json_atomic, write_npy_atomic
 from client_site.ingestion.deid import header_summary
 from client_site.ingestion.errors import FileRejected, RejectCode, SeriesRejected
 from client_site.ingestion.outcomes import ACCEPTED, REJECTED, FileOutcomes

@@ -21,10 +21,8 @@ names a reply's site from it (never from the node's self-declared config).
 from __future__ import annotations
 
 import json
-import os
 import re
 import ssl
-import tempfile
 import tomllib
 import urllib.error
 import urllib.request
@@ -35,6 +33,7 @@ from typing import Any
 from aggregator.signing import generate_signing_key
 from federation.deploy.flower_cli import CONNECTION, run_flwr_json, write_connection
 from federation.deploy.pki import make_ca, make_node_key, make_server_cert
+from infra.atomic_files import write_json_atomic
 
 CONSORTIUM_FILE = "consortium.toml"
 BUNDLE_FILE = "bundle.toml"
@@ -136,10 +135,7 @@ class Consortium:
 
     def save_registry(self, registry: dict[str, dict[str, Any]]) -> None:
         """Atomically replace ``registry.json``."""
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".registry-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(registry, handle, indent=1, sort_keys=True)
-        os.replace(tmp, self.registry_path)
+        write_json_atomic(self.registry_path, registry, sort_keys=True)
 
 
 def init_consortium(

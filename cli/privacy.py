@@ -48,8 +48,22 @@ def privacy_plan(
 
 
 @privacy_app.command("ledger")
-def privacy_ledger(site_dir: Path = typer.Argument(..., help="The site directory.")) -> None:
+def privacy_ledger(
+    site_dir: Path = typer.Argument(..., help="The site directory."),
+    adopt: bool = typer.Option(False, "--adopt", help="Anchor a ledger that has no head record yet "
+                               "(one written before head records existed), after checking it against a backup."),
+) -> None:
     """Print the site's privacy history: every DP segment, epsilon after it, and the budget."""
+    from client_site.layout import SiteLayout
     from client_site.ledger_view import format_ledger
+    from privacy.errors import LedgerCorruptedError
+    from privacy.ledger_file import adopt as adopt_ledger
 
-    typer.echo(format_ledger(site_dir))
+    try:
+        if adopt:
+            count = adopt_ledger(SiteLayout(site_dir).ledger_path)
+            typer.echo(f"anchored {count} ledger entries")
+        typer.echo(format_ledger(site_dir))
+    except LedgerCorruptedError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from e

@@ -1,1 +1,1 @@
-"""Differential privacy, the leaf package: DP-SGD, accountant, site budget, ledger, noise planning and audits."""
+"""Differential privacy: DP-SGD, accountant, site budget, ledger, noise planning and audits (imports only infra of ours)."""

@@ -1,34 +1,25 @@
 """Append-only, hash-chained privacy ledger kept by each site.
 
 Every DP training segment is written *before* its first noise draw, so a crash mid-round
-still counts the round as spent. Each line is a JSON object holding the SHA-256 of the
-previous line, so an edited or deleted entry is detected when the ledger is opened.
+still counts the round as spent, and a round trained again (a resumed or repeated run) is
+charged again. Each line holds the SHA-256 of the previous line and a head record beside the
+file anchors its length (:mod:`privacy.ledger_file`), so an edited, truncated or rolled-back
+ledger is refused when opened; the budget check and the append are atomic across processes.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from privacy.accountant import PrivacyAccountant
 from privacy.budget import PrivacyBudget
-from privacy.errors import BudgetExceededError, LedgerCorruptedError
+from privacy.errors import BudgetExceededError
+from privacy.ledger_file import append_entry, locked, read_entries
 
 logger = logging.getLogger(__name__)
-
-GENESIS = "0" * 64
-
-
-def _digest(entry: dict[str, Any]) -> str:
-    body = {k: v for k, v in entry.items() if k != "hash"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
-
 
 @dataclass(frozen=True)
 class Reservation:
@@ -57,38 +48,8 @@ class PrivacyLedger:
     def __init__(self, path: Path, *, mechanism: str = "rdp") -> None:
         self.path = Path(path)
         self.mechanism = mechanism
-        self.entries: list[dict[str, Any]] = self._load()
-
-    def _load(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        raw = self.path.read_bytes()
-        if raw and not raw.endswith(b"\n"):
-            # A crash while appending: the entry never became durable, so no training
-            # followed it. Keep the fragment for the auditor and cut it from the ledger.
-            cut = raw.rfind(b"\n") + 1
-            torn = self.path.with_name(f"{self.path.name}.torn-{int(time.time())}")
-            torn.write_bytes(raw[cut:])
-            with open(self.path, "r+b") as handle:
-                handle.truncate(cut)
-                os.fsync(handle.fileno())
-            logger.warning("ledger %s had an incomplete last line; moved it to %s", self.path, torn)
-            raw = raw[:cut]
-        entries: list[dict[str, Any]] = []
-        previous = GENESIS
-        for number, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise LedgerCorruptedError(f"{self.path}:{number} is not valid JSON") from e
-            if entry.get("prev_hash") != previous or entry.get("hash") != _digest(entry):
-                raise LedgerCorruptedError(
-                    f"{self.path}:{number} breaks the hash chain: the ledger was edited. "
-                    "Restore it from backup; do not train until it verifies."
-                )
-            previous = entry["hash"]
-            entries.append(entry)
-        return entries
+        with locked(self.path):
+            self.entries: list[dict[str, Any]] = read_entries(self.path)
 
     @property
     def accountant(self) -> PrivacyAccountant:
@@ -116,8 +77,17 @@ class PrivacyLedger:
     ) -> Reservation:
         """Count a planned segment as spent, or raise if it would cross ``budget``.
 
-        Call before the first noise draw; the entry is fsync-ed before this returns.
+        Call before the first noise draw; the entry is fsync-ed before this returns. The check
+        and the append happen under the ledger's lock, against the entries on disk at that
+        moment, so concurrent runs at one site cannot together pass the budget.
         """
+        with locked(self.path):
+            self.entries = read_entries(self.path)
+            return self._reserve_locked(run_id=run_id, round=round, noise_multiplier=noise_multiplier,
+                                        sample_rate=sample_rate, steps=steps, budget=budget)
+
+    def _reserve_locked(self, *, run_id: str, round: int, noise_multiplier: float,
+                        sample_rate: float, steps: int, budget: PrivacyBudget) -> Reservation:
         epsilon_after = self.accountant.epsilon_if(
             noise_multiplier=noise_multiplier,
             sample_rate=sample_rate,
@@ -150,22 +120,12 @@ class PrivacyLedger:
 
     def complete(self, reservation: Reservation) -> None:
         """Mark a reserved segment as trained to the end (for the audit trail)."""
-        self._append(
-            {"event": "segment_completed", "run_id": reservation.run_id, "round": reservation.round}
-        )
+        with locked(self.path):
+            self.entries = read_entries(self.path)
+            self._append(
+                {"event": "segment_completed", "run_id": reservation.run_id, "round": reservation.round}
+            )
 
     def _append(self, body: dict[str, Any]) -> None:
-        entry = {
-            "seq": len(self.entries),
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            **body,
-            "prev_hash": self.entries[-1]["hash"] if self.entries else GENESIS,
-        }
-        entry["hash"] = _digest(entry)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(entry, sort_keys=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        self.entries.append(entry)
+        """Append ``body`` after the entries on disk (``self.entries`` read under the same lock)."""
+        self.entries.append(append_entry(self.path, self.entries, body))

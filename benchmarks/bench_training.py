@@ -34,7 +34,7 @@ import torch
 
 from client_site.datasets import PatientDataset, load_cache_index
 from client_site.model import MedMPT, ModelConfig
-from client_site.tokenizer import ByteTokenizer
+from client_site.tokenizer import ReportTokenizer
 from client_site.training import TrainConfig, train_locally
 from privacy.dp_training import DEFAULT_GRAD_SAMPLE_MODE, GRAD_SAMPLE_MODES
 
@@ -110,7 +110,7 @@ def _measure(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cache = write_synthetic_cache(Path(tmp), args.patients, cfg)
         keys = sorted({r.patient_key for r in load_cache_index(cache)})
-        dataset = PatientDataset(cache, keys, ByteTokenizer(), max_len=cfg.text_max_len, seed=0,
+        dataset = PatientDataset(cache, keys, ReportTokenizer(), max_len=cfg.text_max_len, seed=0,
                                  cache_size=2 * args.patients)
         torch.manual_seed(0)
         initial = MedMPT(cfg)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from client_site.tokenizer import ByteTokenizer
+from client_site.tokenizer import ReportTokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class PatientDataset(Dataset[PatientItem]):
     patient_keys : sequence of str
         Patients of this dataset (e.g. one side of :func:`split_patients`); each must have at
         least one study in the index.
-    tokenizer : ByteTokenizer
+    tokenizer : ReportTokenizer
         Report tokenizer.
     max_len : int
         Text length in tokens (``ModelConfig.text_max_len``).
@@ -124,7 +124,7 @@ class PatientDataset(Dataset[PatientItem]):
     """
 
     def __init__(
-        self, cache_dir: str | Path, patient_keys: Sequence[str], tokenizer: ByteTokenizer, *,
+        self, cache_dir: str | Path, patient_keys: Sequence[str], tokenizer: ReportTokenizer, *,
         max_len: int, seed: int, cache_size: int = 64,
     ) -> None:
         self.cache_dir = Path(cache_dir)

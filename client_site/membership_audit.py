@@ -22,7 +22,7 @@ from client_site.layout import SiteLayout
 from client_site.model import MedMPT, ModelConfig
 from client_site.site_config import load_site_config
 from client_site.ssl_masks import MaskingConfig, make_ssl_inputs
-from client_site.tokenizer import ByteTokenizer
+from client_site.tokenizer import ReportTokenizer
 from privacy.accountant import PrivacyAccountant
 from privacy.audit import MembershipResult
 from privacy.ledger import PrivacyLedger
@@ -158,7 +158,7 @@ def audit_site(
     ref.load_state_dict(reference, strict=True)
     groups = []
     for keys in (train_keys, held_out_keys):
-        dataset = PatientDataset(layout.cache_dir, keys, ByteTokenizer(), max_len=model_cfg.text_max_len,
+        dataset = PatientDataset(layout.cache_dir, keys, ReportTokenizer(), max_len=model_cfg.text_max_len,
                                  seed=seed, cache_size=0)
         groups.append(per_patient_losses([target, ref], dataset, seed=seed, draws=draws,
                                          batch_size=batch_size))

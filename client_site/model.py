@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from client_site.tokenizer import BOS_ID, EOS_ID, PAD_ID, VOCAB_SIZE
+from client_site.tokenizer import BOS_ID, EOS_ID, PAD_ID, VOCAB_SIZE, ReportTokenizer
 from client_site.transformer import Block, Positions
 
 logger = logging.getLogger(__name__)
@@ -60,9 +60,9 @@ class ModelConfig:
     mae_decoder_dim, mae_decoder_depth : int
         Light MAE decoder. (default: 64, 1)
     text_max_len, text_dim, text_encoder_depth, text_decoder_depth : int
-        Report length in byte tokens and text widths/depths. (default: 192, 96, 2, 2)
+        Report length in tokens and text widths/depths. (default: 192, 96, 2, 2)
     vocab_size : int
-        Byte-tokenizer vocabulary. (default: 260)
+        Report-tokenizer vocabulary (:data:`client_site.tokenizer.VOCAB_SIZE`, the shipped lexicon).
     mim_weight, mlm_weight, gen_weight : float
         Weights of the three objectives in the per-example loss. (default: 1.0 each)
     """
@@ -319,7 +319,11 @@ class MedMPT(nn.Module):
     @torch.no_grad()
     def generate_report(self, volume: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
         """Greedy report decoding -> ids (B, max_len): BOS, tokens, EOS, then PAD (keys and
-        values of earlier positions are cached: linear, not quadratic, in the length)."""
+        values of earlier positions are cached: linear, not quadratic, in the length).
+
+        Only lexicon tokens are emitted (:meth:`~client_site.tokenizer.ReportTokenizer.lexicon_only`):
+        no PAD before EOS, no UNK and no letters that would spell a word outside the lexicon.
+        """
         max_len = min(max_len or self.cfg.text_max_len, self.cfg.text_max_len)
         memory = self.image_memory(volume)
         b = volume.shape[0]
@@ -327,9 +331,10 @@ class MedMPT(nn.Module):
         ids[:, 0] = BOS_ID
         done = torch.zeros(b, dtype=torch.bool, device=volume.device)
         caches: list[dict[str, dict[str, torch.Tensor]]] = [{} for _ in self.report_decoder.blocks]
+        banned = ~ReportTokenizer().lexicon_only()[: self.cfg.vocab_size].to(volume.device)
         for t in range(1, max_len):
             logits = self.report_decoder.next_logits(ids[:, t - 1:t], t - 1, memory, caches)
-            logits[:, PAD_ID] = float("-inf")  # never emit PAD before EOS
+            logits = logits.masked_fill(banned, float("-inf"))
             token = logits.argmax(dim=-1)
             if t == max_len - 1:
                 token = torch.full_like(token, EOS_ID)  # close unfinished reports
@@ -343,7 +348,7 @@ class MedMPT(nn.Module):
     def generation_loss(self, text_ids: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         """Teacher-forced report-generation cross-entropy per example (B,).
 
-        ``text_ids`` (B, L) BOS/bytes/EOS/PAD, ``memory`` (B, M, dim) image memory; PAD
+        ``text_ids`` (B, L) BOS/tokens/EOS/PAD, ``memory`` (B, M, dim) image memory; PAD
         targets are ignored.
         """
         dec_in = text_ids[:, :-1].contiguous()  # ghost clipping needs contiguous embedding ids
@@ -364,7 +369,7 @@ class MedMPT(nn.Module):
             ``(B, D, N)`` bool, True = masked patch; the same count in every slice
             (:func:`client_site.ssl_masks.sample_image_mask`).
         text_ids : torch.Tensor
-            ``(B, L)`` BOS/bytes/EOS/PAD ids (teacher forcing input and target).
+            ``(B, L)`` BOS/tokens/EOS/PAD ids (teacher forcing input and target).
         text_mlm_ids, text_mlm_targets : torch.Tensor
             ``(B, L)`` corrupted ids and targets (``-100`` = not predicted).
         has_report : torch.Tensor

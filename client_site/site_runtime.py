@@ -32,7 +32,7 @@ from client_site.model import MedMPT, ModelConfig
 from client_site.pseudonym import load_or_create_salt
 from client_site.site_config import load_site_config
 from client_site.tasks import FINETUNE, PRETRAIN, build_model
-from client_site.tokenizer import ByteTokenizer
+from client_site.tokenizer import ReportTokenizer
 from client_site.training import LocalTrainResult, TrainConfig, train_locally
 from client_site.truth import load_study_labels
 from privacy.errors import BudgetExceededError
@@ -110,7 +110,7 @@ class SiteRuntime:
 
     def _dataset(self, keys: list[str], model: ModelConfig, seed: int, task: str = PRETRAIN) -> PatientDataset:
         kind = DownstreamDataset if task == FINETUNE else PatientDataset
-        return kind(self.layout.cache_dir, keys, ByteTokenizer(), max_len=model.text_max_len, seed=seed)
+        return kind(self.layout.cache_dir, keys, ReportTokenizer(), max_len=model.text_max_len, seed=seed)
 
     def train_round(self, state: StateDict, request: RoundRequest) -> tuple[StateDict, dict[str, float]]:
         """Train the global model locally; under DP, only within the site's budget."""

@@ -6,8 +6,8 @@ operation while in randomness error mode") and make runs irreproducible.
 
 * image: MAE-style random patch masking, the same number of patches masked in every slice
   (He et al., "Masked Autoencoders Are Scalable Vision Learners", CVPR 2022);
-* text: BERT-style masking, 15 % of the byte tokens, of which 80 % -> MASK, 10 % -> a random
-  byte, 10 % unchanged (Devlin et al., "BERT", NAACL 2019).
+* text: BERT-style masking, 15 % of the report tokens, of which 80 % -> MASK, 10 % -> a random
+  text token, 10 % unchanged (Devlin et al., "BERT", NAACL 2019).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from client_site.model import IGNORE_INDEX, ModelConfig
-from client_site.tokenizer import BYTE_OFFSET, MASK_ID, VOCAB_SIZE
+from client_site.tokenizer import FIRST_TEXT_ID, MASK_ID, UNK_ID, VOCAB_SIZE
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class MaskingConfig:
     image_mask_ratio : float
         Fraction of the patches of each slice hidden from the encoder, in (0, 1). (default: 0.5)
     mlm_probability : float
-        Fraction of report byte tokens to predict. (default: 0.15)
+        Fraction of report tokens to predict. (default: 0.15)
     """
 
     image_mask_ratio: float = 0.5
@@ -60,18 +60,18 @@ def sample_image_mask(
 def mask_report_tokens(
     ids: torch.Tensor, *, probability: float, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """BERT-style corruption of byte ids (B, L).
+    """BERT-style corruption of report ids (B, L).
 
-    Only byte tokens (not PAD/BOS/EOS) are selected. Returns the corrupted ids and the targets
+    Only text tokens (UNK, case markers and pieces; not PAD/BOS/EOS/MASK) are selected. Returns the corrupted ids and the targets
     (the original id at selected positions, ``-100`` elsewhere).
     """
-    is_byte = ids >= BYTE_OFFSET
-    selected = (torch.rand(ids.shape, generator=generator) < probability) & is_byte
+    is_text = ids >= UNK_ID
+    selected = (torch.rand(ids.shape, generator=generator) < probability) & is_text
     targets = torch.where(selected, ids, torch.full_like(ids, IGNORE_INDEX))
     action = torch.rand(ids.shape, generator=generator)
-    random_bytes = torch.randint(BYTE_OFFSET, VOCAB_SIZE, ids.shape, generator=generator)
+    random_tokens = torch.randint(FIRST_TEXT_ID, VOCAB_SIZE, ids.shape, generator=generator)
     corrupted = torch.where(selected & (action < 0.8), torch.full_like(ids, MASK_ID), ids)
-    corrupted = torch.where(selected & (action >= 0.8) & (action < 0.9), random_bytes, corrupted)
+    corrupted = torch.where(selected & (action >= 0.8) & (action < 0.9), random_tokens, corrupted)
     return corrupted, targets
 
 

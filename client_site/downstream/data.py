@@ -22,7 +22,7 @@ from client_site.datasets import PatientDataset, StudyRecord, load_cache_index, 
 from client_site.downstream.clinical_features import clinical_features
 from client_site.downstream.drug_graph import DrugGraph
 from client_site.findings import FINDINGS
-from client_site.tokenizer import ByteTokenizer
+from client_site.tokenizer import ReportTokenizer
 
 DownstreamItem = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
                        torch.Tensor, torch.Tensor]
@@ -46,7 +46,7 @@ class DownstreamDataset(PatientDataset):
     """
 
     def __init__(
-        self, cache_dir: str | Path, patient_keys: Sequence[str], tokenizer: ByteTokenizer, *,
+        self, cache_dir: str | Path, patient_keys: Sequence[str], tokenizer: ReportTokenizer, *,
         max_len: int, seed: int, cache_size: int = 64, graph: DrugGraph | None = None,
     ) -> None:
         super().__init__(cache_dir, patient_keys, tokenizer, max_len=max_len, seed=seed,
@@ -86,6 +86,6 @@ def site_split(
     """
     keys = sorted({r.patient_key for r in load_cache_index(cache_dir)})
     train_keys, held_keys = split_patients(keys, held_out_fraction=held_out_fraction)
-    tokenizer = ByteTokenizer()
+    tokenizer = ReportTokenizer()
     return (DownstreamDataset(cache_dir, train_keys, tokenizer, max_len=max_len, seed=seed, graph=graph),
             DownstreamDataset(cache_dir, held_keys, tokenizer, max_len=max_len, seed=0, graph=graph))

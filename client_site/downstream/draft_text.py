@@ -45,7 +45,7 @@ def clean_findings_text(generated: str, language: str) -> str:
     Parameters
     ----------
     generated : str
-        Decoded report text (:meth:`client_site.tokenizer.ByteTokenizer.decode`).
+        Decoded report text (:meth:`client_site.tokenizer.ReportTokenizer.decode`).
     language : str
         ``"en"`` or ``"zh"``; Chinese sentences are joined without spaces.
     """

@@ -46,7 +46,7 @@ from client_site.evaluation import EvalMode
 from client_site.findings import FINDINGS
 from infra.atomic_files import write_json_atomic, write_npy_atomic
 from client_site.layout import SiteLayout
-from client_site.tokenizer import ByteTokenizer
+from client_site.tokenizer import ReportTokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def draft_study(
     x = torch.from_numpy(np.asarray(volume, dtype=np.float32))[None]  # (1, 3, D, H, W)
     with EvalMode(model):
         probabilities = dict(zip(FINDINGS, torch.sigmoid(model.diagnosis_logits(x))[0].tolist()))
-        text = ByteTokenizer().decode(model.generate_report(x, config.max_report_len)[0])
+        text = ReportTokenizer().decode(model.generate_report(x, config.max_report_len)[0])
         medications: list[str] = []
         if record.clinical is not None:
             medications = model.recommend(x, clinical_features(record.clinical)[None])[0]

@@ -46,7 +46,7 @@ from client_site.downstream.model import ClinicalMedMPT
 from client_site.downstream.objective import DownstreamObjective
 from client_site.evaluation import EvalMode, fixed_batches
 from client_site.findings import FINDINGS
-from client_site.tokenizer import ByteTokenizer
+from client_site.tokenizer import ReportTokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def evaluate_downstream(
         raise ValueError("cannot evaluate on an empty dataset")
     records = [dataset.study_of(i, draw=0) for i in range(n)]
     objective = DownstreamObjective()
-    tokenizer = ByteTokenizer()
+    tokenizer = ReportTokenizer()
     losses, diag_scores, med_scores, has_clinical, has_report = [], [], [], [], []
     generated: list[str] = []
     with EvalMode(model):

@@ -228,7 +228,7 @@ class ClinicalMedMPT(nn.Module):
         clinical : torch.Tensor
             ``(B, NUM_CLINICAL_FEATURES)`` (:func:`~client_site.downstream.clinical_features.clinical_features`).
         text_ids : torch.Tensor
-            ``(B, L)`` report ids (BOS/bytes/EOS/PAD), teacher-forcing input and target.
+            ``(B, L)`` report ids (BOS/tokens/EOS/PAD), teacher-forcing input and target.
         diag_targets : torch.Tensor
             ``(B, len(FINDINGS))`` 0/1 weak labels read from the study's own report.
         med_targets : torch.Tensor

@@ -31,7 +31,7 @@ from client_site.datasets import PooledPatientDataset
 from client_site.downstream import DownstreamDataset, DownstreamObjective
 from client_site.site_runtime import RoundRequest, SiteRuntime, StateDict
 from client_site.tasks import FINETUNE, build_model
-from client_site.tokenizer import ByteTokenizer
+from client_site.tokenizer import ReportTokenizer
 from client_site.training import TrainConfig, train_locally
 from experiments.baselines.report import Comparison
 from federation.presets import get_preset
@@ -167,7 +167,7 @@ class Experiment:
     def centralized(self, progress: tqdm) -> StateDict:
         """All sites' training patients pooled, as many steps as the whole federation takes."""
         c = self.config
-        parts = [DownstreamDataset(site.layout.cache_dir, site.train_keys, ByteTokenizer(),
+        parts = [DownstreamDataset(site.layout.cache_dir, site.train_keys, ReportTokenizer(),
                                    max_len=self.preset.model.text_max_len, seed=c.seed)
                  for site in self.sites]
         model = build_model(FINETUNE, self.preset.model, init_state=self.initial)

@@ -5,7 +5,7 @@ import torch
 
 from client_site.datasets import PatientDataset, load_cache_index
 from client_site.model import MedMPT
-from client_site.tokenizer import ByteTokenizer
+from client_site.tokenizer import ReportTokenizer
 from client_site.training import TrainConfig, train_locally
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 def _dataset(cache, cfg, seed=0):
     keys = sorted({r.patient_key for r in load_cache_index(cache)})
-    return PatientDataset(cache, keys, ByteTokenizer(), max_len=cfg.text_max_len, seed=seed)
+    return PatientDataset(cache, keys, ReportTokenizer(), max_len=cfg.text_max_len, seed=seed)
 
 
 def test_dp_history_is_exact_and_keys_are_plain(fake_cache, tiny_cfg):

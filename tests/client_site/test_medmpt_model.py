@@ -8,7 +8,7 @@ from opacus.grad_sample import get_gsm_class
 
 from client_site.model import MedMPT, ModelConfig, patch_features, patchify
 from client_site.ssl_masks import MaskingConfig, make_ssl_inputs
-from client_site.tokenizer import BOS_ID, EOS_ID, PAD_ID, ByteTokenizer
+from client_site.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, ReportTokenizer
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -18,7 +18,7 @@ TEXTS = ["FINDINGS: nodule.", "检查所见：胸腔积液。", "", "IMPRESSION:
 def _batch(cfg, seed=0, has=(1.0, 1.0, 0.0, 1.0)):
     g = torch.Generator().manual_seed(seed)
     volume = torch.rand(len(has), 3, cfg.num_slices, cfg.image_size, cfg.image_size, generator=g)
-    ids = torch.stack([ByteTokenizer().encode(t, cfg.text_max_len) for t in TEXTS[: len(has)]])
+    ids = torch.stack([ReportTokenizer().encode(t, cfg.text_max_len) for t in TEXTS[: len(has)]])
     return make_ssl_inputs(volume, ids, torch.tensor(has), model_cfg=cfg, masking=MaskingConfig(),
                            generator=g)
 
@@ -60,7 +60,7 @@ def test_per_sample_gradients_are_independent(tiny_cfg, mode):
     base = MedMPT(tiny_cfg)
     a, b = _batch(tiny_cfg, seed=1), _batch(tiny_cfg, seed=1)
     b["volume"][3] = torch.rand_like(b["volume"][3])
-    b["text_ids"][3] = ByteTokenizer().encode("something else entirely", tiny_cfg.text_max_len)
+    b["text_ids"][3] = ReportTokenizer().encode("something else entirely", tiny_cfg.text_max_len)
     if mode == "ghost":  # ghost clipping keeps only per-sample gradient norms
         na, nb = _ghost_norms(copy.deepcopy(base), a), _ghost_norms(copy.deepcopy(base), b)
         torch.testing.assert_close(na[:3], nb[:3], rtol=1e-5, atol=1e-7)
@@ -104,7 +104,21 @@ def test_encode_and_generate_shapes(tiny_cfg):
     assert slice_emb.shape == (2, tiny_cfg.num_slices, tiny_cfg.dim)
     assert scan_emb.shape == (2, tiny_cfg.dim)
     assert ids.shape == (2, 12) and (ids[:, 0] == BOS_ID).all()
-    assert isinstance(ByteTokenizer().decode(ids[0]), str)
+    assert isinstance(ReportTokenizer().decode(ids[0]), str)
+
+
+def test_free_generation_emits_only_lexicon_words(tiny_cfg):
+    # Prepare: an untrained decoder whose LM head prefers single letters and UNK
+    torch.manual_seed(0)
+    model = MedMPT(tiny_cfg).eval()
+    tok = ReportTokenizer()
+    with torch.no_grad():
+        model.report_decoder.head.bias[[UNK_ID, *tok.tokens("qxzj")]] = 50.0
+    volume = torch.rand(2, 3, tiny_cfg.num_slices, tiny_cfg.image_size, tiny_cfg.image_size)
+    # Execute
+    texts = [tok.decode(row) for row in model.generate_report(volume, max_len=40)]
+    # Assert
+    assert all(text and tok.unknown_words(text) == [] for text in texts), texts
 
 
 def test_cached_decoding_steps_equal_the_full_causal_forward(tiny_cfg):
@@ -128,7 +142,7 @@ def test_greedy_reports_are_the_argmax_of_the_full_forward_at_every_step(tiny_cf
     with torch.no_grad():
         ids = model.generate_report(volume, max_len=16)
         logits = model.report_decoder(ids[:, :-1].contiguous(), model.image_memory(volume))
-    logits[..., PAD_ID] = float("-inf")
+    logits[..., ~ReportTokenizer().lexicon_only()] = float("-inf")
     for row in range(2):
         tokens = ids[row, 1:].tolist()
         end = tokens.index(EOS_ID) if EOS_ID in tokens else len(tokens) - 1  # the last is forced EOS

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from client_site.datasets import PatientDataset, load_cache_index, split_patients
-from client_site.tokenizer import ByteTokenizer
+from client_site.tokenizer import ReportTokenizer
 
 
 def _patients(cache):
@@ -24,7 +24,7 @@ def test_one_item_per_patient(fake_cache, tiny_cfg):
     # Prepare: p000 has three studies
     keys = _patients(fake_cache)
     # Execute
-    ds = PatientDataset(fake_cache, keys, ByteTokenizer(), max_len=tiny_cfg.text_max_len, seed=0)
+    ds = PatientDataset(fake_cache, keys, ReportTokenizer(), max_len=tiny_cfg.text_max_len, seed=0)
     # Assert
     assert len(ds) == len(keys) == 12
     assert len(ds.studies_of(keys.index("p000"))) == 3
@@ -34,7 +34,7 @@ def test_one_item_per_patient(fake_cache, tiny_cfg):
 
 def test_item_is_a_tuple_of_tensors(fake_cache, tiny_cfg):
     # Prepare
-    ds = PatientDataset(fake_cache, _patients(fake_cache), ByteTokenizer(), max_len=48, seed=0)
+    ds = PatientDataset(fake_cache, _patients(fake_cache), ReportTokenizer(), max_len=48, seed=0)
     # Execute
     volume, ids, has_report = ds[1]
     # Assert
@@ -47,8 +47,8 @@ def test_item_is_a_tuple_of_tensors(fake_cache, tiny_cfg):
 def test_draws_are_deterministic_given_seed(fake_cache):
     # Prepare
     keys = _patients(fake_cache)
-    a = PatientDataset(fake_cache, keys, ByteTokenizer(), max_len=48, seed=7)
-    b = PatientDataset(fake_cache, keys, ByteTokenizer(), max_len=48, seed=7)
+    a = PatientDataset(fake_cache, keys, ReportTokenizer(), max_len=48, seed=7)
+    b = PatientDataset(fake_cache, keys, ReportTokenizer(), max_len=48, seed=7)
     # Execute
     seq_a = [a[0][1] for _ in range(6)]
     seq_b = [b[0][1] for _ in range(6)]
@@ -58,9 +58,9 @@ def test_draws_are_deterministic_given_seed(fake_cache):
 
 def test_unknown_or_duplicate_patients_are_refused(fake_cache):
     with pytest.raises(ValueError, match="no study"):
-        PatientDataset(fake_cache, ["nobody"], ByteTokenizer(), max_len=48, seed=0)
+        PatientDataset(fake_cache, ["nobody"], ReportTokenizer(), max_len=48, seed=0)
     with pytest.raises(ValueError, match="duplicates"):
-        PatientDataset(fake_cache, ["p001", "p001"], ByteTokenizer(), max_len=48, seed=0)
+        PatientDataset(fake_cache, ["p001", "p001"], ReportTokenizer(), max_len=48, seed=0)
 
 
 def test_split_is_deterministic_disjoint_and_keeps_train():

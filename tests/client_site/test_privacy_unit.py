@@ -11,7 +11,7 @@ from client_site.datasets import PatientDataset, load_cache_index
 from client_site.layout import SiteLayout
 from client_site.site_config import write_site_config
 from client_site.site_runtime import RoundRequest, SiteRuntime
-from client_site.tokenizer import ByteTokenizer
+from client_site.tokenizer import ReportTokenizer
 from client_site.training import TrainConfig
 from federation.config import FederationConfig
 from federation.presets import get_preset
@@ -45,7 +45,7 @@ def multi_study_site(tmp_path_factory):
 
 
 def _dataset(site, keys):
-    return PatientDataset(SiteLayout(site).cache_dir, keys, ByteTokenizer(),
+    return PatientDataset(SiteLayout(site).cache_dir, keys, ReportTokenizer(),
                           max_len=TINY.model.text_max_len, seed=0)
 
 

@@ -6,7 +6,7 @@ import torch
 from client_site.datasets import PatientDataset, load_cache_index
 from client_site.model import MedMPT
 from client_site.proximal import attach_proximal_term
-from client_site.tokenizer import ByteTokenizer
+from client_site.tokenizer import ReportTokenizer
 from client_site.training import TrainConfig, train_locally
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 def _dataset(cache, cfg):
     keys = sorted({r.patient_key for r in load_cache_index(cache)})
-    return PatientDataset(cache, keys, ByteTokenizer(), max_len=cfg.text_max_len, seed=0)
+    return PatientDataset(cache, keys, ReportTokenizer(), max_len=cfg.text_max_len, seed=0)
 
 
 def _distance_to_global(tiny_cfg, dataset, **train):

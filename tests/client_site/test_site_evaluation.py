@@ -10,7 +10,7 @@ from client_site.datasets import PatientDataset, load_cache_index
 from client_site.evaluation import evaluate_ssl, probe_embeddings, probe_findings
 from client_site.findings import FINDINGS
 from client_site.model import MedMPT
-from client_site.tokenizer import ByteTokenizer
+from client_site.tokenizer import ReportTokenizer
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -50,8 +50,8 @@ def test_single_class_findings_are_nan_and_left_out_of_the_macro():
 def test_evaluation_on_the_fake_cache(fake_cache, tiny_cfg):
     # Prepare
     keys = sorted({r.patient_key for r in load_cache_index(fake_cache)})
-    ds_train = PatientDataset(fake_cache, keys[:8], ByteTokenizer(), max_len=tiny_cfg.text_max_len, seed=0)
-    ds_test = PatientDataset(fake_cache, keys[8:], ByteTokenizer(), max_len=tiny_cfg.text_max_len, seed=0)
+    ds_train = PatientDataset(fake_cache, keys[:8], ReportTokenizer(), max_len=tiny_cfg.text_max_len, seed=0)
+    ds_test = PatientDataset(fake_cache, keys[8:], ReportTokenizer(), max_len=tiny_cfg.text_max_len, seed=0)
     torch.manual_seed(0)
     model = MedMPT(tiny_cfg)
     y_train = np.tile([[0, 1, 0, 1, 0], [1, 0, 1, 0, 1]], (4, 1))

@@ -4,7 +4,7 @@ import torch
 
 from client_site.model import IGNORE_INDEX
 from client_site.ssl_masks import PerExampleLoss, mask_report_tokens, sample_image_mask
-from client_site.tokenizer import BYTE_OFFSET, MASK_ID, ByteTokenizer
+from client_site.tokenizer import MASK_ID, UNK_ID, ReportTokenizer
 
 
 def test_image_mask_has_fixed_count_per_slice_and_is_reproducible():
@@ -17,14 +17,14 @@ def test_image_mask_has_fixed_count_per_slice_and_is_reproducible():
     assert torch.equal(m1, m2)
 
 
-def test_mlm_selects_only_byte_tokens_bert_style():
+def test_mlm_selects_only_text_tokens_bert_style():
     # Prepare
-    ids = torch.stack([ByteTokenizer().encode("x" * 500, 512) for _ in range(8)])
+    ids = torch.stack([ReportTokenizer().encode("x" * 500, 512) for _ in range(8)])
     # Execute
     corrupted, targets = mask_report_tokens(ids, probability=0.15, generator=torch.Generator().manual_seed(0))
     # Assert
     selected = targets != IGNORE_INDEX
-    assert (ids[selected] >= BYTE_OFFSET).all()
+    assert (ids[selected] >= UNK_ID).all()
     assert 0.12 < selected.float().mean().item() < 0.18
     assert torch.equal(targets[selected], ids[selected])
     frac_mask = (corrupted[selected] == MASK_ID).float().mean().item()

@@ -14,7 +14,7 @@ from client_site.datasets import PatientDataset, load_cache_index, split_patient
 from client_site.layout import SiteLayout
 from client_site.model import MedMPT
 from client_site.site_runtime import RoundRequest, SiteRuntime
-from client_site.tokenizer import ByteTokenizer
+from client_site.tokenizer import ReportTokenizer
 from client_site.training import TrainConfig, train_locally
 from cli.main import app
 from federation.config import FederationConfig
@@ -54,7 +54,7 @@ def test_overfit_model_without_dp_is_caught_with_auc_one(memorable_site, tmp_pat
     model = MedMPT(TINY.model)
     model.load_state_dict(initial_arrays(config).to_torch_state_dict())
     members, held_out = split_patients({s.patient_key for s in load_cache_index(site / "cache")})
-    dataset = PatientDataset(site / "cache", members, ByteTokenizer(), max_len=TINY.model.text_max_len, seed=0)
+    dataset = PatientDataset(site / "cache", members, ReportTokenizer(), max_len=TINY.model.text_max_len, seed=0)
     train_locally(model, dataset, TrainConfig(local_steps=60, expected_batch_size=len(members), lr=3e-3, dp=False))
     _publish(tmp_path, config, model.state_dict())
     # Execute

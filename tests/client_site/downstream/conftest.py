@@ -10,7 +10,7 @@ import torch
 from client_site.downstream import NUM_CLINICAL_FEATURES, DrugGraph
 from client_site.findings import FINDINGS
 from client_site.model import ModelConfig
-from client_site.tokenizer import ByteTokenizer
+from client_site.tokenizer import ReportTokenizer
 
 REPORTS = ["FINDINGS: nodule in the left lung.", "检查所见：右侧胸腔积液。", "", "IMPRESSION: emphysema."]
 
@@ -32,7 +32,7 @@ def downstream_batch() -> Callable[..., dict[str, torch.Tensor]]:
         return {
             "volume": torch.rand(4, 3, cfg.num_slices, cfg.image_size, cfg.image_size, generator=g),
             "clinical": torch.rand(4, NUM_CLINICAL_FEATURES, generator=g),
-            "text_ids": torch.stack([ByteTokenizer().encode(t, cfg.text_max_len) for t in REPORTS]),
+            "text_ids": torch.stack([ReportTokenizer().encode(t, cfg.text_max_len) for t in REPORTS]),
             "diag_targets": (torch.rand(4, len(FINDINGS), generator=g) > 0.5).float(),
             "med_targets": (torch.rand(4, n_drugs, generator=g) > 0.7).float(),
             "has_report": torch.tensor([1.0, 1.0, 0.0, 1.0]),

@@ -28,7 +28,7 @@ from client_site.downstream.model import ClinicalMedMPT
 from client_site.downstream.saliency import SaliencyConfig
 from client_site.findings import FINDINGS
 from client_site.reference.formulary import interaction_table_csv
-from client_site.tokenizer import ByteTokenizer
+from client_site.tokenizer import ReportTokenizer
 from dashboard.site_reader import load_draft, load_explanation
 
 FAST = DraftConfig(saliency=SaliencyConfig(samples=2))
@@ -57,7 +57,7 @@ class _StandIn(nn.Module):
         return self.logits[None] + 1e-6 * volume[:, 0].pow(2).flatten(1).sum(dim=1, keepdim=True)
 
     def generate_report(self, volume: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
-        return ByteTokenizer().encode(self.report, 256)[None]
+        return ReportTokenizer().encode(self.report, 256)[None]
 
     def recommend(self, volume: torch.Tensor, clinical_features: torch.Tensor, *,
                   threshold: float | None = None) -> list[list[str]]:

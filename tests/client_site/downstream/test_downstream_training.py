@@ -6,7 +6,7 @@ import torch
 from client_site.datasets import load_cache_index
 from client_site.downstream import ClinicalMedMPT, DownstreamDataset, DownstreamObjective
 from client_site.layout import SiteLayout
-from client_site.tokenizer import ByteTokenizer
+from client_site.tokenizer import ReportTokenizer
 from client_site.training import TrainConfig, train_locally
 from federation.presets import get_preset
 
@@ -18,7 +18,7 @@ TINY = get_preset("tiny").model
 def _dataset(site_dir, seed=0):
     cache = SiteLayout(site_dir).cache_dir
     keys = sorted({r.patient_key for r in load_cache_index(cache)})
-    return DownstreamDataset(cache, keys, ByteTokenizer(), max_len=TINY.text_max_len, seed=seed)
+    return DownstreamDataset(cache, keys, ReportTokenizer(), max_len=TINY.text_max_len, seed=seed)
 
 
 def test_items_carry_weak_labels_and_prescriptions(ingested_site):

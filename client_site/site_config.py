@@ -27,12 +27,27 @@ class SiteConfig:
     allow_non_dp : bool
         Whether the site accepts rounds without DP-SGD (only sensible on synthetic or
         public data, e.g. for baselines). (default: False)
+    dp_test_seed : int | None
+        ``[testing] dp_seed``: makes the DP sampling and noise reproducible for tests
+        (:func:`privacy.randomness.seeded_randomness`); never with patient data. None draws
+        them fresh from the OS for every release. (default: None)
     """
 
     name: str
     budget: PrivacyBudget
     accountant: str = "rdp"
     allow_non_dp: bool = False
+    dp_test_seed: int | None = None
+
+
+def _test_seed(data: dict[str, object]) -> int | None:
+    testing = data.get("testing", {})
+    if not isinstance(testing, dict) or "dp_seed" not in testing:
+        return None
+    seed = testing["dp_seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"[testing] dp_seed must be an integer, got {seed!r}")
+    return seed
 
 
 def write_site_config(
@@ -79,6 +94,7 @@ def load_site_config(site_dir: Path) -> SiteConfig:
             ),
             accountant=str(privacy.get("accountant", "rdp")),
             allow_non_dp=bool(privacy.get("allow_non_dp", False)),
+            dp_test_seed=_test_seed(data),
         )
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as e:
         raise ValueError(

@@ -37,6 +37,7 @@ from client_site.training import LocalTrainResult, TrainConfig, train_locally
 from client_site.truth import load_study_labels
 from privacy.errors import BudgetExceededError
 from privacy.ledger import PrivacyLedger
+from privacy.randomness import DPRandomness, fresh_randomness, seeded_randomness
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ class SiteRuntime:
         elif not self.config.allow_non_dp:
             raise SiteRefusal(f"{self.name} refuses training without DP (site.toml: allow_non_dp = false)")
         objective = DownstreamObjective() if request.task == FINETUNE else None
-        result = train_locally(model, dataset, cfg, objective)
+        result = train_locally(model, dataset, cfg, objective, randomness=self._dp_randomness(request))
         if reservation is not None:
             planned = [(reservation.noise_multiplier, reservation.sample_rate, reservation.steps)]
             if result.accountant_history != planned:
@@ -157,6 +158,15 @@ class SiteRuntime:
         logger.info("%s round %d: loss %.3f, epsilon %.3f / %g", self.name, request.round,
                     metrics["train_loss"], metrics["epsilon"], budget.epsilon)
         return result.state_dict, release_metrics("train", metrics)
+
+    def _dp_randomness(self, request: RoundRequest) -> DPRandomness:
+        """Fresh generators for this release, unless the site's own site.toml sets a test seed."""
+        seed = self.config.dp_test_seed
+        if seed is None:
+            return fresh_randomness()
+        logger.warning("%s: DP sampling and noise are reproducible ([testing] dp_seed in site.toml); "
+                       "for tests only, never with patient data", self.name)
+        return seeded_randomness(seed, run_id=request.run_id, round=request.round)
 
     def evaluate(self, state: StateDict, request: RoundRequest) -> dict[str, float]:
         """SSL losses on held-out patients, a linear diagnosis probe and the site's data-QA statistics.

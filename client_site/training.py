@@ -10,7 +10,8 @@ With DP, each optimizer step is one DP-SGD step (Abadi et al. 2016) over a Poiss
 patients at rate ``q = expected_batch_size / len(dataset)``; exactly ``local_steps`` steps run
 (empty batches included, see :func:`privacy.dp_training.step_on_empty_batch`), so the Opacus
 accountant history of a call is exactly ``[(noise_multiplier, q, local_steps)]``. The caller
-owns the cumulative accounting (``privacy.accountant``) and thread settings.
+owns the cumulative accounting (``privacy.accountant``) and thread settings. The sampling and
+noise generators come from the site (:mod:`privacy.randomness`), never from the run's seed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -35,6 +35,7 @@ from privacy.dp_training import (
     poisson_data_loader,
     step_on_empty_batch,
 )
+from privacy.randomness import DPRandomness, fresh_randomness
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +78,8 @@ class TrainConfig:
     lr, weight_decay : float
         AdamW settings. (default: 1e-3, 0.01)
     seed : int
-        Seeds batch sampling, masks and DP noise. (default: 0)
+        Seeds the SSL masks and, without DP, the shuffling; never the DP sampling or noise
+        (:mod:`privacy.randomness`). (default: 0)
     noise_multiplier, max_grad_norm : float
         DP-SGD sigma and per-patient clipping norm. (default: 1.0, 1.0)
     dp : bool
@@ -86,8 +88,6 @@ class TrainConfig:
         Opacus per-sample gradient mode, see :mod:`privacy.dp_training`. (default: ``"ew"``)
     masking : MaskingConfig
         SSL mask ratios (used by the default :class:`SSLObjective` only).
-    secure_mode : bool
-        Opacus secure RNG (needs torchcsprng; then runs are not reproducible). (default: False)
     proximal_mu : float
         FedProx weight: adds ``mu * (w - w_global)`` to each gradient after DP clipping and
         noise (:mod:`client_site.proximal`); 0 is plain local training. (default: 0.0)
@@ -103,7 +103,6 @@ class TrainConfig:
     dp: bool = True
     grad_sample_mode: str = DEFAULT_GRAD_SAMPLE_MODE
     masking: MaskingConfig = field(default_factory=MaskingConfig)
-    secure_mode: bool = False
     proximal_mu: float = 0.0
 
     def __post_init__(self) -> None:
@@ -145,9 +144,102 @@ class LocalTrainResult:
     accountant_history: list[tuple[float, float, int]]
 
 
+@dataclass
+class _Loop:
+    """What the step loop drives: the (possibly DP-wrapped) module, optimizer and loader."""
+
+    module: nn.Module
+    optimizer: torch.optim.Optimizer
+    loader: DataLoader[tuple[torch.Tensor, ...]]
+    sample_rate: float
+    private: PrivateTraining | None
+
+
+@dataclass
+class _Tally:
+    """Running sums of the loss parts, weighted by how many examples each part averages over."""
+
+    sums: dict[str, float]
+    counts: dict[str, float]
+    seen: int = 0
+    steps: int = 0
+    empty: int = 0
+
+    def add(self, parts: dict[str, torch.Tensor], counts: dict[str, float], batch_size: int) -> None:
+        for key, count in counts.items():
+            self.sums[key] += float(parts[key]) * count
+            self.counts[key] += count
+        self.seen += batch_size
+
+    def means(self) -> dict[str, float]:
+        return {key: self.sums[key] / max(self.counts[key], 1.0) for key in self.sums}
+
+
+def _build_loop(model: nn.Module, dataset: Dataset[tuple[torch.Tensor, ...]], cfg: TrainConfig,
+                randomness: DPRandomness | None) -> _Loop:
+    """AdamW (with the proximal term) and, under DP, Opacus around model, optimizer and loader.
+
+    Under DP the Poisson sampling and the noise use ``randomness`` (fresh from the OS when
+    None); without DP the shuffling is seeded from ``cfg.seed`` (nothing private to protect).
+    """
+    n = len(dataset)  # type: ignore[arg-type]
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    attach_proximal_term(optimizer, mu=cfg.proximal_mu)  # the inner optimizer: after DP noise
+    if not cfg.dp:
+        batch_size = min(cfg.expected_batch_size, n)
+        shuffle = torch.Generator().manual_seed(cfg.seed)
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=shuffle, drop_last=True)
+        return _Loop(model, optimizer, loader, batch_size / n, None)
+    randomness = randomness or fresh_randomness()
+    rate = min(cfg.expected_batch_size / n, 1.0)
+    private = make_private(
+        model=model, optimizer=optimizer,
+        data_loader=poisson_data_loader(dataset, sample_rate=rate, generator=randomness.sampling),
+        noise_multiplier=cfg.noise_multiplier, max_grad_norm=cfg.max_grad_norm,
+        criterion=PerExampleLoss(), grad_sample_mode=cfg.grad_sample_mode,
+        noise_generator=randomness.noise,
+    )
+    return _Loop(private.module, private.optimizer, private.data_loader, rate, private)
+
+
+def _step(loop: _Loop, batch: Sequence[torch.Tensor], objective: TrainingObjective,
+          masks: torch.Generator) -> None:
+    """One optimizer step on a non-empty batch (under DP: clip, noise, then AdamW)."""
+    inputs = objective.model_inputs(batch, generator=masks)
+    loop.optimizer.zero_grad(set_to_none=True)
+    per_example = loop.module(inputs.pop("volume"), **inputs)  # batch first (Opacus ew)
+    if loop.private is not None and loop.private.grad_sample_mode == "ghost":
+        loss = loop.private.criterion(per_example, None)  # type: ignore[misc]
+    else:
+        loss = per_example.mean()
+    loss.backward()
+    loop.optimizer.step()
+
+
+def _run_steps(loop: _Loop, model: nn.Module, objective: TrainingObjective, steps: int,
+               masks: torch.Generator) -> _Tally:
+    """Exactly ``steps`` optimizer steps, empty Poisson batches included."""
+    tally = _Tally(dict.fromkeys(objective.parts, 0.0), dict.fromkeys(objective.parts, 0.0))
+    while tally.steps < steps:
+        for batch in loop.loader:
+            tally.steps += 1
+            if batch[0].shape[0] == 0:
+                if loop.private is None:
+                    raise RuntimeError("empty batch without Poisson sampling")
+                step_on_empty_batch(loop.private)
+                tally.empty += 1
+            else:
+                _step(loop, batch, objective, masks)
+                tally.add(model.last_loss_parts, objective.part_counts(batch), batch[0].shape[0])
+            if tally.steps >= steps:
+                break  # before fetching (and drawing) a batch that would not be used
+    return tally
+
+
 def train_locally(
     model: nn.Module, dataset: Dataset[tuple[torch.Tensor, ...]], cfg: TrainConfig,
-    objective: TrainingObjective | None = None,
+    objective: TrainingObjective | None = None, *, randomness: DPRandomness | None = None,
 ) -> LocalTrainResult:
     """Train ``model`` in place for ``cfg.local_steps`` steps on ``dataset`` (one item = one patient).
 
@@ -163,82 +255,36 @@ def train_locally(
         Steps, batch, optimizer and DP settings.
     objective : TrainingObjective, optional
         Default: SSL pretraining of ``MedMPT``, ``SSLObjective(model.cfg, cfg.masking)``.
+    randomness : DPRandomness, optional
+        Generators of the DP sampling and noise (:mod:`privacy.randomness`); fresh from the
+        OS CSPRNG when None. Never derived from ``cfg.seed``. (default: None)
     """
     objective = objective or SSLObjective(model.cfg, cfg.masking)  # type: ignore[arg-type]
     n = len(dataset)  # type: ignore[arg-type]
     if n == 0:
         raise ValueError("cannot train on an empty dataset")
-    seeds = np.random.SeedSequence(cfg.seed).generate_state(3)
-    sampling, masks, noise = (torch.Generator().manual_seed(int(s)) for s in seeds)
     model.train()
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    attach_proximal_term(optimizer, mu=cfg.proximal_mu)  # the inner optimizer: after DP noise
-    private: PrivateTraining | None = None
-    if cfg.dp:
-        rate = min(cfg.expected_batch_size / n, 1.0)
-        private = make_private(
-            model=model, optimizer=optimizer,
-            data_loader=poisson_data_loader(dataset, sample_rate=rate, generator=sampling),
-            noise_multiplier=cfg.noise_multiplier, max_grad_norm=cfg.max_grad_norm,
-            criterion=PerExampleLoss(), secure_mode=cfg.secure_mode,
-            grad_sample_mode=cfg.grad_sample_mode, noise_generator=noise,
-        )
-        module, step_optimizer, loader = private.module, private.optimizer, private.data_loader
-    else:
-        batch_size = min(cfg.expected_batch_size, n)
-        rate = batch_size / n
-        module, step_optimizer = model, optimizer
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=sampling, drop_last=True)
-
-    sums = dict.fromkeys(objective.parts, 0.0)
-    counts = dict.fromkeys(objective.parts, 0.0)
-    seen = steps = empty = 0
+    masks = torch.Generator().manual_seed(cfg.seed)  # SSL masks: part of the per-patient function
+    loop = _build_loop(model, dataset, cfg, randomness)
     start, cpu_start = time.perf_counter(), time.process_time()
     try:
-        while steps < cfg.local_steps:
-            for batch in loader:
-                steps += 1
-                b = batch[0].shape[0]
-                if b == 0:
-                    if private is None:
-                        raise RuntimeError("empty batch without Poisson sampling")
-                    step_on_empty_batch(private)
-                    empty += 1
-                else:
-                    inputs = objective.model_inputs(batch, generator=masks)
-                    step_optimizer.zero_grad(set_to_none=True)
-                    per_example = module(inputs.pop("volume"), **inputs)  # batch first (Opacus ew)
-                    if private is not None and private.grad_sample_mode == "ghost":
-                        loss = private.criterion(per_example, None)  # type: ignore[misc]
-                    else:
-                        loss = per_example.mean()
-                    loss.backward()
-                    step_optimizer.step()
-                    parts = model.last_loss_parts
-                    for key, count in objective.part_counts(batch).items():
-                        sums[key] += float(parts[key]) * count
-                        counts[key] += count
-                    seen += b
-                if steps >= cfg.local_steps:
-                    break  # before fetching (and drawing) a batch that would not be used
+        tally = _run_steps(loop, model, objective, cfg.local_steps, masks)
     finally:
-        if private is not None:
-            private.close()
+        if loop.private is not None:
+            loop.private.close()
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    history = [] if private is None else [
-        (float(s), float(q), int(k)) for s, q, k in private.engine.accountant.history
+    history = [] if loop.private is None else [
+        (float(s), float(q), int(k)) for s, q, k in loop.private.engine.accountant.history
     ]
     metrics = {
-        **{key: sums[key] / max(counts[key], 1.0) for key in objective.parts},
-        "seconds": seconds, "cpu_seconds": cpu_seconds,
-        "samples_per_s": seen / seconds if seconds > 0 else 0.0,
-        "mean_batch_size": seen / steps, "empty_batches": float(empty),
+        **tally.means(), "seconds": seconds, "cpu_seconds": cpu_seconds,
+        "samples_per_s": tally.seen / seconds if seconds > 0 else 0.0,
+        "mean_batch_size": tally.seen / tally.steps, "empty_batches": float(tally.empty),
     }
-    logger.info("local training: %d steps, %d examples seen, loss %.4f, %.2f samples/s",
-                steps, seen, metrics["loss"], metrics["samples_per_s"])
+    logger.info("local training: %d steps, %d examples seen, %.2f samples/s",
+                tally.steps, tally.seen, metrics["samples_per_s"])
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     return LocalTrainResult(
-        state_dict=state, metrics=metrics, num_examples=n, steps=steps, sample_rate=rate,
-        accountant_history=history,
+        state_dict=state, metrics=metrics, num_examples=n, steps=tally.steps,
+        sample_rate=loop.sample_rate, accountant_history=history,
     )

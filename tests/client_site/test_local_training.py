@@ -7,6 +7,7 @@ from client_site.datasets import PatientDataset, load_cache_index
 from client_site.model import MedMPT
 from client_site.tokenizer import ReportTokenizer
 from client_site.training import TrainConfig, train_locally
+from privacy.randomness import seeded_randomness
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -43,13 +44,15 @@ def test_empty_poisson_batches_still_count_as_steps(fake_cache, tiny_cfg):
     assert result.accountant_history == [(1.0, 1 / 12, 8)]
 
 
-def test_dp_training_is_deterministic_given_seed(fake_cache, tiny_cfg):
+def test_dp_training_is_deterministic_given_the_sites_randomness(fake_cache, tiny_cfg):
     # Prepare
     cfg = TrainConfig(local_steps=2, expected_batch_size=4, seed=11)
     states = []
     for _ in range(2):
         torch.manual_seed(0)
-        states.append(train_locally(MedMPT(tiny_cfg), _dataset(fake_cache, tiny_cfg), cfg).state_dict)
+        randomness = seeded_randomness(5, run_id="run", round=1)
+        states.append(train_locally(MedMPT(tiny_cfg), _dataset(fake_cache, tiny_cfg), cfg,
+                                    randomness=randomness).state_dict)
     # Assert
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 

@@ -30,6 +30,7 @@ from flwr.supercore.task_identity import TaskIdentity
 from aggregator.checkpoints import SIGNATURE_SUFFIX, checkpoint_path, load_signed_checkpoint
 from aggregator.results_store import ResultsStore
 from aggregator.signing import load_or_create_signing_key, load_public_key
+from client_site.layout import SiteLayout
 from federation.deploy.approval import approve
 from federation.deploy.consortium import add_site, init_consortium
 from federation.deploy.flower_cli import CONNECTION, executable, flower_env, run_flwr
@@ -38,6 +39,7 @@ from federation.deploy.processes import spawn, start_aggregator, start_site
 from federation.deploy.rounds import APP_DIR, launch, run_config_for, snapshot_app, wait_for
 from federation.server_app import run_rounds
 from federation_helpers import InProcessGrid
+from privacy.ledger import PrivacyLedger
 
 SITES = ("site-a", "site-b", "site-c")  # registry names; the data dirs call themselves hospital-*
 RUN = "deploy"
@@ -248,7 +250,7 @@ class _SiteDownFromRound2(InProcessGrid):
         return super().deliver(message)
 
 
-def test_aggregator_killed_after_round_1_resumes_to_the_weights_of_an_uninterrupted_run(
+def test_aggregator_killed_after_round_1_resumes_from_its_checkpoint_with_fresh_noise(
         federation, tiny_sites, tmp_path, monkeypatch):
     # Prepare: the same run, uninterrupted, with the real ServerApp and ClientApp code in this
     # process (site-a and site-b; site-b lost from round 2 on, site-c's refusals add nothing)
@@ -266,11 +268,16 @@ def test_aggregator_killed_after_round_1_resumes_to_the_weights_of_an_uninterrup
     resumed = load_signed_checkpoint(checkpoint_path(consortium.aggregator_dir / "checkpoints" / RUN, 2),
                                      load_public_key(consortium.signing_key.with_suffix(".pub")))
 
-    # Assert
-    assert resumed["arrays_digest"] == straight["arrays_digest"]
+    # Assert: the resumed run completed round 2 from round 1's signed checkpoint; its noise is
+    # the sites' own, so its weights differ from the uninterrupted run's
+    assert resumed["round"] == straight["round"] == 2
+    assert resumed["arrays_digest"] != straight["arrays_digest"]
     assert set(resumed["strategy_state"]) == {"m_t", "v_t"}  # FedAdam moments came back too
     seen = [(p["round"], p["phase"], p["site"]) for p in federation["participation"]]
     assert len(seen) == len(set(seen))  # each round recorded once across the two attempts
+    ledger = PrivacyLedger(SiteLayout(tiny_sites[0]).ledger_path)  # site-a, which trained both rounds
+    rounds = [e["round"] for e in ledger.entries if e["event"] == "segment_started" and e["run_id"] == RUN]
+    assert rounds == [1, 2]  # round 1 not trained again after the crash; each round charged once
 
 
 def test_forged_newer_checkpoint_is_refused_and_the_previous_one_used(federation):

@@ -1,4 +1,4 @@
-"""Resume after an aggregator crash gives the same final weights as an uninterrupted run.
+"""Resume after an aggregator crash continues from the last signed checkpoint, with fresh noise.
 
 The real ServerApp (``run_rounds``) and ClientApp (DP training, signature check) run over an
 in-process Grid; the same check through Flower's simulation engine is in docs/deployment.md.
@@ -11,9 +11,11 @@ import pytest
 from aggregator.checkpoints import checkpoint_path, latest_good_checkpoint
 from aggregator.results_store import ResultsStore
 from aggregator.signing import load_public_key
+from client_site.layout import SiteLayout
 from federation.config import FederationConfig
 from federation.server_app import ResumeError, resume_point, run_rounds
 from federation_helpers import InProcessGrid
+from privacy.ledger import PrivacyLedger
 
 
 pytestmark = pytest.mark.usefixtures("task_identity")
@@ -39,6 +41,11 @@ def _run(config, site_dirs):
     return run_rounds(grid, config)
 
 
+def _segments(site_dir, run_id):
+    ledger = PrivacyLedger(SiteLayout(site_dir).ledger_path)
+    return [e["round"] for e in ledger.entries if e["event"] == "segment_started" and e["run_id"] == run_id]
+
+
 @pytest.fixture(scope="module")
 def runs(tiny_sites, tmp_path_factory):
     """A straight 2-round FedAdam run, and one stopped after round 1 then resumed to 2."""
@@ -47,22 +54,27 @@ def runs(tiny_sites, tmp_path_factory):
     straight = _config(workdir, "straight", 2, strategy="fedadam")
     _run(straight, sites)
     _run(_config(workdir, "resumed", 1, strategy="fedadam"), sites)  # "crash" after round 1
+    round_1 = checkpoint_path(_config(workdir, "resumed", 1).checkpoint_dir, 1).read_bytes()
     resumed = _config(workdir, "resumed", 2, strategy="fedadam", resume=True)
     _run(resumed, sites)
-    return workdir, straight, resumed
+    return workdir, straight, resumed, round_1
 
 
-def test_resumed_run_ends_with_the_same_weights_as_a_straight_one(runs):
-    _, straight, resumed = runs
+def test_resumed_run_continues_from_its_checkpoint_with_fresh_noise(runs, tiny_sites):
+    _, straight, resumed, round_1 = runs
     a, b = _final_digest(straight), _final_digest(resumed)
 
     assert a["round"] == b["round"] == 2
-    assert a["arrays_digest"] == b["arrays_digest"]
+    assert checkpoint_path(resumed.checkpoint_dir, 1).read_bytes() == round_1  # not trained again
     assert set(b["strategy_state"]) == {"m_t", "v_t"}  # FedAdam moments were carried over
+    assert a["arrays_digest"] != b["arrays_digest"]  # same seed and rounds, but the sites' own noise
+    for site_dir in tiny_sites[:2]:  # each round trained, hence charged, once per run
+        assert _segments(site_dir, "straight") == [1, 2]
+        assert _segments(site_dir, "resumed") == [1, 2]
 
 
 def test_resumed_run_is_recorded_once_per_round(runs):
-    workdir, _, resumed = runs
+    workdir, _, resumed, _ = runs
     store = ResultsStore(workdir / "aggregator" / "results.sqlite", read_only=True)
     run = next(r for r in store.runs() if r["run_id"] == "resumed")
     rounds = sorted({(p["round"], p["phase"]) for p in store.participation("resumed")})
@@ -73,7 +85,7 @@ def test_resumed_run_is_recorded_once_per_round(runs):
 
 
 def test_resume_skips_a_tampered_checkpoint_and_refuses_another_config(runs):
-    _, straight, _ = runs
+    _, straight, _, _ = runs
     path = checkpoint_path(straight.checkpoint_dir, 2)
     path.write_bytes(path.read_bytes()[:-10])  # truncated
 

@@ -32,7 +32,9 @@ def report_draft(
         None, "--model", help="Weights to use instead of SITE_DIR/models/finetune/latest.pt: a file of "
         "that store, a round checkpoint or a ClinicalMedMPT state dict."),
     preset: str = typer.Option("", help="Model preset, for --model files that do not name one."),
-    threshold: float = typer.Option(0.5, help="Diagnosis probability from which a finding is in the impression."),
+    threshold: float = typer.Option(
+        None, help="Diagnosis probability from which a finding is stated, for every finding (default: the "
+        "thresholds calibrated on the site's training patients)."),
     as_json: bool = typer.Option(False, "--json", help="Print the drafts as JSON."),
 ) -> None:
     """Draft a report for one study (--study) or for every cached study (--all)."""
@@ -49,10 +51,10 @@ def report_draft(
     if limit < 0:
         raise typer.BadParameter(f"--limit must be >= 0, got {limit}")
     keys = _first_keys(site, limit) if all_studies else [_study_key(site, study)]
-    drafts = draft_cached_studies(clinical_model, site, keys, config=config, model_info=info,
-                                  progress=all_studies)
+    drafts, calibration = draft_cached_studies(clinical_model, site, keys, config=config, model_info=info,
+                                               progress=all_studies)
     if as_json:
-        typer.echo(json.dumps({k: d.to_json(threshold=threshold, model=info) for k, d in drafts.items()},
+        typer.echo(json.dumps({k: d.to_json(calibration=calibration, model=info) for k, d in drafts.items()},
                               ensure_ascii=False, indent=2))
     elif all_studies:
         typer.echo(f"drafted {len(drafts)} studies into {site / 'cache' / 'drafts'}")

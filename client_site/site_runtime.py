@@ -24,6 +24,7 @@ from client_site.downstream import (
     evaluate_downstream,
     site_pointing_game,
 )
+from client_site.downstream.calibration import calibrate
 from client_site.egress import release_metrics
 from client_site.evaluation import evaluate_ssl, probe_findings
 from client_site.ingestion import load_qa_metrics
@@ -184,7 +185,7 @@ class SiteRuntime:
             raise SiteRefusal(f"{self.name} has too few patients to hold any out for validation")
         if request.task == FINETUNE:
             return release_metrics("evaluate", {"num-examples": float(len(held_out)),
-                                                **self._downstream(model, held_out),
+                                                **self._downstream(model, held_out, request),
                                                 **self._qa_metrics()})
         ssl = evaluate_ssl(model, held_out, seed=request.train.seed)
         metrics: dict[str, float] = {
@@ -221,10 +222,11 @@ class SiteRuntime:
 
         return probe_findings(model, train, held_out, labels_of(train), labels_of(held_out))
 
-    def _downstream(self, model: nn.Module, held_out: PatientDataset) -> dict[str, float]:
+    def _downstream(self, model: nn.Module, held_out: PatientDataset, request: RoundRequest) -> dict[str, float]:
         """Downstream metrics of a fine-tuned model on the held-out patients (truth labels for
         the diagnosis AUC and lesion masks for the pointing game when the site has them, the
-        site's own interaction table if present)."""
+        site's own interaction table if present), at thresholds calibrated on the site's
+        training patients."""
         labels = None
         if self.layout.labels_path.exists():
             labels = load_study_labels(self.layout.labels_path, load_or_create_salt(self.layout.root))
@@ -232,7 +234,10 @@ class SiteRuntime:
             logger.warning("%s has no %s: no diagnosis AUC", self.name, self.layout.labels_path)
         path = self.layout.interactions_path
         interactions = load_interactions(path) if path.exists() else DrugGraph.consortium().interactions
-        metrics = evaluate_downstream(model, held_out, labels, interactions)  # type: ignore[arg-type]
+        calibration = calibrate(model, self._dataset(self.train_keys, request.model, seed=0,  # type: ignore[arg-type]
+                                                     task=FINETUNE))
+        metrics = evaluate_downstream(model, held_out, labels, interactions,  # type: ignore[arg-type]
+                                      calibration=calibration)
         studies = {s.study_key for i in range(len(held_out)) for s in held_out.studies_of(i)}
         metrics["pointing_game"] = site_pointing_game(model, self.layout.root, studies).score
         return metrics

@@ -27,7 +27,6 @@ __all__ = [
     "SiteReadError",
     "Study",
     "check_key",
-    "interaction_warnings",
     "load_draft",
     "load_explanation",
     "load_index",
@@ -213,35 +212,15 @@ def load_draft(site_dir: Path, study_key: str) -> Draft | None:
     )
 
 
-def load_interactions(site_dir: Path) -> list[dict[str, str]]:
-    """Rows of ``reference/drug_interactions.csv`` (empty when the site has no table)."""
+def load_interactions(site_dir: Path) -> dict[frozenset[str], tuple[str, str]]:
+    """``reference/drug_interactions.csv`` read by the site's one reader of it
+    (:func:`client_site.clinical_metrics.load_interaction_table`); empty when the site has none."""
+    from client_site.clinical_metrics import load_interaction_table
+
     path = Path(site_dir) / "reference" / "drug_interactions.csv"
     if not path.is_file():
-        return []
+        return {}
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            return [dict(row) for row in csv.DictReader(handle)]
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        return load_interaction_table(path)
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError, KeyError) as e:
         raise SiteReadError(f"cannot read {path.name}: {e}") from e
-
-
-def interaction_warnings(medications: list[str], table: list[dict[str, str]]) -> list[str]:
-    """Known interactions among ``medications`` (unordered pairs of the reference table).
-
-    Returns
-    -------
-    list[str]
-        ``"a + b (severity): description"`` for each interacting pair, in table order.
-    """
-    given = [" ".join(m.lower().split()) for m in medications if m.strip()]
-
-    def _taken(drug: str) -> bool:  # "amoxicillin 500 mg" counts as amoxicillin
-        return any(m == drug or m.startswith(drug + " ") for m in given)
-
-    out = []
-    for row in table:
-        a, b = (row.get("drug_a") or "").strip().lower(), (row.get("drug_b") or "").strip().lower()
-        if a and b and a != b and _taken(a) and _taken(b):
-            out.append(f"{a} + {b} ({row.get('severity') or 'unknown severity'}): "
-                       f"{row.get('description') or ''}".rstrip(": "))
-    return out

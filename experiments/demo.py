@@ -109,4 +109,4 @@ def draft_examples(site_dirs: list[Path], *, per_site: int) -> None:
 
     for site_dir in site_dirs:
         report_draft(site=site_dir, study="", all_studies=True, limit=per_site, model=None, preset="",
-                     threshold=0.5, as_json=False)
+                     threshold=None, as_json=False)

@@ -6,6 +6,7 @@ from .finding_f1 import label_f1, report_finding_f1
 from .medication import (
     ddi_rate,
     interaction_pairs,
+    interaction_warnings,
     load_interaction_table,
     load_interactions,
     pr_auc,
@@ -22,6 +23,7 @@ __all__ = [
     "finding_term",
     "findings_vector",
     "interaction_pairs",
+    "interaction_warnings",
     "label_f1",
     "load_interaction_table",
     "load_interactions",

@@ -13,7 +13,7 @@ import csv
 import itertools
 import logging
 import math
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -173,3 +173,51 @@ def ddi_rate(pred_sets: Iterable[Collection[str]], interactions: Collection[Drug
             pairs += 1
             interacting += frozenset((a, b)) in interactions
     return interacting / pairs if pairs else 0.0
+
+
+_SEVERITY_ORDER = {"major": 0, "moderate": 1, "minor": 2}
+
+
+def interaction_warnings(
+    recommended: Sequence[str], current: Sequence[str], table: Mapping[DrugPair, tuple[str, str]],
+) -> list[str]:
+    """Known interactions of the recommended drugs, with each other and with current medications.
+
+    Parameters
+    ----------
+    recommended : Sequence[str]
+        Drugs the draft recommends.
+    current : Sequence[str]
+        The patient's current medications (clinical record). A name followed by a dose
+        ("amoxicillin 500 mg") counts as the drug of the table it starts with.
+    table : Mapping[frozenset[str], tuple[str, str]]
+        Pair -> (severity, description), :func:`client_site.clinical_metrics.load_interaction_table`.
+
+    Returns
+    -------
+    list[str]
+        ``"a + b (severity; context): description"``, major interactions first; each pair once.
+    """
+    rec = list(dict.fromkeys(_drug_name(d, table) for d in recommended if d.strip()))
+    cur = list(dict.fromkeys(_drug_name(d, table) for d in current if d.strip()))
+    found: list[tuple[int, str]] = []
+    seen: set[DrugPair] = set()
+    for i, drug in enumerate(rec):
+        candidates = [(other, "both recommended") for other in rec[i + 1:]]
+        candidates += [(other, "recommended with current medication") for other in cur]
+        for other, context in candidates:
+            pair = frozenset((drug, other))
+            if len(pair) < 2 or pair in seen or pair not in table:
+                continue
+            seen.add(pair)
+            severity, description = table[pair]
+            found.append((_SEVERITY_ORDER.get(severity, len(_SEVERITY_ORDER)),
+                          f"{drug} + {other} ({severity}; {context}): {description}"))
+    return [text for _, text in sorted(found, key=lambda t: t[0])]
+
+
+def _drug_name(text: str, table: Mapping[DrugPair, tuple[str, str]]) -> str:
+    """Lower-case drug name of ``text``; "warfarin 5 mg" -> "warfarin" when the table knows warfarin."""
+    name = " ".join(text.lower().split())
+    known = {drug for pair in table for drug in pair}
+    return next((d for d in sorted(known, key=len, reverse=True) if name.startswith(d + " ")), name)

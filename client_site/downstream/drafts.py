@@ -3,18 +3,22 @@
 For one study, :func:`draft_study` runs the fine-tuned model
 (:class:`~client_site.downstream.model.ClinicalMedMPT`) and composes a :class:`StudyDraft`:
 
-* findings: the generated report's findings section, cleaned (:func:`clean_findings_text`);
-* impression: the findings whose diagnosis probability reaches the threshold, in the study's
-  language (:func:`impression_text`);
+* findings: one sentence per finding the diagnosis heads state (probability >= the finding's
+  calibrated threshold), chosen among the sentences of a grammar by the report decoder
+  (:mod:`client_site.downstream.draft_grammar`), plus pertinent negatives; lexicon words only;
+* impression: the stated findings in the study's language (:func:`impression_text`);
 * medications: the model's interaction-aware recommendation from the volume and the clinical
-  record (none without a record);
+  record, at the calibrated threshold (none without a record);
 * warnings: known interactions of the recommended drugs with each other and with the patient's
-  current medications, from the site's ``reference/drug_interactions.csv``;
+  current medications, each pair once, from the site's ``reference/drug_interactions.csv``
+  (:func:`~client_site.clinical_metrics.interaction_warnings`);
 
 plus an interpretability map: the SmoothGrad map of the most probable finding
-(:mod:`client_site.downstream.saliency`). :func:`write_draft` stores them where the case viewer
-reads them (``cache/drafts/<key>.json``, ``cache/explanations/<key>.npy``, docs/contracts.md
-section 4). Everything stays in the site directory.
+(:mod:`client_site.downstream.saliency`). Thresholds come from
+:func:`~client_site.downstream.calibration.site_calibration` on the site's training patients.
+:func:`write_draft` stores them where the case viewer reads them (``cache/drafts/<key>.json``,
+``cache/explanations/<key>.npy``, docs/contracts.md section 4). Everything stays in the site
+directory.
 """
 
 from __future__ import annotations
@@ -30,23 +34,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from client_site.clinical_metrics import load_interaction_table
+from client_site.clinical_metrics import interaction_warnings, load_interaction_table
 from client_site.datasets import StudyRecord, load_cache_index
+from client_site.downstream.calibration import Calibration, site_calibration
 from client_site.downstream.clinical_features import clinical_features
-from client_site.downstream.draft_text import (
-    FINDING_THRESHOLD,
-    DrugPair,
-    draft_language,
-    draft_report,
-    interaction_warnings,
-)
+from client_site.downstream.draft_grammar import draft_findings
+from client_site.downstream.draft_text import draft_language, impression_text
+from client_site.downstream.drug_graph import DrugPair
 from client_site.downstream.model import ClinicalMedMPT
 from client_site.downstream.saliency import SaliencyConfig, saliency_maps
 from client_site.evaluation import EvalMode
 from client_site.findings import FINDINGS
 from infra.atomic_files import write_json_atomic, write_npy_atomic
 from client_site.layout import SiteLayout
-from client_site.tokenizer import ReportTokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -60,20 +60,18 @@ class DraftConfig:
 
     Parameters
     ----------
-    threshold : float
-        Diagnosis probability from which a finding enters the impression. (default: 0.5)
-    max_report_len : int | None
-        Generated report length in tokens (default: None = ``ModelConfig.text_max_len``).
+    threshold : float | None
+        Diagnosis probability from which a finding is stated, for every finding (default:
+        None = the thresholds calibrated on the site's training patients).
     saliency : SaliencyConfig
         SmoothGrad settings of the interpretability map. (default: ``SaliencyConfig()``)
     """
 
-    threshold: float = FINDING_THRESHOLD
-    max_report_len: int | None = None
+    threshold: float | None = None
     saliency: SaliencyConfig = field(default_factory=SaliencyConfig)
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.threshold < 1.0:
+        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
 
 
@@ -105,19 +103,20 @@ class StudyDraft:
     probabilities: dict[str, float]
     explained_finding: str
 
-    def to_json(self, *, threshold: float, model: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """JSON object for ``cache/drafts/<key>.json``: these fields, the threshold and the model's provenance."""
+    def to_json(self, *, calibration: Calibration, model: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """JSON object for ``cache/drafts/<key>.json``: these fields, the thresholds and the model's provenance."""
         return {
             "findings": self.findings, "impression": self.impression, "medications": self.medications,
             "warnings": self.warnings, "language": self.language,
             "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
-            "threshold": threshold, "explained_finding": self.explained_finding, "model": dict(model or {}),
+            "thresholds": calibration.to_json(), "explained_finding": self.explained_finding, "model": dict(model or {}),
         }
 
 
 def draft_study(
     model: ClinicalMedMPT, volume: np.ndarray, record: StudyRecord,
-    interactions: Mapping[DrugPair, tuple[str, str]] | None, *, config: DraftConfig | None = None,
+    interactions: Mapping[DrugPair, tuple[str, str]] | None, *, calibration: Calibration,
+    config: DraftConfig | None = None,
 ) -> tuple[StudyDraft, np.ndarray]:
     """Draft one study and its interpretability map.
 
@@ -132,6 +131,9 @@ def draft_study(
     interactions : Mapping[frozenset[str], tuple[str, str]] | None
         :func:`~client_site.clinical_metrics.load_interaction_table` of the site; None when the
         site has none (the draft then says interactions were not checked).
+    calibration : Calibration
+        Finding and medication thresholds (:func:`site_calibration`; ``config.threshold`` overrides
+        the finding thresholds).
     config : DraftConfig | None
         Threshold and saliency settings (default: ``DraftConfig()``).
 
@@ -142,18 +144,22 @@ def draft_study(
         float16 ``(D, H, W)`` map in [0, 1] of :attr:`StudyDraft.explained_finding`.
     """
     config = config or DraftConfig()
+    thresholds = calibration.finding_thresholds if config.threshold is None else dict.fromkeys(
+        FINDINGS, config.threshold)
     x = torch.from_numpy(np.asarray(volume, dtype=np.float32))[None]  # (1, 3, D, H, W)
+    language = draft_language(record.language)
     with EvalMode(model):
         probabilities = dict(zip(FINDINGS, torch.sigmoid(model.diagnosis_logits(x))[0].tolist()))
-        text = ReportTokenizer().decode(model.generate_report(x, config.max_report_len)[0])
+        findings = draft_findings(model.backbone, model.backbone.image_memory(x), probabilities, language,
+                                  thresholds=thresholds)
         medications: list[str] = []
         if record.clinical is not None:
-            medications = model.recommend(x, clinical_features(record.clinical)[None])[0]
-    language = draft_language(record.language, text)
+            medications = model.recommend(x, clinical_features(record.clinical)[None],
+                                          threshold=calibration.medication_threshold)[0]
     current = [str(m) for m in (record.clinical or {}).get("medications") or ()]
     warnings = [NO_TABLE_WARNING] if interactions is None else interaction_warnings(medications, current,
                                                                                     interactions)
-    findings, impression = draft_report(text, probabilities, language, threshold=config.threshold)
+    impression = impression_text(probabilities, language, thresholds=thresholds)
     top = max(FINDINGS, key=lambda name: probabilities[name])
     explanation = saliency_maps(model, x[0], findings=[top], config=config.saliency)[top]
     draft = StudyDraft(
@@ -165,7 +171,7 @@ def draft_study(
 
 
 def write_draft(
-    cache_dir: Path, study_key: str, draft: StudyDraft, explanation: np.ndarray, *, threshold: float,
+    cache_dir: Path, study_key: str, draft: StudyDraft, explanation: np.ndarray, *, calibration: Calibration,
     model: Mapping[str, Any] | None = None,
 ) -> tuple[Path, Path]:
     """Atomically write ``explanations/<key>.npy``, then ``drafts/<key>.json``; return both paths.
@@ -175,14 +181,14 @@ def write_draft(
     explanation_path = Path(cache_dir) / "explanations" / f"{study_key}.npy"
     draft_path = Path(cache_dir) / "drafts" / f"{study_key}.json"
     write_npy_atomic(explanation_path, explanation)
-    write_json_atomic(draft_path, draft.to_json(threshold=threshold, model=model))
+    write_json_atomic(draft_path, draft.to_json(calibration=calibration, model=model))
     return draft_path, explanation_path
 
 
 def draft_cached_studies(
     model: ClinicalMedMPT, site_dir: Path, study_keys: Sequence[str] | None = None, *,
     config: DraftConfig | None = None, model_info: Mapping[str, Any] | None = None, progress: bool = True,
-) -> dict[str, StudyDraft]:
+) -> tuple[dict[str, StudyDraft], Calibration]:
     """Draft and write studies of a site's cache (:func:`draft_study`, :func:`write_draft`).
 
     Parameters
@@ -202,8 +208,10 @@ def draft_cached_studies(
 
     Returns
     -------
-    dict[str, StudyDraft]
+    drafts : dict[str, StudyDraft]
         Study key -> draft, in ``study_keys`` (or index) order.
+    calibration : Calibration
+        The thresholds, chosen on the site's training patients (:func:`site_calibration`).
 
     Raises
     ------
@@ -222,10 +230,12 @@ def draft_cached_studies(
         interactions = load_interaction_table(layout.interactions_path)
     else:
         logger.warning("%s is missing: drafts carry no interaction check", layout.interactions_path)
+    calibration = site_calibration(model, layout.cache_dir)
     drafts = {}
     for key in tqdm(keys, desc="drafts", unit="study", file=sys.stderr, disable=not progress):
         volume = np.load(layout.cache_dir / records[key].volume, allow_pickle=False)
-        draft, explanation = draft_study(model, volume, records[key], interactions, config=config)
-        write_draft(layout.cache_dir, key, draft, explanation, threshold=config.threshold, model=model_info)
+        draft, explanation = draft_study(model, volume, records[key], interactions, calibration=calibration,
+                                         config=config)
+        write_draft(layout.cache_dir, key, draft, explanation, calibration=calibration, model=model_info)
         drafts[key] = draft
-    return drafts
+    return drafts, calibration

@@ -8,14 +8,16 @@ numbers are comparable across rounds and runs:
 * report generation (studies with a reference report): greedy decoding, corpus BLEU-4, mean
   ROUGE-L and the micro finding F1 of the extractor read on generated vs reference report, each
   in the study's language (clinical efficacy, as CheXpert-labeller F1 in report generation);
-  and the same finding F1 of the clinician draft (:func:`~client_site.downstream.draft_text.draft_report`:
-  the generated findings plus the impression that lists the findings the diagnosis head
-  predicts), which is what ``fedmpt report draft`` hands the clinician;
+  and the same finding F1 of the clinician draft (the grammar-constrained findings of
+  :mod:`~client_site.downstream.draft_grammar` plus the impression, at the calibrated finding
+  thresholds), which is what ``fedmpt report draft`` hands the clinician;
 * medication (studies with a clinical record): Jaccard and F1 of the interaction-aware
-  recommendation vs the prescribed drugs, PR-AUC of the drug probabilities and the DDI rate of
+  recommendation (at the calibrated medication threshold) vs the prescribed drugs, PR-AUC of the drug probabilities and the DDI rate of
   the recommendations (GAMENet / SafeDrug definitions).
 
-Metrics that no held-out study can define are NaN. These numbers are computed on private data:
+Thresholds come from a :class:`~client_site.downstream.calibration.Calibration` chosen on the
+site's TRAINING patients (never on the evaluated ones); without one, 0.5. Metrics that no
+held-out study can define are NaN. These numbers are computed on private data:
 what leaves a site goes through :mod:`client_site.egress`.
 """
 
@@ -40,7 +42,9 @@ from client_site.clinical_metrics import (
     set_metrics,
 )
 from client_site.datasets import PatientDataset, PooledPatientDataset, StudyRecord
-from client_site.downstream.draft_text import draft_language, draft_report
+from client_site.downstream.calibration import Calibration
+from client_site.downstream.draft_grammar import draft_findings
+from client_site.downstream.draft_text import draft_language, impression_text
 from client_site.downstream.drug_graph import DrugPair, select_drugs
 from client_site.downstream.model import ClinicalMedMPT
 from client_site.downstream.objective import DownstreamObjective
@@ -61,7 +65,7 @@ DOWNSTREAM_METRICS: tuple[str, ...] = (
 def evaluate_downstream(
     model: ClinicalMedMPT, dataset: PatientDataset | PooledPatientDataset,
     truth_labels: Mapping[str, np.ndarray] | None, interactions: Collection[DrugPair], *,
-    batch_size: int = 8, max_report_len: int | None = None,
+    batch_size: int = 8, max_report_len: int | None = None, calibration: Calibration | None = None,
 ) -> dict[str, float]:
     """All downstream metrics of ``model`` on ``dataset`` (held-out patients, draw 0).
 
@@ -82,6 +86,9 @@ def evaluate_downstream(
         Patients per forward pass. (default: 8)
     max_report_len : int, optional
         Generated report length in tokens (default: ``ModelConfig.text_max_len``).
+    calibration : Calibration, optional
+        Finding and medication thresholds chosen on the site's training patients
+        (:func:`~client_site.downstream.calibration.calibrate`); default: 0.5 for all.
 
     Returns
     -------
@@ -95,12 +102,14 @@ def evaluate_downstream(
     if n == 0:
         raise ValueError("cannot evaluate on an empty dataset")
     records = [dataset.study_of(i, draw=0) for i in range(n)]
+    calibration = calibration or Calibration.default()
     objective = DownstreamObjective()
     tokenizer = ReportTokenizer()
     losses, diag_scores, med_scores, has_clinical, has_report = [], [], [], [], []
     generated: list[str] = []
+    drafted: list[str] = []
     with EvalMode(model):
-        for batch in fixed_batches(dataset, batch_size):  # type: ignore[arg-type]
+        for start, batch in zip(range(0, n, batch_size), fixed_batches(dataset, batch_size)):  # type: ignore[arg-type]
             inputs = objective.model_inputs(batch)
             losses.append(model(inputs.pop("volume"), **inputs))
             volume = batch[0]
@@ -113,15 +122,16 @@ def evaluate_downstream(
             if bool(with_report.any()):
                 ids = model.generate_report(volume[with_report], max_report_len)
                 generated.extend(tokenizer.decode(row) for row in ids)
+                drafted.extend(_drafts(model, volume, records[start:start + len(volume)], with_report,
+                                       diag_scores[-1], calibration))
     metrics = {"val_loss": float(torch.cat(losses).mean())}
     diag = torch.cat(diag_scores)
     metrics.update(_diagnosis(diag.numpy(), records, truth_labels))
     reported = torch.cat(has_report)
-    metrics.update(report_metrics(generated, [r for r, rep in zip(records, reported) if rep],
-                                  diag[reported].numpy()))
+    metrics.update(report_metrics(generated, drafted, [r for r, rep in zip(records, reported) if rep]))
     clin = torch.cat(has_clinical)
     metrics.update(_medication(model, torch.cat(med_scores)[clin], [r for r, c in zip(records, clin) if c],
-                               interactions))
+                               interactions, calibration.medication_threshold))
     logger.info("downstream evaluation of %d patients: diagnosis macro AUC %.3f, report BLEU-4 %.3f, "
                 "medication F1 %.3f", n, metrics["diag_auc_macro"], metrics["report_bleu4"], metrics["med_f1"])
     return {key: metrics[key] for key in DOWNSTREAM_METRICS}
@@ -140,19 +150,30 @@ def _diagnosis(
     return {"diag_auc_macro": macro_auc(per_finding), **{f"diag_auc_{f}": v for f, v in per_finding.items()}}
 
 
-def report_metrics(generated: list[str], records: list[StudyRecord], probabilities: np.ndarray) -> dict[str, float]:
-    """Report metrics of the generated reports, and the finding F1 of the drafts built from them
-    and the diagnosis ``probabilities`` (one row per record, FINDINGS order)."""
+def _drafts(
+    model: ClinicalMedMPT, volume: torch.Tensor, records: list[StudyRecord], with_report: torch.Tensor,
+    probabilities: torch.Tensor, calibration: Calibration,
+) -> list[str]:
+    """Draft text (findings + impression) of the batch's studies that have a report."""
+    out = []
+    for i in torch.nonzero(with_report).flatten().tolist():
+        language = draft_language(records[i].language)
+        row = dict(zip(FINDINGS, probabilities[i].tolist()))
+        memory = model.backbone.image_memory(volume[i:i + 1])
+        thresholds = calibration.finding_thresholds
+        out.append(draft_findings(model.backbone, memory, row, language, thresholds=thresholds) + "\n"
+                   + impression_text(row, language, thresholds=thresholds))
+    return out
+
+
+def report_metrics(generated: list[str], drafted: list[str], records: list[StudyRecord]) -> dict[str, float]:
+    """Report metrics of the generated reports, and the finding F1 of the drafts (one text per record)."""
     if not records:
         return dict.fromkeys(("report_bleu4", "report_rouge_l", "report_finding_f1", "draft_finding_f1"), math.nan)
     references = [r.report for r in records]
     truth = [findings_vector(r.report, r.language) for r in records]
     pred = [findings_vector(text, r.language) for text, r in zip(generated, records)]
-    drafts = []
-    for text, record, row in zip(generated, records, probabilities):
-        language = draft_language(record.language, text)
-        drafts.append(findings_vector("\n".join(draft_report(text, dict(zip(FINDINGS, row.tolist())), language)),
-                                      language))
+    drafts = [findings_vector(text, draft_language(r.language)) for text, r in zip(drafted, records)]
     return {
         "report_bleu4": corpus_bleu(generated, references),
         "report_rouge_l": mean_rouge_l(generated, references),
@@ -163,13 +184,12 @@ def report_metrics(generated: list[str], records: list[StudyRecord], probabiliti
 
 def _medication(
     model: ClinicalMedMPT, probabilities: torch.Tensor, records: list[StudyRecord],
-    interactions: Collection[DrugPair],
+    interactions: Collection[DrugPair], threshold: float,
 ) -> dict[str, float]:
     if not records:
         return dict.fromkeys(("med_jaccard", "med_f1", "med_prauc", "med_ddi_rate"), math.nan)
     prescribed = [[d.strip().lower() for d in (r.clinical or {}).get("medications") or ()] for r in records]
-    recommended = select_drugs(probabilities, model.major_adjacency, model.drugs,
-                               threshold=model.heads.threshold)
+    recommended = select_drugs(probabilities, model.major_adjacency, model.drugs, threshold=threshold)
     sets = set_metrics(prescribed, recommended)
     truth = torch.stack([model.graph.multi_hot(p) for p in prescribed]).numpy()
     return {

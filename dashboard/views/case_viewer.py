@@ -7,13 +7,13 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from client_site.clinical_metrics import interaction_warnings
 from dashboard.accepted_reports import accept_report, load_accepted
 from dashboard.site_reader import (
     WINDOWS,
     Draft,
     SiteReadError,
     Study,
-    interaction_warnings,
     load_draft,
     load_explanation,
     load_index,
@@ -122,6 +122,17 @@ def _current_medications(study: Study) -> list[str]:
     return [v.strip() for v in str(value or "").split(";") if v.strip()]
 
 
+def _warnings(
+    stored: list[str], drafted: list[str], recommended: list[str], current: list[str],
+    interactions: dict[frozenset[str], tuple[str, str]],
+) -> list[str]:
+    """Warnings to show, each once: the stored ones that are not interaction checks of the drafted
+    drugs (e.g. a dosing note), then the interaction check of the drugs as edited now."""
+    stale = set(interaction_warnings(drafted, current, interactions))
+    kept = [w for w in stored if w not in stale]
+    return list(dict.fromkeys([*kept, *interaction_warnings(recommended, current, interactions)]))
+
+
 def _draft(context: SiteContext, study: Study) -> None:
     st.subheader("Drafted report")
     key = study.study_key
@@ -154,9 +165,10 @@ def _draft(context: SiteContext, study: Study) -> None:
                                "\n".join(map(str, start.get("medications", []))), height=90,
                                key=f"medications_{key}")
     recommended = [m.strip() for m in medications.splitlines() if m.strip()]
-    warnings = list(draft.warnings if draft else start.get("warnings", []))
-    checked = interaction_warnings(recommended + _current_medications(study), interactions)
-    for text in dict.fromkeys([*warnings, *checked]):
+    shown = _warnings(list(draft.warnings if draft else start.get("warnings", [])),
+                      [str(m) for m in start.get("medications", [])], recommended,
+                      _current_medications(study), interactions)
+    for text in shown:
         st.warning(text, icon=":material/medication:")
     if not interactions:
         st.caption("No `reference/drug_interactions.csv` at this site: interactions not checked here.")
@@ -164,8 +176,7 @@ def _draft(context: SiteContext, study: Study) -> None:
         try:
             version = accept_report(
                 context.site_dir, key,
-                Draft(findings=findings, impression=impression, medications=recommended,
-                      warnings=list(dict.fromkeys([*warnings, *checked]))),
+                Draft(findings=findings, impression=impression, medications=recommended, warnings=shown),
                 user=context.user.name,
             )
         except OSError as e:

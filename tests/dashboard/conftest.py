@@ -255,7 +255,9 @@ DRAFT = {
     "findings": "A 9 mm solid nodule in the right upper lobe. No pleural effusion.",
     "impression": "1. Solid pulmonary nodule, 9 mm: follow-up CT in 3 months.",
     "medications": ["clarithromycin", "amoxicillin"],
-    "warnings": ["Check renal function before dosing."],
+    "warnings": ["Check renal function before dosing.",
+                 "clarithromycin + simvastatin (major; recommended with current medication): "
+                 "CYP3A4 inhibition raises statin levels (myopathy)"],
 }
 
 

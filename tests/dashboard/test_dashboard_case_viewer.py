@@ -64,8 +64,10 @@ def test_case_viewer_with_overlay_and_draft(
     assert at.text_area(key=f"findings_{site_studies[0]}").value.startswith("A 9 mm solid nodule")
     warnings = [w.value for w in at.warning]
     assert "Check renal function before dosing." in warnings
-    # the draft's clarithromycin against the patient's simvastatin, from the site's own table
-    assert any(w.startswith("clarithromycin + simvastatin (major)") for w in warnings)
+    # the draft's clarithromycin against the patient's simvastatin, from the site's own table, once
+    assert [w for w in warnings if "simvastatin" in w] == [
+        "clarithromycin + simvastatin (major; recommended with current medication): "
+        "CYP3A4 inhibition raises statin levels (myopathy)"]
 
     # Execute: scroll, change window, edit and accept
     at.slider(key=f"slice_{site_studies[0]}").set_value(3).run()

@@ -16,7 +16,6 @@ from dashboard.site_reader import (
     Draft,
     SiteReadError,
     Study,
-    interaction_warnings,
     load_explanation,
     load_index,
     load_volume,
@@ -125,10 +124,3 @@ def test_accept_report_appends_versions(site_dir: Path, site_studies: tuple[str,
     versions = load_accepted(site_dir, site_studies[0])
     assert [(v["accepted_by"], v["accepted_at"], v["findings"]) for v in versions] == [
         ("ana", "1970-01-01T00:00:00Z", "f"), ("lee", "1970-01-01T00:01:00Z", "f2")]
-
-
-def test_interaction_warnings() -> None:
-    table = [{"drug_a": "Warfarin", "drug_b": "aspirin", "severity": "major", "description": "bleeding"}]
-    assert interaction_warnings(["warfarin 5 mg", "Aspirin"], table) == ["warfarin + aspirin (major): bleeding"]
-    assert interaction_warnings(["warfarin"], table) == []
-    assert interaction_warnings(["warfarinol", "aspirin"], table) == []

@@ -1,4 +1,4 @@
-"""Clinician drafts: cleaned findings, bilingual impression, interaction warnings, files for the case viewer."""
+"""Clinician drafts: grammar findings in lexicon words, bilingual impression, warnings once each, case-viewer files."""
 
 from __future__ import annotations
 
@@ -10,14 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from client_site.clinical_metrics import extract_findings, load_interaction_table
+from client_site.clinical_metrics import extract_findings, interaction_warnings, load_interaction_table
 from client_site.datasets import StudyRecord
-from client_site.downstream.draft_text import (
-    NORMAL_IMPRESSION,
-    clean_findings_text,
-    impression_text,
-    interaction_warnings,
-)
+from client_site.downstream.calibration import Calibration
+from client_site.downstream.draft_text import NORMAL_IMPRESSION, impression_text
 from client_site.downstream.drafts import (
     NO_TABLE_WARNING,
     DraftConfig,
@@ -28,6 +24,7 @@ from client_site.downstream.model import ClinicalMedMPT
 from client_site.downstream.saliency import SaliencyConfig
 from client_site.findings import FINDINGS
 from client_site.reference.formulary import interaction_table_csv
+from client_site.model import ModelConfig
 from client_site.tokenizer import ReportTokenizer
 from dashboard.site_reader import load_draft, load_explanation
 
@@ -44,24 +41,21 @@ def table(tmp_path_factory: pytest.TempPathFactory) -> dict[frozenset[str], tupl
     return load_interaction_table(path)
 
 
-class _StandIn(nn.Module):
-    """Fixed diagnosis probabilities, report and recommendation; a diagnosis gradient for the map."""
+class _Fixed(ClinicalMedMPT):
+    """A tiny model with fixed diagnosis probabilities and recommendation (a real report decoder)."""
 
-    def __init__(self, probabilities: dict[str, float], report: str, drugs: list[str]) -> None:
-        super().__init__()
-        self.logits = nn.Parameter(torch.logit(torch.tensor([probabilities[f] for f in FINDINGS])))
-        self.report, self.drugs = report, drugs
+    def __init__(self, cfg: ModelConfig, probabilities: dict[str, float], drugs: list[str]) -> None:
+        super().__init__(cfg)
+        self.fixed = nn.Parameter(torch.logit(torch.tensor([probabilities[f] for f in FINDINGS])))
+        self.fixed_drugs = drugs
 
     def diagnosis_logits(self, volume: torch.Tensor) -> torch.Tensor:
         # a tiny volume-dependent term, so that the saliency map is not constant
-        return self.logits[None] + 1e-6 * volume[:, 0].pow(2).flatten(1).sum(dim=1, keepdim=True)
-
-    def generate_report(self, volume: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
-        return ReportTokenizer().encode(self.report, 256)[None]
+        return self.fixed[None] + 1e-6 * volume[:, 0].pow(2).flatten(1).sum(dim=1, keepdim=True)
 
     def recommend(self, volume: torch.Tensor, clinical_features: torch.Tensor, *,
                   threshold: float | None = None) -> list[list[str]]:
-        return [list(self.drugs)]
+        return [list(self.fixed_drugs)]
 
 
 def _record(language: str | None, medications: list[str] | None) -> StudyRecord:
@@ -71,26 +65,17 @@ def _record(language: str | None, medications: list[str] | None) -> StudyRecord:
                        language=language, clinical=clinical)
 
 
-def test_generated_findings_are_cut_cleaned_and_deduplicated() -> None:
-    en = ("FINDINGS:\nA 6 mm solid nodule in the right upper lobe. A 6 mm solid nodule in the right upper lobe."
-          " Size 2.5 cm.\ufffd\x01 Heart size is normal.\n\nIMPRESSION:\n1. Nodule.")
-    zh = "检查所见：\n右肺上叶见一实性结节，大小约6mm。右肺上叶见一实性结节，大小约6mm。心影大小正常。\n\n诊断意见：\n1. 结节。"
-    assert clean_findings_text(en, "en") == ("A 6 mm solid nodule in the right upper lobe. Size 2.5 cm. "
-                                             "Heart size is normal.")
-    assert clean_findings_text(zh, "zh") == "右肺上叶见一实性结节，大小约6mm。心影大小正常。"
-    assert clean_findings_text("no heading here. no heading here.", "en") == "no heading here."
-
-
 @pytest.mark.parametrize("language", ["en", "zh"])
 def test_impression_lists_the_findings_over_threshold_in_the_study_language(language: str) -> None:
     # Execute
-    text = impression_text(PROBABILITIES, language, threshold=0.5)
+    text = impression_text(PROBABILITIES, language, thresholds=dict.fromkeys(FINDINGS, 0.5))
     # Assert: most probable first, read back by the consortium's extractor as exactly these findings
     lines = text.splitlines()
     assert len(lines) == 3 and lines[0].startswith("1. ") and "0.82" in lines[0] and "0.55" in lines[2]
     assert extract_findings(text, language) == {f: PROBABILITIES[f] >= 0.5 for f in FINDINGS}
     assert ("结节（概率 0.82）" in text) if language == "zh" else ("Nodule (probability 0.82)" in text)
-    assert impression_text({f: 0.1 for f in FINDINGS}, language, threshold=0.5) == NORMAL_IMPRESSION[language]
+    assert impression_text({f: 0.1 for f in FINDINGS}, language, thresholds=dict.fromkeys(FINDINGS, 0.5)) == \
+        NORMAL_IMPRESSION[language]
     assert not any(extract_findings(NORMAL_IMPRESSION[language], language).values())
 
 
@@ -107,24 +92,40 @@ def test_warnings_name_known_interactions_with_current_and_recommended_drugs(tab
     assert interaction_warnings(["oseltamivir"], ["warfarin"], table) == []
 
 
-def test_draft_study_combines_model_outputs(table) -> None:
-    # Prepare: a Chinese study of a patient on warfarin, for whom the model recommends clarithromycin
-    model = _StandIn(PROBABILITIES, "检查所见：\n右肺上叶见一实性结节。右肺上叶见一实性结节。\n诊断意见：\n1. 结节。",
-                     ["clarithromycin", "levofloxacin"])
-    volume = np.random.default_rng(0).random((3, 4, 16, 16)).astype(np.float16)
-    # Execute
-    draft, explanation = draft_study(model, volume, _record("zh", ["warfarin"]), table, config=FAST)
-    no_record, _ = draft_study(model, volume, _record(None, None), None, config=FAST)
+def test_each_interacting_pair_is_warned_once(table) -> None:
+    # Execute: the same pair recommended, taken with a dose, and listed twice
+    warnings = interaction_warnings(["clarithromycin", "warfarin", "Clarithromycin"],
+                                    ["warfarin 5 mg", "clarithromycin"], table)
     # Assert
-    assert draft.language == "zh" and draft.findings == "右肺上叶见一实性结节。"
-    assert draft.impression.startswith("1. 结节（概率 0.82）") and draft.medications == ["clarithromycin", "levofloxacin"]
+    assert len(warnings) == 1 and warnings[0].startswith("clarithromycin + warfarin (major; both recommended)")
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_draft_study_combines_model_outputs_in_lexicon_words(table, tiny_cfg, language: str) -> None:
+    # Prepare: a study of a patient on warfarin, for whom the model recommends clarithromycin
+    torch.manual_seed(0)
+    model = _Fixed(tiny_cfg, PROBABILITIES, ["clarithromycin", "levofloxacin"])
+    volume = np.random.default_rng(0).random((3, tiny_cfg.num_slices, tiny_cfg.image_size,
+                                              tiny_cfg.image_size)).astype(np.float16)
+    calibration = Calibration.default()
+    # Execute
+    draft, explanation = draft_study(model, volume, _record(language, ["warfarin"]), table,
+                                     calibration=calibration, config=FAST)
+    no_record, _ = draft_study(model, volume, _record(None, None), None, calibration=calibration, config=FAST)
+    # Assert: the findings state exactly the findings over threshold, in lexicon words only
+    assert draft.language == language and ReportTokenizer().unknown_words(draft.findings) == []
+    assert extract_findings(draft.findings, language) == {f: PROBABILITIES[f] >= 0.5 for f in FINDINGS}
+    assert draft.impression.startswith("1. 结节（概率 0.82）" if language == "zh" else "1. Nodule (probability 0.82)")
+    assert draft.medications == ["clarithromycin", "levofloxacin"]
     assert draft.warnings[0].startswith("clarithromycin + levofloxacin (major; both recommended)")
     assert any(w.startswith("clarithromycin + warfarin (major") for w in draft.warnings)
     assert any(w.startswith("levofloxacin + warfarin (major") for w in draft.warnings)
-    assert draft.explained_finding == "nodule" and explanation.shape == (4, 16, 16)
+    assert len(set(draft.warnings)) == len(draft.warnings) == 3
+    assert draft.explained_finding == "nodule" and explanation.shape == volume.shape[1:]
     assert explanation.dtype == np.float16 and explanation.min() >= 0.0 and float(explanation.max()) == 1.0
     # no clinical record: no recommendation; no table: the draft says interactions were not checked
     assert no_record.medications == [] and no_record.warnings == [NO_TABLE_WARNING]
+    assert no_record.language == "en"
 
 
 def test_drafted_cache_is_what_the_case_viewer_reads(tmp_path: Path, tiny_cfg, single_thread) -> None:
@@ -144,8 +145,9 @@ def test_drafted_cache_is_what_the_case_viewer_reads(tmp_path: Path, tiny_cfg, s
     torch.manual_seed(0)
     model = ClinicalMedMPT(tiny_cfg)
     # Execute
-    drafts = draft_cached_studies(model, site, config=DraftConfig(threshold=0.3, saliency=SaliencyConfig(samples=2)),
-                                  model_info={"run_id": "r1", "round": 3}, progress=False)
+    drafts, calibration = draft_cached_studies(
+        model, site, config=DraftConfig(threshold=0.3, saliency=SaliencyConfig(samples=2)),
+        model_info={"run_id": "r1", "round": 3}, progress=False)
     # Assert
     assert list(drafts) == ["s-en", "s-zh"]
     for key, draft in drafts.items():
@@ -156,7 +158,9 @@ def test_drafted_cache_is_what_the_case_viewer_reads(tmp_path: Path, tiny_cfg, s
         heat = load_explanation(site, key, (tiny_cfg.num_slices, tiny_cfg.image_size, tiny_cfg.image_size))
         assert heat is not None and 0.0 <= float(heat.min()) and float(heat.max()) <= 1.0
         stored = json.loads((site / "cache" / "drafts" / f"{key}.json").read_text(encoding="utf-8"))
-        assert stored["model"] == {"run_id": "r1", "round": 3} and stored["threshold"] == 0.3
+        assert stored["model"] == {"run_id": "r1", "round": 3}
+        assert stored["thresholds"] == calibration.to_json()
+        assert ReportTokenizer().unknown_words(draft.findings) == []
         assert set(stored["probabilities"]) == set(FINDINGS)
     chinese = drafts["s-zh"].impression
     assert any("\u4e00" <= ch <= "\u9fff" for ch in chinese) and drafts["s-zh"].medications == []

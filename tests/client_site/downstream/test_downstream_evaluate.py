@@ -9,6 +9,8 @@ import torch
 from client_site.clinical_metrics import load_interactions
 from client_site.datasets import PooledPatientDataset, StudyRecord
 from client_site.downstream import DOWNSTREAM_METRICS, ClinicalMedMPT, evaluate_downstream, site_split
+from client_site.downstream.draft_grammar import draft_findings
+from client_site.downstream.draft_text import impression_text
 from client_site.downstream.evaluate import report_metrics
 from client_site.egress import EVALUATE_METRICS
 from client_site.findings import FINDINGS
@@ -87,7 +89,8 @@ def _record(report: str, language: str) -> StudyRecord:
                        clinical=None)
 
 
-def test_draft_finding_f1_counts_the_impression_of_the_diagnosis_head_in_the_study_language():
+def test_draft_finding_f1_counts_the_grammar_draft_of_the_diagnosis_head_in_the_study_language():
+    # Prepare
     records = [
         _record("FINDINGS: A 12 mm nodule in the right upper lobe. Small left pleural effusion.", "en"),
         _record("检查所见：双肺多发磨玻璃影。诊断意见：磨玻璃影。", "zh"),
@@ -97,13 +100,23 @@ def test_draft_finding_f1_counts_the_impression_of_the_diagnosis_head_in_the_stu
     probabilities[0, FINDINGS.index("nodule")] = 0.9  # right; the effusion is missed
     probabilities[1, FINDINGS.index("ground_glass_opacity")] = 0.7  # right
     probabilities[1, FINDINGS.index("emphysema")] = 0.6  # wrong
-    probabilities[1, FINDINGS.index("consolidation")] = 0.49  # below the threshold: not listed
-    metrics = report_metrics(generated, records, probabilities)
+    probabilities[1, FINDINGS.index("consolidation")] = 0.49  # below the threshold: not stated
+    model = ClinicalMedMPT(TINY).eval()
+    memory = model.backbone.image_memory(torch.rand(1, 3, TINY.num_slices, TINY.image_size, TINY.image_size))
+    thresholds = dict.fromkeys(FINDINGS, 0.5)
+    drafted = []
+    for row, record in zip(probabilities, records):
+        p = dict(zip(FINDINGS, row.tolist()))
+        drafted.append(draft_findings(model.backbone, memory, p, record.language, thresholds=thresholds)
+                       + "\n" + impression_text(p, record.language, thresholds=thresholds))
+    # Execute
+    metrics = report_metrics(generated, drafted, records)
+    # Assert
     assert metrics["report_finding_f1"] == 0.0  # the generated text affirms no finding
     # micro F1 of the drafts: tp 2 (nodule, ground glass), fp 1 (emphysema), fn 1 (effusion)
     assert metrics["draft_finding_f1"] == pytest.approx(2 * 2 / (2 * 2 + 1 + 1))
 
 
 def test_without_reports_every_report_metric_is_undefined():
-    metrics = report_metrics([], [], np.zeros((0, len(FINDINGS))))
+    metrics = report_metrics([], [], [])
     assert len(metrics) == 4 and all(math.isnan(v) for v in metrics.values())

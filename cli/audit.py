@@ -30,16 +30,12 @@ def audit_mia(
     """
     import torch
 
-    from aggregator.checkpoints import CheckpointError
     from experiments.mia_audit import audit_run, write_report
 
     if threads > 0:
         torch.set_num_threads(threads)
-    try:
-        report = audit_run(workdir, run=run or None, site_dirs=list(site) if site else None,
-                           seed=seed, draws=draws, aggregator_key=aggregator_key)
-    except (ValueError, FileNotFoundError, CheckpointError) as e:
-        raise typer.BadParameter(str(e)) from e
+    report = audit_run(workdir, run=run or None, site_dirs=list(site) if site else None,
+                       seed=seed, draws=draws, aggregator_key=aggregator_key)
     path = write_report(workdir, report)
     typer.echo(f"run {report['run']} (round {report['round']}, {'DP' if report['dp'] else 'no DP'})")
     typer.echo(f"{'site':16} {'AUC':>6} {'AUC cal':>8} {'AUC init':>9} {'null sd':>8} {'members':>8} "

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from cli.errors import MissingInput
+
 if TYPE_CHECKING:
     from dashboard.users import UserStore
 
@@ -34,6 +36,10 @@ def dashboard(
         return
     from dashboard.launch import launch, launch_site
 
+    for folder, option in ((site, "--site"), (workdir, "--workdir")):
+        if folder is not None and not folder.is_dir():
+            raise MissingInput(f"{option} {folder} does not exist",
+                               "pass the folder `make demo` or the consortium wrote (e.g. fedmpt-demo)")
     if site is not None:
         raise typer.Exit(code=launch_site(site, port=port, address=address))
     raise typer.Exit(code=launch(workdir, port=port, address=address))

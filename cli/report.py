@@ -15,6 +15,8 @@ from typing import Any
 
 import typer
 
+from cli.errors import MissingInput
+
 logger = logging.getLogger(__name__)
 
 report_app = typer.Typer(help="Site-local drafts: findings, impression, medications, warnings.",
@@ -94,7 +96,7 @@ def _check_grid(site: Path, cfg: Any) -> None:
     """Refuse a model whose input grid is not the cache's (the site must re-ingest)."""
     index_path = site / "cache" / "index.json"
     if not index_path.is_file():
-        raise typer.BadParameter(f"{index_path} does not exist; run `fedmpt ingest {site}` first")
+        raise MissingInput(f"{index_path} does not exist", f"run `fedmpt ingest {site}` first")
     shape = tuple(json.loads(index_path.read_text(encoding="utf-8")).get("preprocess", {}).get("shape", ()))
     wanted = (cfg.num_slices, cfg.image_size, cfg.image_size)
     if shape != wanted:
@@ -113,9 +115,8 @@ def _load_model(site: Path, path: Path | None, preset: str) -> tuple[Any, dict[s
     try:
         stored = read_model_file(source)
     except FileNotFoundError as e:
-        raise typer.BadParameter(
-            f"{e}: the site keeps the fine-tuned global model when it evaluates a federated "
-            f"finetune round, or pass --model WEIGHTS") from e
+        raise MissingInput(f"{e}", "the site keeps the fine-tuned global model when it evaluates a "
+                           "federated finetune round; run one, or pass --model WEIGHTS") from e
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e
     name = preset or stored.preset

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from cli.errors import AlreadyExists, MissingInput
 from cli.foreground import serve_until_signal
 
 site_app = typer.Typer(help="Site (hospital) set-up.", no_args_is_help=True)
@@ -26,7 +27,7 @@ def site_init(
         path = write_site_config(site_dir, name=name, epsilon=epsilon, delta=delta,
                                  accountant=accountant)
     except FileExistsError:
-        raise typer.BadParameter(f"{site_dir}/site.toml exists; edit it by hand to change the budget")
+        raise AlreadyExists(f"{site_dir}/site.toml exists", "edit it by hand to change the budget") from None
     typer.echo(f"wrote {path}")
 
 
@@ -55,7 +56,11 @@ def site_approve(
 ) -> None:
     """Allow (or withdraw) an app bundle on this site."""
     from federation.deploy import approval
+    from federation.deploy.consortium import BUNDLE_FILE
 
+    if not (bundle / BUNDLE_FILE).is_file():
+        raise MissingInput(f"{bundle} is not a site bundle (no {BUNDLE_FILE})",
+                           "pass --bundle the folder `fedmpt consortium add-site` made for this site")
     if withdraw:
         changed = approval.withdraw(bundle, fab_hash)
         typer.echo("withdrawn" if changed else "was not approved")

@@ -10,10 +10,6 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from aggregator.strategies import AGGREGATIONS, STRATEGIES
-from client_site.tasks import PRETRAIN, check_task
-from federation.presets import PRESETS
-
 Scalar = int | float | str | bool
 
 
@@ -39,7 +35,10 @@ class FederationConfig:
     run_name : str
         Key of the run in the results store. (default: ``run-<UTC time>``)
     num_rounds, min_sites : int
-        Federated rounds; sites that must take part in a round. (default: 3, 2)
+        Federated rounds; sites whose update must be accepted for a round to count. (default: 3, 2)
+    round_retries : int
+        Times a round without ``min_sites`` trained sites is tried again (from the last good
+        checkpoint) before the run fails. (default: 1)
     strategy : str
         ``fedavg``, ``fedprox`` or ``fedadam``. (default: ``fedavg``)
     proximal_mu, server_lr : float
@@ -88,6 +87,7 @@ class FederationConfig:
     run_name: str = ""
     num_rounds: int = 3
     min_sites: int = 2
+    round_retries: int = 1
     strategy: str = "fedavg"
     proximal_mu: float = 0.01
     server_lr: float = 0.01
@@ -108,10 +108,15 @@ class FederationConfig:
     resume: bool = False
     signing_key: str = ""
     site_registry: str = ""
-    task: str = PRETRAIN
+    task: str = "pretrain"  # client_site.tasks.PRETRAIN (not imported: it loads torch, slowing the CLI)
     init_checkpoint: str = ""
 
     def __post_init__(self) -> None:
+        # Imported here, not at the top: the CLI reads this class's defaults at start-up.
+        from aggregator.strategies import AGGREGATIONS, STRATEGIES
+        from client_site.tasks import check_task
+        from federation.presets import PRESETS
+
         if not self.run_name:
             object.__setattr__(self, "run_name", time.strftime("run-%Y%m%d-%H%M%S", time.gmtime()))
         if self.strategy not in STRATEGIES:
@@ -120,6 +125,8 @@ class FederationConfig:
             raise ValueError(f"model_preset must be one of {sorted(PRESETS)}, got {self.model_preset!r}")
         if self.num_rounds < 1 or self.min_sites < 1 or self.local_steps < 1:
             raise ValueError("num_rounds, min_sites and local_steps must be >= 1")
+        if self.round_retries < 0:
+            raise ValueError(f"round_retries must be >= 0, got {self.round_retries}")
         check_task(self.task)
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
@@ -144,11 +151,11 @@ class FederationConfig:
         """SHA-256 of everything that changes the maths of a run.
 
         Left out: where things live (workdir, keys, registry), the run's name, its length
-        (``num_rounds``: a resumed run may be extended), the round timeout and the resume
-        flag. A run may only resume from a checkpoint with the same hash.
+        (``num_rounds``: a resumed run may be extended), the round timeout, the retries and
+        the resume flag. A run may only resume from a checkpoint with the same hash.
         """
-        ignored = {"workdir", "run_name", "num_rounds", "round_timeout_s", "resume",
-                   "signing_key", "site_registry"}
+        ignored = {"workdir", "run_name", "num_rounds", "round_timeout_s", "round_retries",
+                   "resume", "signing_key", "site_registry"}
         maths = {k: v for k, v in asdict(self).items() if k not in ignored}
         return hashlib.sha256(json.dumps(maths, sort_keys=True).encode("utf-8")).hexdigest()
 

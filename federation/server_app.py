@@ -12,6 +12,7 @@ does not grow with the number of sites.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -22,6 +23,7 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import Result
 
 from aggregator.checkpoints import latest_good_checkpoint
+from aggregator.quorum import QuorumNotMet, require_quorum
 from aggregator.reply_spill import SpillingGrid
 from aggregator.results_store import ResultsStore
 from aggregator.signing import load_or_create_signing_key
@@ -92,8 +94,22 @@ def resume_point(config: FederationConfig, strategy_obj: object) -> tuple[int, A
 def run_rounds(grid: Grid, config: FederationConfig) -> Result | None:
     """Run ``config.num_rounds`` federated rounds, recording every site's results.
 
+    A round in which fewer than ``min_sites`` sites trained (:class:`QuorumNotMet`) is tried
+    again from the last good checkpoint, up to ``round_retries`` times; then the run fails.
     Returns None when a resumed run had already completed all its rounds.
     """
+    for retry in range(config.round_retries + 1):
+        try:
+            return _run_rounds_once(grid, config if retry == 0 else dataclasses.replace(config, resume=True))
+        except QuorumNotMet as e:
+            if retry == config.round_retries:
+                raise
+            logger.warning("%s; retrying from the last good checkpoint (retry %d of %d)",
+                           e, retry + 1, config.round_retries)
+    raise AssertionError("unreachable: the last retry returns or raises")
+
+
+def _run_rounds_once(grid: Grid, config: FederationConfig) -> Result | None:
     inner = build_strategy(
         config.strategy,
         min_sites=config.min_sites,
@@ -102,6 +118,7 @@ def run_rounds(grid: Grid, config: FederationConfig) -> Result | None:
         aggregation=config.aggregation,
         trim_beta=config.trim_beta,
     )
+    require_quorum(inner, min_sites=config.min_sites)
     store = ResultsStore(config.aggregator_dir / RESULTS_STORE)
     store.start_run(
         config.run_name,

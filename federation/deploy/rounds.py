@@ -82,19 +82,20 @@ def launch(consortium: Consortium, config: FederationConfig, *, app_dir: Path = 
     so the FAB hash returned is the one every site is asked to run.
     """
     consortium.runs_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".app-", dir=consortium.runs_dir))
-    fab_hash = snapshot_app(app_dir, staging)
-    frozen = consortium.runs_dir / config.run_name / f"app-{fab_hash[:16]}"
-    if frozen.exists():
-        shutil.rmtree(staging)
-    else:
-        frozen.parent.mkdir(parents=True, exist_ok=True)
-        staging.rename(frozen)
+    run_dir = consortium.runs_dir / config.run_name
     config_path = consortium.runs_dir / f"{config.run_name}.toml"
-    config_path.write_text("".join(f"{k} = {_toml_value(v)}\n"
-                                   for k, v in config.as_run_config().items()), encoding="utf-8")
-    out = run_flwr_json(["run", str(frozen), CONNECTION, "--run-config", str(config_path)],
-                        flwr_home=consortium.flwr_home, cwd=frozen)
+    first_attempt = not run_dir.exists()
+    try:
+        frozen, fab_hash = _freeze_app(app_dir, run_dir)
+        config_path.write_text("".join(f"{k} = {_toml_value(v)}\n"
+                                       for k, v in config.as_run_config().items()), encoding="utf-8")
+        out = run_flwr_json(["run", str(frozen), CONNECTION, "--run-config", str(config_path)],
+                            flwr_home=consortium.flwr_home, cwd=frozen)
+    except BaseException:
+        if first_attempt:  # leave nothing behind of a run that was never submitted
+            shutil.rmtree(run_dir, ignore_errors=True)
+            config_path.unlink(missing_ok=True)
+        raise
     run_id = int(out["run-id"])
     if not fab_hash.startswith(str(out.get("fab-hash", ""))):
         raise FlowerCommandError(f"flwr run submitted FAB {out.get('fab-hash')}..., not the "
@@ -107,6 +108,20 @@ def launch(consortium: Consortium, config: FederationConfig, *, app_dir: Path = 
                     "fab_hash": fab_hash, "app": str(frozen)})
     record.write_text(json.dumps(history, indent=1), encoding="utf-8")
     return LaunchedRun(config.run_name, run_id, fab_hash, record)
+
+
+def _freeze_app(app_dir: Path, run_dir: Path) -> tuple[Path, str]:
+    """Snapshot the app into ``run_dir/app-<hash>`` (kept if already there); return it and the hash."""
+    staging = Path(tempfile.mkdtemp(prefix=".app-", dir=run_dir.parent))
+    try:
+        fab_hash = snapshot_app(app_dir, staging)
+        frozen = run_dir / f"app-{fab_hash[:16]}"
+        if not frozen.exists():
+            frozen.parent.mkdir(parents=True, exist_ok=True)
+            staging.rename(frozen)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return frozen, fab_hash
 
 
 def run_config_for(consortium: Consortium, **options: Any) -> FederationConfig:
@@ -152,7 +167,7 @@ def resume_last(consortium: Consortium) -> LaunchedRun | None:
     from aggregator.results_store import ResultsStore
 
     record = last_run(consortium)
-    if record is None:
+    if record is None or record.get("aborted"):
         return None
     store_path = consortium.aggregator_dir / "results.sqlite"
     if store_path.exists():
@@ -166,3 +181,30 @@ def resume_last(consortium: Consortium) -> LaunchedRun | None:
     values = tomllib.loads(Path(record["config"]).read_text(encoding="utf-8"))
     values["resume"] = True
     return launch(consortium, FederationConfig.from_run_config(values), app_dir=Path(record["app"]))
+
+
+def abort(consortium: Consortium, run_name: str) -> str:
+    """Stop ``run_name`` on the SuperLink (``flwr stop``) and record it as aborted; say what was done.
+
+    The results store marks it failed ("aborted by the lead") and ``aggregator start --resume``
+    leaves it alone.
+    """
+    from aggregator.results_store import ResultsStore
+    from federation.deploy.status import run_record
+
+    record = run_record(consortium, run_name)
+    run_id = int(record["run_id"])
+    status = str(flower_status(consortium, run_id).get("status", ""))
+    if status.startswith("finished"):
+        return f"run {run_name} (Flower run {run_id}) has already {status}; nothing to stop"
+    run_flwr_json(["stop", str(run_id), CONNECTION], flwr_home=consortium.flwr_home)
+    record["aborted"] = True
+    (consortium.runs_dir / f"{run_name}.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+    store_path = consortium.aggregator_dir / "results.sqlite"
+    if store_path.exists():
+        store = ResultsStore(store_path)
+        try:
+            store.finish_run(run_name, status="failed", detail="aborted by the lead (fedmpt rounds abort)")
+        finally:
+            store.close()
+    return f"stopped run {run_name} (Flower run {run_id}, was {status})"

@@ -32,7 +32,7 @@ def finished_run(tmp_path_factory):
     command = [sys.executable, "-m", "cli", "federate", *map(str, site_dirs),
                "--workdir", str(workdir), "--run-name", "e2e", "--rounds", "2",
                "--preset", "tiny", "--local-steps", "2", "--expected-batch-size", "4",
-               "--noise-multiplier", "1.0"]
+               "--noise-multiplier", "1.0", "--min-sites", "1"]  # hospital-b alone refuses round 2
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=workdir)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     store = ResultsStore(workdir / "aggregator" / "results.sqlite", read_only=True)

@@ -16,6 +16,7 @@ from cli.consortium import consortium_app
 from cli.dashboard import dashboard_app
 from cli.demo import demo
 from cli.errors import EXIT_BUG, as_cli_error
+from cli.evaluate import evaluate
 from cli.experiment import experiment_app
 from cli.federate import federate
 from cli.ingest import ingest
@@ -56,7 +57,7 @@ class FedmptGroup(TyperGroup):
 app = typer.Typer(help="FedMPT: federated chest-CT + report foundation model under patient-level DP.",
                   epilog=EXIT_CODES, cls=FedmptGroup, no_args_is_help=True,
                   pretty_exceptions_enable=False)
-for command in (synth, ingest, federate, demo, sites):
+for command in (synth, ingest, federate, demo, sites, evaluate):
     app.command()(command)
 for group, name in ((site_app, "site"), (privacy_app, "privacy"), (consortium_app, "consortium"),
                     (aggregator_app, "aggregator"), (rounds_app, "rounds"), (audit_app, "audit"),

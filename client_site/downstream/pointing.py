@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from client_site.clinical_metrics import pointing_game
+from client_site.clinical_metrics import pointing_hit
 from client_site.downstream.saliency import SaliencyConfig, saliency_maps
 from client_site.findings import FINDINGS
 from client_site.ingestion.preprocess import PreprocessConfig, preprocess_mask
@@ -57,6 +57,8 @@ class PointingResult:
         geometry for them, or the cached series is not the one the masks describe.
     reason : str | None
         Why the score is NaN; None otherwise.
+    hits : tuple[bool, ...]
+        Hit or miss of each scored pair (for a bootstrap CI of the score).
     """
 
     score: float
@@ -64,6 +66,7 @@ class PointingResult:
     outside_crop: int = 0
     unmapped_studies: int = 0
     reason: str | None = None
+    hits: tuple[bool, ...] = ()
 
 
 def site_pointing_game(
@@ -128,10 +131,12 @@ def site_pointing_game(
     if no_geometry:
         logger.warning("pointing game: %d stud(ies) without native geometry in index.json left out; "
                        "re-run `fedmpt ingest` to record it", no_geometry)
-    score = pointing_game(saliencies, masks, tolerance=tolerance)
+    hits = tuple(pointing_hit(s, m, tolerance=tolerance) for s, m in zip(saliencies, masks))
+    score = sum(hits) / len(hits)  # = pointing_game(saliencies, masks): every mask here is non-empty
     logger.info("pointing game %.3f over %d (study, finding) pairs (%d lesion(s) outside the crop, "
                 "%d unmapped stud(ies))", score, len(masks), outside, unmapped)
-    return PointingResult(score=score, pairs=len(masks), outside_crop=outside, unmapped_studies=unmapped)
+    return PointingResult(score=score, pairs=len(masks), outside_crop=outside, unmapped_studies=unmapped,
+                          hits=hits)
 
 
 def _cache_grid_masks(path: Path, study: dict[str, Any], config: PreprocessConfig) -> dict[str, np.ndarray] | None:

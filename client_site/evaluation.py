@@ -63,10 +63,10 @@ def evaluate_ssl(
         for volume, text_ids, has_report in fixed_batches(dataset, batch_size):
             inputs = make_ssl_inputs(volume, text_ids, has_report, model_cfg=model.cfg,
                                      masking=masking, generator=generator)
-            model(**inputs)
+            _, parts = model(**inputs)
             b, n_rep = volume.shape[0], float(has_report.sum())
             for key, weight in (("loss", b), ("mim", b), ("mlm", n_rep), ("gen", n_rep)):
-                sums[key] += float(model.last_loss_parts[key]) * weight
+                sums[key] += float(parts[key]) * weight
             seen, with_report = seen + b, with_report + int(n_rep)
     nan = float("nan")
     return {

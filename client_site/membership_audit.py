@@ -108,7 +108,7 @@ def per_patient_losses(
                     inputs = make_ssl_inputs(volume, ids, has, model_cfg=cfg, masking=masking,
                                              generator=generator)
                     for total, model in zip(totals, models, strict=True):
-                        total[start:start + len(index)] += model(**inputs).double().numpy()
+                        total[start:start + len(index)] += model(**inputs)[0].double().numpy()
     finally:
         for m, flag in zip(models, flags, strict=True):
             m.train(flag)

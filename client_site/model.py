@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
 
+LossParts = dict[str, torch.Tensor]
+"""Detached batch means of the parts of a per-example loss, ``"loss"`` (the total) first."""
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -256,7 +259,6 @@ class MedMPT(nn.Module):
         self.mae_decoder = _PatchDecoder(cfg)
         self.report_encoder = _TextTransformer(cfg, cfg.text_encoder_depth, causal=False)
         self.report_decoder = _TextTransformer(cfg, cfg.text_decoder_depth, causal=True)
-        self.last_loss_parts: dict[str, torch.Tensor] = {}
         self.apply(init_weights)
 
     # ----------------------------------------------------------------- image
@@ -358,8 +360,8 @@ class MedMPT(nn.Module):
     def forward(
         self, volume: torch.Tensor, image_mask: torch.Tensor, text_ids: torch.Tensor,
         text_mlm_ids: torch.Tensor, text_mlm_targets: torch.Tensor, has_report: torch.Tensor,
-    ) -> torch.Tensor:
-        """Per-example SSL loss (B,); per-part means are kept in :attr:`last_loss_parts`.
+    ) -> tuple[torch.Tensor, LossParts]:
+        """Per-example SSL loss (B,) and the batch means of its parts (``loss``, ``mim``, ``mlm``, ``gen``).
 
         Parameters
         ----------
@@ -398,13 +400,13 @@ class MedMPT(nn.Module):
         has = has_report.to(mim.dtype)
         loss = c.mim_weight * mim + has * (c.mlm_weight * mlm + c.gen_weight * gen)
         n_rep = has.sum().clamp(min=1)
-        self.last_loss_parts = {
+        parts = {
             "loss": loss.detach().mean(),
             "mim": mim.detach().mean(),
             "mlm": (mlm.detach() * has).sum() / n_rep,
             "gen": (gen.detach() * has).sum() / n_rep,
         }
-        return loss
+        return loss, parts
 
 
 def init_weights(module: nn.Module) -> None:

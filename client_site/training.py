@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from client_site.model import LossParts
 from client_site.proximal import attach_proximal_term
 from client_site.ssl_masks import MaskingConfig, PerExampleLoss, SSLObjective
 from privacy.dp_training import (
@@ -39,6 +40,8 @@ from privacy.randomness import DPRandomness, fresh_randomness
 
 logger = logging.getLogger(__name__)
 
+OPTIMIZERS = ("adamw", "sgd")
+
 
 
 class TrainingObjective(Protocol):
@@ -46,7 +49,7 @@ class TrainingObjective(Protocol):
 
     The model's ``forward`` must return the per-example loss ``(B,)`` (each entry depending on
     its own example only, so DP-SGD clipping bounds one patient) and leave the batch means of
-    its loss parts in ``model.last_loss_parts``.
+    its loss parts (:data:`~client_site.model.LossParts`).
     """
 
     parts: tuple[str, ...]
@@ -76,7 +79,12 @@ class TrainConfig:
     expected_batch_size : int
         Expected Poisson batch under DP; fixed batch without DP. (default: 16)
     lr, weight_decay : float
-        AdamW settings. (default: 1e-3, 0.01)
+        Learning rate and AdamW weight decay. (default: 1e-3, 0.01)
+    optimizer : str
+        ``"adamw"`` or ``"sgd"`` (plain SGD, the usual optimizer of DP linear probes, Mehta et
+        al. 2023: with few steps at a large rate it moves a small head further than Adam,
+        whose per-coordinate normalisation turns DP noise into steps of full size).
+        (default: ``"adamw"``)
     seed : int
         Seeds the SSL masks and, without DP, the shuffling; never the DP sampling or noise
         (:mod:`privacy.randomness`). (default: 0)
@@ -97,6 +105,7 @@ class TrainConfig:
     expected_batch_size: int = 16
     lr: float = 1e-3
     weight_decay: float = 0.01
+    optimizer: str = "adamw"
     seed: int = 0
     noise_multiplier: float = 1.0
     max_grad_norm: float = 1.0
@@ -111,6 +120,8 @@ class TrainConfig:
                 f"local_steps and expected_batch_size must be >= 1, got {self.local_steps}, "
                 f"{self.expected_batch_size}"
             )
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
 
 
 @dataclass(frozen=True)
@@ -165,26 +176,33 @@ class _Tally:
     steps: int = 0
     empty: int = 0
 
-    def add(self, parts: dict[str, torch.Tensor], counts: dict[str, float], batch_size: int) -> None:
+    reported: set[str] = field(default_factory=lambda: {"loss"})
+
+    def add(self, parts: LossParts, counts: dict[str, float], batch_size: int) -> None:
         for key, count in counts.items():
+            if key not in parts:
+                continue  # a part this model does not train (e.g. a frozen report decoder)
             self.sums[key] += float(parts[key]) * count
             self.counts[key] += count
+            self.reported.add(key)
         self.seen += batch_size
 
     def means(self) -> dict[str, float]:
-        return {key: self.sums[key] / max(self.counts[key], 1.0) for key in self.sums}
+        """Mean of each part the model returned (the total always)."""
+        return {key: self.sums[key] / max(self.counts[key], 1.0) for key in self.sums if key in self.reported}
 
 
 def _build_loop(model: nn.Module, dataset: Dataset[tuple[torch.Tensor, ...]], cfg: TrainConfig,
                 randomness: DPRandomness | None) -> _Loop:
-    """AdamW (with the proximal term) and, under DP, Opacus around model, optimizer and loader.
+    """The optimizer (with the proximal term) and, under DP, Opacus around model, optimizer and loader.
 
     Under DP the Poisson sampling and the noise use ``randomness`` (fresh from the OS when
     None); without DP the shuffling is seeded from ``cfg.seed`` (nothing private to protect).
     """
     n = len(dataset)  # type: ignore[arg-type]
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer: torch.optim.Optimizer = torch.optim.SGD(trainable, lr=cfg.lr) if cfg.optimizer == "sgd" \
+        else torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
     attach_proximal_term(optimizer, mu=cfg.proximal_mu)  # the inner optimizer: after DP noise
     if not cfg.dp:
         batch_size = min(cfg.expected_batch_size, n)
@@ -204,17 +222,19 @@ def _build_loop(model: nn.Module, dataset: Dataset[tuple[torch.Tensor, ...]], cf
 
 
 def _step(loop: _Loop, batch: Sequence[torch.Tensor], objective: TrainingObjective,
-          masks: torch.Generator) -> None:
-    """One optimizer step on a non-empty batch (under DP: clip, noise, then AdamW)."""
+          masks: torch.Generator) -> LossParts:
+    """One optimizer step on a non-empty batch (under DP: clip, noise, then the optimizer)."""
     inputs = objective.model_inputs(batch, generator=masks)
     loop.optimizer.zero_grad(set_to_none=True)
-    per_example = loop.module(inputs.pop("volume"), **inputs)  # batch first (Opacus ew)
+    first = next(iter(inputs))  # the batch-first input Opacus (ew) sees as positional
+    per_example, parts = loop.module(inputs.pop(first), **inputs)
     if loop.private is not None and loop.private.grad_sample_mode == "ghost":
         loss = loop.private.criterion(per_example, None)  # type: ignore[misc]
     else:
         loss = per_example.mean()
     loss.backward()
     loop.optimizer.step()
+    return parts
 
 
 def _run_steps(loop: _Loop, model: nn.Module, objective: TrainingObjective, steps: int,
@@ -230,8 +250,8 @@ def _run_steps(loop: _Loop, model: nn.Module, objective: TrainingObjective, step
                 step_on_empty_batch(loop.private)
                 tally.empty += 1
             else:
-                _step(loop, batch, objective, masks)
-                tally.add(model.last_loss_parts, objective.part_counts(batch), batch[0].shape[0])
+                parts = _step(loop, batch, objective, masks)
+                tally.add(parts, objective.part_counts(batch), batch[0].shape[0])
             if tally.steps >= steps:
                 break  # before fetching (and drawing) a batch that would not be used
     return tally
@@ -246,7 +266,7 @@ def train_locally(
     Parameters
     ----------
     model : nn.Module
-        Returns the per-example loss and sets ``last_loss_parts`` (see :class:`TrainingObjective`).
+        Returns the per-example loss and its parts (see :class:`TrainingObjective`).
         Only parameters with ``requires_grad`` are optimised.
     dataset : Dataset
         One item per patient, a tuple of tensors (e.g.

@@ -20,6 +20,7 @@ the soft histogram, not through the chest mask).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from client_site.ingestion.preprocess import WINDOWS
 
@@ -81,3 +82,82 @@ def chest_densitometry(volume: torch.Tensor) -> torch.Tensor:
     posterior = chest.clone()
     posterior[..., : lung.shape[-2] // 2, :] = False
     return FEATURE_GAIN * torch.cat([soft_histogram(lung, chest), soft_histogram(lung, posterior)], dim=1)
+
+
+AERATED_HU = -500.0
+"""Voxels of the chest below this are aerated lung (or airway)."""
+
+CLOSING_VOXELS = 7
+"""In-plane side of the square closing that turns the aerated voxels into a lung mask: it fills
+what lies inside the lungs (nodules, consolidation, vessels) up to about this many voxels
+across (35 mm on the demo grid)."""
+
+ZONE_BINS = 8
+"""Levels of each lung zone's soft histogram."""
+
+CRANIOCAUDAL_ZONES = 3
+"""Upper, middle and lower thirds of the slices; each split into anterior and posterior."""
+
+NUM_ZONES = 2 * CRANIOCAUDAL_ZONES
+
+NUM_ZONE_FEATURES = NUM_ZONES * (ZONE_BINS + 1) + 2
+"""Width of :func:`lung_zone_densitometry`: per zone a lung-window histogram and the mean
+mediastinum-window value, then the lung's share of the chest and its non-aerated share."""
+
+
+def closed_lung_mask(lung: torch.Tensor, chest: torch.Tensor) -> torch.Tensor:
+    """Aerated chest voxels closed in-plane by :data:`CLOSING_VOXELS` (dilation, then erosion).
+
+    ``lung`` lung-window volume (B, D, H, W) in [0, 1], ``chest`` its :func:`chest_mask` -> bool
+    (B, D, H, W) inside the chest. The closing keeps dense lesions inside the lungs (a nodule
+    or a consolidated lobe surrounded by aerated lung) in the mask, which a threshold alone
+    would cut out together with the disease it should measure.
+    """
+    aerated = (chest & (lung < lung_window_value(AERATED_HU))).to(lung.dtype)
+    k = CLOSING_VOXELS
+    x = aerated.reshape(-1, 1, *aerated.shape[-2:])  # one image per slice: (B * D, 1, H, W)
+    grown = F.max_pool2d(x, k, stride=1, padding=k // 2)
+    closed = -F.max_pool2d(-grown, k, stride=1, padding=k // 2)
+    return (closed.reshape(aerated.shape) > 0.5) & chest
+
+
+def zone_masks(mask: torch.Tensor) -> list[torch.Tensor]:
+    """The :data:`NUM_ZONES` lung zones of ``mask`` (B, D, H, W): thirds of the slices (z
+    ascending: lower first), each cut into the anterior and posterior halves of the rows."""
+    depth, rows = mask.shape[1], mask.shape[2]
+    bounds = [round(depth * i / CRANIOCAUDAL_ZONES) for i in range(CRANIOCAUDAL_ZONES + 1)]
+    zones = []
+    for low, high in zip(bounds[:-1], bounds[1:], strict=True):
+        for front, back in ((0, rows // 2), (rows // 2, rows)):
+            zone = torch.zeros_like(mask)
+            zone[:, low:high, front:back] = True
+            zones.append(mask & zone)
+    return zones
+
+
+def lung_zone_densitometry(volume: torch.Tensor) -> torch.Tensor:
+    """Density of each lung zone of a closed aerated-lung mask, scaled (parameter-free).
+
+    Volume (B, C, D, H, W) in [0, 1] (lung, mediastinum, bone windows; rows anterior ->
+    posterior) -> (B, :data:`NUM_ZONE_FEATURES`) = :data:`FEATURE_GAIN` x: per zone
+    (:func:`zone_masks`) the :data:`ZONE_BINS`-level lung-window histogram and the mean
+    mediastinum-window value (fluid and soft tissue, which the lung window saturates), then
+    the closed lung's share of the chest and the share of the closed lung that is not aerated.
+    Where a finding sits (upper-zone emphysema, dependent effusion, lobar consolidation) shows
+    in its zone, which a whole-chest histogram averages away. Differentiable in the voxel values
+    (the masks are not).
+    """
+    lung, mediastinum = volume[:, 0], volume[:, 1]
+    chest = chest_mask(lung)
+    closed = closed_lung_mask(lung, chest)
+    features = []
+    for zone in zone_masks(closed):
+        weight = zone.to(volume.dtype)
+        count = weight.sum(dim=(1, 2, 3)).clamp(min=1.0)
+        features += [soft_histogram(lung, zone, ZONE_BINS),
+                     ((mediastinum * weight).sum(dim=(1, 2, 3)) / count).unsqueeze(1)]
+    lung_voxels = closed.sum(dim=(1, 2, 3)).to(volume.dtype)
+    aerated = (closed & (lung < lung_window_value(AERATED_HU))).sum(dim=(1, 2, 3)).to(volume.dtype)
+    shares = torch.stack([lung_voxels / chest.sum(dim=(1, 2, 3)).clamp(min=1).to(volume.dtype),
+                          1.0 - aerated / lung_voxels.clamp(min=1.0)], dim=1)
+    return FEATURE_GAIN * torch.cat([*features, shares], dim=1)

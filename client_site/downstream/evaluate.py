@@ -111,7 +111,7 @@ def evaluate_downstream(
     with EvalMode(model):
         for start, batch in zip(range(0, n, batch_size), fixed_batches(dataset, batch_size)):  # type: ignore[arg-type]
             inputs = objective.model_inputs(batch)
-            losses.append(model(inputs.pop("volume"), **inputs))
+            losses.append(model(inputs.pop("volume"), **inputs)[0])
             volume = batch[0]
             diag_logits, med_logits = model.task_logits(volume, batch[3])
             diag_scores.append(torch.sigmoid(diag_logits))

@@ -33,10 +33,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from client_site.downstream.clinical_features import NUM_CLINICAL_FEATURES
-from client_site.downstream.densitometry import NUM_DENSITY_FEATURES, chest_densitometry
+from client_site.downstream.densitometry import (
+    NUM_DENSITY_FEATURES,
+    NUM_ZONE_FEATURES,
+    chest_densitometry,
+    lung_zone_densitometry,
+)
 from client_site.downstream.drug_graph import DrugGraph, ddi_penalty, select_drugs
 from client_site.findings import FINDINGS
-from client_site.model import MedMPT, ModelConfig, init_weights
+from client_site.model import LossParts, MedMPT, ModelConfig, init_weights
+
+NUM_FEATURES = NUM_DENSITY_FEATURES + NUM_ZONE_FEATURES
+"""Width of the parameter-free densitometry the diagnosis head reads (:func:`densitometry_features`)."""
 
 BACKBONE_PREFIX = "backbone."
 """State-dict prefix of the backbone's weights inside :class:`ClinicalMedMPT`."""
@@ -57,6 +65,16 @@ class HeadConfig:
         formulary while the penalty sums over pairs. (default: 0.05)
     threshold : float
         Probability above which a drug is a recommendation candidate. (default: 0.5)
+    train_encoder : bool
+        Fine-tune the image encoder (slice ViT, fusion transformer) too. Off by default: under
+        DP the noise grows with the number of parameters trained, and the heads on a frozen
+        encoder plus the densitometry are what a few hundred patients can train privately
+        (Tramer & Boneh 2021; Mehta et al. 2023). (default: False)
+    train_report_decoder : bool
+        Fine-tune the report decoder (teacher-forced generation loss). Off by default for the
+        same reason: it has far more parameters than the heads, and since all parts share one
+        per-patient clipping norm its gradient would take most of it. The SSL stage trains it
+        (image-conditioned generation). (default: False)
     """
 
     medication_hidden: int = 64
@@ -65,6 +83,8 @@ class HeadConfig:
     ddi_weight: float = 0.05
     gen_weight: float = 1.0
     threshold: float = 0.5
+    train_encoder: bool = False
+    train_report_decoder: bool = False
 
     def __post_init__(self) -> None:
         if self.medication_hidden < 1:
@@ -73,6 +93,16 @@ class HeadConfig:
             raise ValueError("loss weights must be >= 0")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+
+
+_TEXT_MODULES = ("mae_decoder", "report_encoder", "report_decoder")
+"""Backbone children that are not the image encoder (the MAE decoder and the report encoder are
+SSL-only: they never take part in fine-tuning)."""
+
+
+def densitometry_features(volume: torch.Tensor) -> torch.Tensor:
+    """Chest densitometry and lung-zone densitometry, ``(B, C, D, H, W)`` -> ``(B, NUM_FEATURES)``."""
+    return torch.cat([chest_densitometry(volume), lung_zone_densitometry(volume)], dim=1)
 
 
 class FindingAttentionPool(nn.Module):
@@ -131,7 +161,7 @@ class ClinicalMedMPT(nn.Module):
         self.finding_pool = FindingAttentionPool(dim, len(FINDINGS))
         # No LayerNorm: it would normalise away the small differences between patients' profiles
         # (measured on the earlier whole-volume histogram: held-out AUC 0.56 with it, 0.6 without).
-        self.density_head = nn.Linear(NUM_DENSITY_FEATURES, len(FINDINGS))
+        self.density_head = nn.Linear(NUM_FEATURES, len(FINDINGS))
         self.medication_head = nn.Sequential(
             nn.Linear(dim + NUM_CLINICAL_FEATURES, self.heads.medication_hidden),
             nn.GELU(),
@@ -141,9 +171,13 @@ class ClinicalMedMPT(nn.Module):
             module.apply(init_weights)
         self.register_buffer("ddi_adjacency", self.graph.adjacency(), persistent=False)
         self.register_buffer("major_adjacency", self.graph.adjacency(major_only=True), persistent=False)
-        for module in (self.backbone.mae_decoder, self.backbone.report_encoder):
-            module.requires_grad_(False)
-        self.last_loss_parts: dict[str, torch.Tensor] = {}
+        self.backbone.requires_grad_(False)
+        if self.heads.train_encoder:
+            for name, module in self.backbone.named_children():
+                if name not in _TEXT_MODULES:
+                    module.requires_grad_(True)
+        if self.heads.train_report_decoder:
+            self.backbone.report_decoder.requires_grad_(True)
 
     @classmethod
     def from_pretrained(
@@ -205,7 +239,8 @@ class ClinicalMedMPT(nn.Module):
 
     def _diagnosis(self, volume: torch.Tensor, tokens: torch.Tensor, scan: torch.Tensor) -> torch.Tensor:
         """Finding logits: attention-pooled patch evidence + scan embedding + chest densitometry."""
-        return self.finding_pool(tokens) + self.diagnosis_head(scan) + self.density_head(chest_densitometry(volume))
+        return (self.finding_pool(tokens) + self.diagnosis_head(scan)
+                + self.density_head(densitometry_features(volume)))
 
     def _medication(self, scan: torch.Tensor, clinical_features: torch.Tensor) -> torch.Tensor:
         if clinical_features.dim() != 2 or clinical_features.shape[1] != NUM_CLINICAL_FEATURES:
@@ -218,8 +253,10 @@ class ClinicalMedMPT(nn.Module):
         self, volume: torch.Tensor, clinical: torch.Tensor, text_ids: torch.Tensor,
         diag_targets: torch.Tensor, med_targets: torch.Tensor, has_report: torch.Tensor,
         has_clinical: torch.Tensor,
-    ) -> torch.Tensor:
-        """Per-example fine-tuning loss (B,); per-part means are kept in :attr:`last_loss_parts`.
+    ) -> tuple[torch.Tensor, LossParts]:
+        """Per-example fine-tuning loss (B,) and the batch means of its parts (``loss``,
+        ``diag``, ``med``, ``ddi``, and ``gen`` when the report decoder is trained; each over
+        the examples it applies to).
 
         Parameters
         ----------
@@ -246,17 +283,21 @@ class ClinicalMedMPT(nn.Module):
         med = F.binary_cross_entropy_with_logits(
             med_logits, med_targets.to(scan.dtype), reduction="none").mean(dim=1)
         ddi = ddi_penalty(torch.sigmoid(med_logits), self.ddi_adjacency)
-        gen = self.backbone.generation_loss(text_ids, memory)
+        # Without a trainable decoder the generation loss would only cost time (no gradient).
+        gen = self.backbone.generation_loss(text_ids, memory) if self.heads.train_report_decoder \
+            else None
 
         h = self.heads
         rep, clin = has_report.to(scan.dtype), has_clinical.to(scan.dtype)
-        loss = rep * (h.diag_weight * diag + h.gen_weight * gen) + clin * (h.med_weight * med + h.ddi_weight * ddi)
+        report_loss = h.diag_weight * diag + (0.0 if gen is None else h.gen_weight * gen)
+        loss = rep * report_loss + clin * (h.med_weight * med + h.ddi_weight * ddi)
         n_rep, n_clin = rep.sum().clamp(min=1), clin.sum().clamp(min=1)
-        self.last_loss_parts = {
+        parts = {
             "loss": loss.detach().mean(),
             "diag": (diag.detach() * rep).sum() / n_rep,
-            "gen": (gen.detach() * rep).sum() / n_rep,
             "med": (med.detach() * clin).sum() / n_clin,
             "ddi": (ddi.detach() * clin).sum() / n_clin,
         }
-        return loss
+        if gen is not None:
+            parts["gen"] = (gen.detach() * rep).sum() / n_rep
+        return loss, parts

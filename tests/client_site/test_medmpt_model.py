@@ -26,14 +26,14 @@ def _batch(cfg, seed=0, has=(1.0, 1.0, 0.0, 1.0)):
 def _grad_samples(model, inputs, mode):
     gsm = get_gsm_class(mode)(model, batch_first=True, loss_reduction="sum")
     inputs = dict(inputs)
-    gsm(inputs.pop("volume"), **inputs).sum().backward()
+    gsm(inputs.pop("volume"), **inputs)[0].sum().backward()
     return {n: p.grad_sample.detach().clone() for n, p in model.named_parameters()}
 
 
 def _ghost_norms(model, inputs):
     gsm = get_gsm_class("ghost")(model, batch_first=True, loss_reduction="sum", max_grad_norm=1.0)
     inputs = dict(inputs)
-    gsm(inputs.pop("volume"), **inputs).sum().backward()
+    gsm(inputs.pop("volume"), **inputs)[0].sum().backward()
     return gsm.get_norm_sample().detach().clone()
 
 
@@ -43,14 +43,14 @@ def test_forward_gives_per_example_losses_and_parts(tiny_cfg):
     model = MedMPT(tiny_cfg)
     inputs = _batch(tiny_cfg)
     # Execute
-    loss = model(**inputs)
+    loss, parts = model(**inputs)
     # Assert
     assert loss.shape == (4,) and torch.isfinite(loss).all()
-    assert set(model.last_loss_parts) == {"loss", "mim", "mlm", "gen"}
-    assert not any(v.requires_grad for v in model.last_loss_parts.values())
+    assert set(parts) == {"loss", "mim", "mlm", "gen"}
+    assert not any(v.requires_grad for v in parts.values())
     # the example without a report carries only the image loss
-    single = model(**{k: v[2:3] for k, v in inputs.items()})
-    assert torch.allclose(single, model.last_loss_parts["mim"].reshape(1))
+    single, single_parts = model(**{k: v[2:3] for k, v in inputs.items()})
+    assert torch.allclose(single, single_parts["mim"].reshape(1))
 
 
 @pytest.mark.parametrize("mode", ["ew", "hooks", "ghost"])
@@ -87,7 +87,7 @@ def test_grad_sample_equals_single_example_gradient(tiny_cfg):
     # Execute
     per_sample = _grad_samples(copy.deepcopy(base), inputs, "ew")
     single = copy.deepcopy(base)
-    single(**{k: v[1:2] for k, v in inputs.items()}).sum().backward()
+    single(**{k: v[1:2] for k, v in inputs.items()})[0].sum().backward()
     # Assert
     for name, p in single.named_parameters():
         torch.testing.assert_close(per_sample[name][1], p.grad, rtol=1e-4, atol=1e-7)

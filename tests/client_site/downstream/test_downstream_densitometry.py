@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from client_site.downstream.densitometry import (
-    DENSITY_BINS, FEATURE_GAIN, NUM_DENSITY_FEATURES, chest_densitometry, chest_mask, lung_window_value,
+    DENSITY_BINS, FEATURE_GAIN, NUM_DENSITY_FEATURES, NUM_ZONE_FEATURES, NUM_ZONES, ZONE_BINS,
+    chest_densitometry, chest_mask, closed_lung_mask, lung_window_value, lung_zone_densitometry,
     soft_histogram,
 )
 
@@ -87,3 +88,48 @@ def test_posterior_fluid_shows_in_the_posterior_half_only() -> None:
 def test_features_of_one_example_do_not_depend_on_the_batch() -> None:
     batch = torch.cat([_chest(), torch.rand(1, 3, 1, 8, 8)])
     torch.testing.assert_close(chest_densitometry(batch)[:1], chest_densitometry(_chest()))
+
+
+def _lungs(depth: int = 6, size: int = 32) -> torch.Tensor:
+    """Tissue body with two aerated lungs and a 9-voxel mediastinum between them, air outside;
+    all windows equal."""
+    lung = torch.full((depth, size, size), AIR)
+    lung[:, 2:-2, 2:-2] = TISSUE
+    lung[:, 5:-5, 4:12] = LUNG
+    lung[:, 5:-5, 21:29] = LUNG
+    return lung.expand(1, 3, depth, size, size).clone()
+
+
+def test_closed_lung_mask_keeps_a_nodule_inside_the_lung() -> None:
+    volume = _lungs()
+    volume[:, :, 3, 9:11, 6:8] = TISSUE  # a 2 x 2 nodule inside the right lung
+    lung = volume[:, 0]
+    closed = closed_lung_mask(lung, chest_mask(lung))
+    assert closed[0, 3, 9:11, 6:8].all()
+    assert not closed[0, 3, 2:5, :].any()  # the chest wall stays out
+    assert not closed[0, 3, 10, 12:21].any()  # and so does the mediastinum between the lungs
+
+
+def test_zone_features_have_the_documented_width_and_sum_to_the_gain() -> None:
+    features = lung_zone_densitometry(_lungs())[0]
+    assert features.shape == (NUM_ZONE_FEATURES,)
+    for zone in range(NUM_ZONES):
+        start = zone * (ZONE_BINS + 1)
+        assert features[start:start + ZONE_BINS].sum().item() == pytest.approx(FEATURE_GAIN)
+
+
+def test_a_lesion_shows_in_its_own_zone_only() -> None:
+    healthy = _lungs()
+    lesion = healthy.clone()
+    lesion[:, :, :2, 17:22, 5:10] = TISSUE  # lower third (z ascending), posterior rows
+    before, after = lung_zone_densitometry(healthy)[0], lung_zone_densitometry(lesion)[0]
+    changed = [z for z in range(NUM_ZONES)
+               if not torch.allclose(before[z * (ZONE_BINS + 1):(z + 1) * (ZONE_BINS + 1)],
+                                     after[z * (ZONE_BINS + 1):(z + 1) * (ZONE_BINS + 1)])]
+    assert changed == [1]  # lower third, posterior half (rows 17-21 of 32)
+    assert after[-1] > before[-1]  # more of the lung is not aerated
+
+
+def test_zone_features_of_one_example_do_not_depend_on_the_batch() -> None:
+    batch = torch.cat([_lungs(), torch.rand(1, 3, 6, 32, 32)])
+    torch.testing.assert_close(lung_zone_densitometry(batch)[:1], lung_zone_densitometry(_lungs()))

@@ -21,12 +21,13 @@ def test_batch_loss_equals_the_losses_of_each_example_alone(tiny_cfg, downstream
     model = ClinicalMedMPT(tiny_cfg).eval()
     batch = downstream_batch(tiny_cfg, len(FORMULARY))
     # Execute
-    together = model(**batch)
-    alone = torch.cat([model(**{k: v[i:i + 1] for k, v in batch.items()}) for i in range(4)])
+    together, parts = model(**batch)
+    alone = torch.cat([model(**{k: v[i:i + 1] for k, v in batch.items()})[0] for i in range(4)])
     # Assert
     assert together.shape == (4,)
     torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-6)
-    assert set(model.last_loss_parts) == {"loss", "diag", "med", "ddi", "gen"}
+    assert set(parts) == {"loss", "diag", "med", "ddi"}  # no "gen": the decoder is frozen
+    assert not any(v.requires_grad for v in parts.values())
 
 
 def test_missing_report_and_record_mask_their_terms(tiny_cfg, downstream_batch):
@@ -37,25 +38,26 @@ def test_missing_report_and_record_mask_their_terms(tiny_cfg, downstream_batch):
     no_gen = ClinicalMedMPT(tiny_cfg, heads=HeadConfig(gen_weight=0.0, diag_weight=0.0)).eval()
     no_gen.load_state_dict(model.state_dict())
     # Execute
-    loss = model(**batch)
-    without_report_terms = no_gen(**batch)
+    loss, _ = model(**batch)
+    without_report_terms, _ = no_gen(**batch)
     # Assert
     assert loss[2] == 0.0 and loss[0] > 0 and loss[3] > 0
     assert without_report_terms[3] == 0.0 and without_report_terms[0] > 0  # 3 has no med/ddi terms
 
 
-def test_every_trainable_parameter_gets_the_single_example_gradient(tiny_cfg, downstream_batch):
+@pytest.mark.parametrize("heads", [HeadConfig(), HeadConfig(train_encoder=True, train_report_decoder=True)])
+def test_every_trainable_parameter_gets_the_single_example_gradient(tiny_cfg, downstream_batch, heads):
     # Prepare: Opacus "ew" per-sample gradients, as DP-SGD computes them
     torch.manual_seed(0)
-    base = ClinicalMedMPT(tiny_cfg)
+    base = ClinicalMedMPT(tiny_cfg, heads=heads)
     batch = downstream_batch(tiny_cfg, len(FORMULARY), seed=1)
     gsm = get_gsm_class("ew")(copy.deepcopy(base), batch_first=True, loss_reduction="sum")
     inputs = dict(batch)
     # Execute
-    gsm(inputs.pop("volume"), **inputs).sum().backward()
+    gsm(inputs.pop("volume"), **inputs)[0].sum().backward()
     per_sample = {n: p.grad_sample for n, p in gsm._module.named_parameters() if p.requires_grad}
     single = copy.deepcopy(base)
-    single(**{k: v[0:1] for k, v in batch.items()}).sum().backward()
+    single(**{k: v[0:1] for k, v in batch.items()})[0].sum().backward()
     # Assert
     trainable = [n for n, p in single.named_parameters() if p.requires_grad]
     assert set(per_sample) == set(trainable) and all(g is not None for g in per_sample.values())
@@ -63,6 +65,24 @@ def test_every_trainable_parameter_gets_the_single_example_gradient(tiny_cfg, do
         if p.requires_grad:
             torch.testing.assert_close(per_sample[name][0], p.grad, rtol=1e-4, atol=1e-6)
     assert not any(n.startswith(("backbone.mae_decoder", "backbone.report_encoder")) for n in trainable)
+
+
+def test_only_the_heads_are_trained_privately_by_default(tiny_cfg, downstream_batch):
+    # Prepare
+    heads_only = ClinicalMedMPT(tiny_cfg)
+    everything = ClinicalMedMPT(tiny_cfg, heads=HeadConfig(train_encoder=True, train_report_decoder=True))
+    batch = downstream_batch(tiny_cfg, len(FORMULARY))
+    # Execute
+    trainable = {n for n, p in heads_only.named_parameters() if p.requires_grad}
+    wide = {n for n, p in everything.named_parameters() if p.requires_grad}
+    _, parts = everything(**batch)
+    # Assert
+    assert trainable and not any(n.startswith(BACKBONE_PREFIX) for n in trainable)
+    assert sum(p.numel() for n, p in heads_only.named_parameters() if n in trainable) < 0.1 * sum(
+        p.numel() for p in heads_only.parameters())
+    assert any(n.startswith("backbone.slice_blocks") for n in wide)
+    assert any(n.startswith("backbone.report_decoder") for n in wide) and "gen" in parts
+    assert not any(n.startswith(("backbone.mae_decoder", "backbone.report_encoder")) for n in wide)
 
 
 def test_pretrained_backbone_weights_are_loaded(tiny_cfg):

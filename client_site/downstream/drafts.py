@@ -13,8 +13,9 @@ For one study, :func:`draft_study` runs the fine-tuned model
   current medications, each pair once, from the site's ``reference/drug_interactions.csv``
   (:func:`~client_site.clinical_metrics.interaction_warnings`);
 
-plus an interpretability map: the SmoothGrad map of the most probable finding
-(:mod:`client_site.downstream.saliency`). Thresholds come from
+plus an interpretability map: the SmoothGrad map of the most probable finding, kept only where it
+is hottest inside the chest (:func:`~client_site.downstream.saliency.focus_region`), so the case
+viewer outlines the region that drove the finding instead of tinting the whole slice. Thresholds come from
 :func:`~client_site.downstream.calibration.site_calibration` on the site's training patients.
 :func:`write_draft` stores them where the case viewer reads them (``cache/drafts/<key>.json``,
 ``cache/explanations/<key>.npy``, docs/contracts.md section 4). Everything stays in the site
@@ -42,7 +43,7 @@ from client_site.downstream.draft_grammar import draft_findings
 from client_site.downstream.draft_text import draft_language, impression_text
 from client_site.downstream.drug_graph import DrugPair
 from client_site.downstream.model import ClinicalMedMPT
-from client_site.downstream.saliency import SaliencyConfig, saliency_maps
+from client_site.downstream.saliency import SaliencyConfig, focus_region, saliency_maps
 from client_site.evaluation import EvalMode
 from client_site.findings import FINDINGS
 from infra.atomic_files import write_json_atomic, write_npy_atomic
@@ -141,7 +142,8 @@ def draft_study(
     -------
     draft : StudyDraft
     explanation : np.ndarray
-        float16 ``(D, H, W)`` map in [0, 1] of :attr:`StudyDraft.explained_finding`.
+        float16 ``(D, H, W)`` map in [0, 1] of :attr:`StudyDraft.explained_finding`, zero outside
+        its focus region.
     """
     config = config or DraftConfig()
     thresholds = calibration.finding_thresholds if config.threshold is None else dict.fromkeys(
@@ -161,7 +163,7 @@ def draft_study(
                                                                                     interactions)
     impression = impression_text(probabilities, language, thresholds=thresholds)
     top = max(FINDINGS, key=lambda name: probabilities[name])
-    explanation = saliency_maps(model, x[0], findings=[top], config=config.saliency)[top]
+    explanation = focus_region(saliency_maps(model, x[0], findings=[top], config=config.saliency)[top], volume)
     draft = StudyDraft(
         findings=findings, impression=impression,
         medications=medications, warnings=warnings, language=language, probabilities=probabilities,

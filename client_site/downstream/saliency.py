@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from client_site.downstream.densitometry import chest_mask
 from client_site.findings import FINDINGS
 
 
@@ -109,6 +110,44 @@ def saliency_maps(
     finally:
         model.train(was_training)
     return maps
+
+
+FOCUS_FRACTION = 0.02
+"""Share of the chest's voxels that :func:`focus_region` keeps: the hottest 2 % (a 10-30 mm
+lesion is 0.1-2 % of a chest on the demo grid; more would paint healthy lung)."""
+
+
+def focus_region(heat: np.ndarray, volume: np.ndarray, *, fraction: float = FOCUS_FRACTION) -> np.ndarray:
+    """The region that drove a finding: the map's hottest ``fraction`` of the chest, zero elsewhere.
+
+    Parameters
+    ----------
+    heat : np.ndarray
+        ``(D, H, W)`` saliency map in [0, 1] (:func:`saliency_maps`).
+    volume : np.ndarray
+        ``(3, D, H, W)`` cached volume; its lung window bounds the chest
+        (:func:`~client_site.downstream.densitometry.chest_mask`: no air around the body, no padding).
+    fraction : float
+        Share of the chest's voxels kept, in (0, 1]. (default: :data:`FOCUS_FRACTION`)
+
+    Returns
+    -------
+    np.ndarray
+        float32 ``(D, H, W)``: the map rescaled to [0, 1] inside the kept region (its weakest voxel
+        just above 0), exactly 0 outside; all zeros for an all-zero map.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    heat = np.asarray(heat, dtype=np.float32)
+    chest = chest_mask(torch.from_numpy(np.asarray(volume[0], dtype=np.float32))[None])[0].numpy()
+    inside = heat[chest]
+    if inside.size == 0 or float(inside.max()) <= 0.0:
+        return np.zeros_like(heat)
+    cut = float(np.quantile(inside, 1.0 - fraction))
+    kept = chest & (heat >= cut) & (heat > 0.0)
+    top = float(heat[kept].max())
+    scaled = (heat - cut) / max(top - cut, 1e-6) * 0.9 + 0.1  # weakest kept voxel at 0.1, not 0
+    return np.where(kept, scaled.clip(0.0, 1.0), 0.0).astype(np.float32)
 
 
 def _normalise(heat: np.ndarray) -> np.ndarray:

@@ -31,7 +31,7 @@ _DISPLAY_PX = 512
 def slice_image(
     volume: np.ndarray, window: int, index: int, heat: np.ndarray | None = None, opacity: float = 0.5
 ) -> np.ndarray:
-    """One slice as an RGB uint8 image, with the interpretability map blended in.
+    """One slice as an RGB uint8 image, with the focus region of the interpretability map outlined.
 
     Parameters
     ----------
@@ -42,9 +42,12 @@ def slice_image(
     index : int
         Slice, 0-based.
     heat : numpy.ndarray | None
-        (D, H, W) map in [0, 1]; yellow (low) to red (high), transparent where 0. (default: None)
+        (D, H, W) map in [0, 1], zero outside the region that drove the finding (the drafting
+        step keeps only the hottest part of the chest). The region is drawn as a semi-transparent
+        blob, yellow (weaker) to red (stronger), with an opaque red contour; where the map is 0
+        the slice shows unchanged. (default: None)
     opacity : float
-        Opacity of the map where it is 1. (default: 0.5)
+        Opacity of the blob where the map is 1. (default: 0.5)
 
     Returns
     -------
@@ -53,14 +56,26 @@ def slice_image(
     """
     gray = np.nan_to_num(np.asarray(volume[window, index], dtype=np.float32)).clip(0.0, 1.0)
     rgb = np.repeat(gray[..., None], 3, axis=-1)  # (H, W, 3)
-    if heat is not None:
-        h = np.nan_to_num(np.asarray(heat[index], dtype=np.float32)).clip(0.0, 1.0)[..., None]
-        color = np.concatenate([np.ones_like(h), 1.0 - h, np.zeros_like(h)], axis=-1)
-        alpha = opacity * h
-        rgb = rgb * (1.0 - alpha) + color * alpha
     scale = max(1, _DISPLAY_PX // max(gray.shape))
-    image = (rgb * 255.0 + 0.5).astype(np.uint8)
-    return image.repeat(scale, axis=0).repeat(scale, axis=1)
+    contour = None
+    if heat is not None:
+        h = np.nan_to_num(np.asarray(heat[index], dtype=np.float32)).clip(0.0, 1.0)
+        region = h > 0.0
+        color = np.stack([np.ones_like(h), 1.0 - h, np.zeros_like(h)], axis=-1)
+        alpha = (opacity * (0.4 + 0.6 * h) * region)[..., None]
+        rgb = rgb * (1.0 - alpha) + color * alpha
+        contour = _outline(region.repeat(scale, axis=0).repeat(scale, axis=1))
+    image = (rgb * 255.0 + 0.5).astype(np.uint8).repeat(scale, axis=0).repeat(scale, axis=1)
+    if contour is not None and opacity > 0.0:
+        image[contour] = (255, 0, 0)
+    return image
+
+
+def _outline(region: np.ndarray) -> np.ndarray:
+    """Pixels of ``region`` with a 4-neighbour outside it (the region's one-pixel contour)."""
+    padded = np.pad(region, 1)
+    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    return region & ~interior
 
 
 def _viewer(context: SiteContext, study: Study) -> None:

@@ -139,3 +139,20 @@ def test_slice_image_upscales_and_blends() -> None:
     assert (plain == 128).all()
     assert tuple(blended[0, 0]) == (255, 0, 0)  # fully red where the map is 1
     assert tuple(blended[-1, -1]) == (128, 128, 128)  # untouched where it is 0
+
+
+def test_overlay_outlines_only_the_focus_region() -> None:
+    # Prepare: a 16 x 16 slice whose map is non-zero on a 4 x 4 blob
+    volume = np.full((3, 1, 16, 16), 0.5, dtype=np.float16)
+    heat = np.zeros((1, 16, 16), dtype=np.float32)
+    heat[0, 6:10, 6:10] = 0.3
+    # Execute
+    image = slice_image(volume, 0, 0, heat, opacity=0.5)
+    # Assert: red contour on the blob's edge, tinted blob inside, the rest of the slice untouched
+    k = 512 // 16
+    assert tuple(image[6 * k, 7 * k]) == (255, 0, 0)
+    inside = image[8 * k, 8 * k]
+    assert inside[0] > 128 and tuple(inside) != (255, 0, 0)
+    untouched = np.ones((16, 16), dtype=bool)
+    untouched[6:10, 6:10] = False
+    assert (image[untouched.repeat(k, 0).repeat(k, 1)] == 128).all()

@@ -73,3 +73,22 @@ def test_bad_inputs_are_refused() -> None:
         saliency_maps(model, torch.rand(3, *SHAPE), findings=["pneumothorax"])
     with pytest.raises(ValueError, match="samples"):
         SaliencyConfig(samples=0)
+
+
+def test_focus_region_keeps_the_hottest_part_of_the_chest_only():
+    # Prepare: a body (dense ring, lung inside) on air; the map is broad noise plus a hot spot,
+    # and is hottest of all in the air outside the body
+    from client_site.downstream.saliency import focus_region
+
+    volume = np.zeros((3, 4, 32, 32), dtype=np.float32)
+    volume[0, :, 4:28, 4:28] = 0.9  # chest wall
+    volume[0, :, 6:26, 6:26] = 0.1  # lung
+    heat = np.random.default_rng(0).uniform(0.2, 0.5, (4, 32, 32)).astype(np.float32)
+    heat[2, 12:14, 12:14] = 0.9
+    heat[:, 0:2, 0:2] = 1.0  # outside the body
+    # Execute
+    focus = focus_region(heat, volume, fraction=0.01)
+    # Assert: a small region at the hot spot, nothing in the air, zero elsewhere
+    kept = focus > 0
+    assert kept[2, 12:14, 12:14].all() and not kept[:, 0:2, 0:2].any()
+    assert kept.sum() <= 0.02 * 4 * 24 * 24 and focus.max() == 1.0 and focus.dtype == np.float32

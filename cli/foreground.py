@@ -9,8 +9,10 @@ from typing import Any, Callable
 import typer
 
 
-def serve_until_signal(stop: Callable[[], None], processes: list[Any]) -> None:
-    """Wait while every process lives; stop them all on SIGTERM/SIGINT, exit 1 if one died."""
+def serve_until_signal(stop: Callable[[], None], processes: list[Any],
+                       on_tick: Callable[[], object] | None = None) -> None:
+    """Wait while every process lives (calling ``on_tick`` each second); stop them all on
+    SIGTERM/SIGINT, exit 1 if one died."""
     stopping = {"now": False}
 
     def _handler(signum: int, frame: object) -> None:
@@ -20,6 +22,8 @@ def serve_until_signal(stop: Callable[[], None], processes: list[Any]) -> None:
     signal.signal(signal.SIGINT, _handler)
     try:
         while not stopping["now"] and all(p.alive() for p in processes):
+            if on_tick is not None:
+                on_tick()
             time.sleep(1)
     finally:
         stop()

@@ -31,6 +31,32 @@ def site_init(
     typer.echo(f"wrote {path}")
 
 
+def _preflight(site_dir: Path, bundle: Path, superlink: str | None):  # noqa: ANN202
+    """Run the site's preflight checks, printing each passed one; raise the first failure."""
+    from cli.errors import AccessRefused, BadValue, BudgetRefused, Unreachable
+    from federation.deploy import site_check
+
+    kinds = {site_check.MISSING: MissingInput, site_check.INVALID: BadValue,
+             site_check.BUDGET: BudgetRefused, site_check.UNREACHABLE: Unreachable,
+             site_check.REFUSED: AccessRefused}
+    try:
+        return site_check.check_site(site_dir, bundle, superlink=superlink,
+                                     report=lambda line: typer.echo(f"ok  {line}"))
+    except site_check.PreflightError as e:
+        raise kinds[e.kind](e.message, e.hint) from None
+
+
+@site_app.command("check")
+def site_check(
+    site_dir: Path = typer.Argument(..., help="The site directory (site.toml, cache/)."),
+    bundle: Path = typer.Option(..., "--bundle", help="The site bundle from `fedmpt consortium add-site`."),
+    superlink: str = typer.Option("", help="Override the bundle's Fleet address (HOST:PORT)."),
+) -> None:
+    """Check the site before it connects: config, cache, budget, bundle, approvals, SuperLink (TLS)."""
+    _preflight(site_dir, bundle, superlink or None)
+    typer.echo("ready: `fedmpt site start` will connect")
+
+
 @site_app.command("start")
 def site_start(
     bundle: Path = typer.Argument(..., help="The site bundle from `fedmpt consortium add-site`."),
@@ -38,13 +64,29 @@ def site_start(
     runtime_port: int = typer.Option(9094, help="Loopback port of the SuperNode's runtime API."),
     superlink: str = typer.Option("", help="Override the bundle's Fleet address (HOST:PORT)."),
 ) -> None:
-    """Run this hospital's SuperNode; it executes only app bundles the site approved."""
+    """Check the site, run its SuperNode (approved app bundles only) and print each task's outcome."""
+    from client_site.layout import SiteLayout
+    from client_site.site_config import load_site_config
     from federation.deploy.processes import start_site
+    from federation.deploy.site_watch import SiteWatch
+    from privacy.ledger import PrivacyLedger
 
+    found = _preflight(data, bundle, superlink or None)
+    config = load_site_config(data)
     processes = start_site(bundle, data, runtime_port=runtime_port, superlink=superlink or None)
     typer.echo(f"SuperNode pid {processes.supernode.pid}, gated executor pid {processes.executor.pid}; "
                f"logs in {processes.supernode.log_path.parent}")
-    serve_until_signal(processes.stop, [processes.supernode, processes.executor])
+
+    def epsilon() -> float | None:
+        try:
+            ledger = PrivacyLedger(SiteLayout(data).ledger_path, mechanism=config.accountant)
+            return ledger.epsilon(delta=config.budget.delta)
+        except (OSError, ValueError):
+            return None
+
+    watch = SiteWatch(found.site, processes.supernode.log_path, processes.executor.log_path, epsilon)
+    serve_until_signal(processes.stop, [processes.supernode, processes.executor],
+                       on_tick=lambda: [typer.echo(line) for line in watch.poll()])
 
 
 @site_app.command("approve")

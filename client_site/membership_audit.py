@@ -11,6 +11,7 @@ Per-patient losses never leave this module.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -115,17 +116,17 @@ def per_patient_losses(
     return [total / draws for total in totals]
 
 
-def _run_epsilon(ledger: PrivacyLedger, run_id: str, delta: float) -> float:
+def _runs_epsilon(ledger: PrivacyLedger, run_ids: Sequence[str], delta: float) -> float:
     history = [
         (e["noise_multiplier"], e["sample_rate"], e["steps"])
-        for e in ledger.entries if e["event"] == "segment_started" and e["run_id"] == run_id
+        for e in ledger.entries if e["event"] == "segment_started" and e["run_id"] in run_ids
     ]
     return PrivacyAccountant(mechanism=ledger.mechanism, history=history).get_epsilon(delta=delta)
 
 
 def audit_site(
     site_dir: Path, *, model_cfg: ModelConfig, released: StateDict, reference: StateDict,
-    run_id: str, dp: bool, seed: int = 0, draws: int = 4, batch_size: int = 8,
+    run_ids: Sequence[str], dp: bool, seed: int = 0, draws: int = 4, batch_size: int = 8,
 ) -> SiteAudit:
     """Attack the released model with this site's members and held-out patients.
 
@@ -138,8 +139,9 @@ def audit_site(
     released, reference : dict of str to Tensor
         State dicts of the released global model and of the reference model (not trained on
         any patient, e.g. the run's seeded initial model).
-    run_id : str
-        Run whose ledger entries give the epsilon.
+    run_ids : sequence of str
+        Runs whose training the released model carries (a fine-tuning run and the
+        pretraining it started from): their ledger entries together give the epsilon.
     dp : bool
         Whether the run trained under DP-SGD.
     seed : int
@@ -173,11 +175,11 @@ def audit_site(
         site=config.name, auc=result.auc, auc_calibrated=result.auc_calibrated,
         auc_untrained=result.auc_untrained, auc_null_std=result.auc_null_std, members=result.members,
         non_members=result.non_members, dp=dp,
-        epsilon=_run_epsilon(ledger, run_id, delta) if dp else None,
+        epsilon=_runs_epsilon(ledger, run_ids, delta) if dp else None,
         epsilon_cumulative=ledger.epsilon(delta=delta), delta=delta,
     )
     logger.info("%s membership audit of run %s: AUC %.3f (calibrated %.3f, untrained model %.3f), "
-                "%d members vs %d held out, epsilon %s", audit.site, run_id, audit.auc,
+                "%d members vs %d held out, epsilon %s", audit.site, run_ids[-1], audit.auc,
                 audit.auc_calibrated, audit.auc_untrained,
                 audit.members, audit.non_members,
                 "none (no DP)" if audit.epsilon is None else f"{audit.epsilon:.3f}")

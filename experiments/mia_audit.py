@@ -20,7 +20,9 @@ import torch
 from aggregator.checkpoints import latest_checkpoint, load_signed_checkpoint
 from aggregator.results_store import ResultsStore
 from aggregator.signing import load_public_key
+from client_site.downstream.model import BACKBONE_PREFIX
 from client_site.membership_audit import audit_site
+from client_site.tasks import PRETRAIN
 from federation.config import FederationConfig
 from federation.presets import get_preset
 from federation.server_app import RESULTS_STORE, initial_arrays
@@ -38,12 +40,16 @@ ATTACKS = {
 }
 
 
-def _run_row(store_path: Path, run: str | None) -> dict[str, Any]:
+def _runs(store_path: Path) -> list[dict[str, Any]]:
     store = ResultsStore(store_path, read_only=True)
     try:
-        runs = store.runs()  # newest first
+        return store.runs()  # newest first
     finally:
         store.close()
+
+
+def _run_row(store_path: Path, run: str | None) -> dict[str, Any]:
+    runs = _runs(store_path)
     if run:
         row = next((r for r in runs if r["run_id"] == run), None)
         if row is None:
@@ -75,6 +81,33 @@ def load_released(checkpoint: Path, aggregator_key: Path | None) -> dict[str, An
     return dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
 
 
+def lineage(run_id: str, runs: list[dict[str, Any]]) -> list[str]:
+    """``run_id`` and every run whose checkpoint it started from (``init-checkpoint``), oldest first.
+
+    A fine-tuned model carries what its pretraining learnt: its privacy cost is that of the
+    whole chain.
+    """
+    by_id = {str(r["run_id"]): json.loads(r["config_json"]) for r in runs}
+    chain = [run_id]
+    while True:
+        init = str(by_id.get(chain[-1], {}).get("init-checkpoint") or "")
+        parent = Path(init).parent.name if init else ""
+        if not parent or parent not in by_id or parent in chain:
+            return chain[::-1]
+        chain.append(parent)
+
+
+def released_backbone(model: dict[str, torch.Tensor], task: str) -> dict[str, torch.Tensor]:
+    """The MedMPT weights of a released model: itself (pretrain) or its backbone (finetune).
+
+    The loss attack scores patients by MedMPT's self-supervised loss; a fine-tuned
+    ClinicalMedMPT is attacked through the backbone it releases with its heads.
+    """
+    if task == PRETRAIN:
+        return model
+    return {k[len(BACKBONE_PREFIX):]: v for k, v in model.items() if k.startswith(BACKBONE_PREFIX)}
+
+
 def default_site_dirs(workdir: Path) -> list[Path]:
     """Site directories of the demo layout, ``WORKDIR/sites/*`` with a ``site.toml``."""
     return sorted(p for p in (Path(workdir) / "sites").glob("*") if (p / "site.toml").exists())
@@ -84,7 +117,11 @@ def audit_run(
     workdir: Path, *, run: str | None = None, site_dirs: list[Path] | None = None,
     seed: int = 0, draws: int = 4, aggregator_key: Path | None = None,
 ) -> dict[str, Any]:
-    """Audit the latest global checkpoint of ``run`` at every site; return the report.
+    """Audit the model ``run`` released at every site; return the report.
+
+    The released model is the run's latest global checkpoint (after ``make demo``, the newest
+    completed run is the fine-tuning one: its backbone is attacked). Each site's epsilon is
+    that of every run the model carries (:func:`lineage`).
 
     Parameters
     ----------
@@ -102,6 +139,7 @@ def audit_run(
     """
     aggregator_dir = Path(workdir) / "aggregator"
     row = _run_row(aggregator_dir / RESULTS_STORE, run)
+    chain = lineage(str(row["run_id"]), _runs(aggregator_dir / RESULTS_STORE))
     run_id = str(row["run_id"])
     run_config = json.loads(row["config_json"])
     checkpoint = latest_checkpoint(aggregator_dir / "checkpoints" / run_id)
@@ -109,6 +147,7 @@ def audit_run(
         raise FileNotFoundError(f"run {run_id} has no global checkpoint under {aggregator_dir / 'checkpoints'}")
     key = aggregator_key or _default_key(Path(workdir), run_config)
     released = load_released(checkpoint, key)
+    task = str(run_config.get("task", PRETRAIN))
     preset_name = str(run_config.get("model-preset", "demo"))
     reference = initial_arrays(FederationConfig(
         model_preset=preset_name, seed=int(run_config.get("seed", 0)), run_name=run_id,
@@ -119,11 +158,14 @@ def audit_run(
         raise ValueError(f"no site directory given and none under {Path(workdir) / 'sites'}")
     results: dict[str, Any] = {}
     for site_dir in sites:
-        audit = audit_site(site_dir, model_cfg=get_preset(preset_name).model, released=released["model"],
-                           reference=reference, run_id=run_id, dp=dp, seed=seed, draws=draws)
+        audit = audit_site(site_dir, model_cfg=get_preset(preset_name).model,
+                           released=released_backbone(released["model"], task),
+                           reference=reference, run_ids=chain, dp=dp, seed=seed, draws=draws)
         results[audit.site] = audit.release()
     return {
         "run": run_id,
+        "task": task,
+        "runs_in_model": chain,
         "round": int(released.get("round", -1)),
         "checkpoint": checkpoint.name,
         "signature_verified": key is not None,

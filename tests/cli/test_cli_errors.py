@@ -40,8 +40,9 @@ def _cases(cons: str, missing: str) -> list[tuple[list[str], int, str]]:
         (["consortium", "revoke-site", cons, "nobody"], 5, "no site 'nobody'"),
         (["site", "approve", FAB, "--bundle", f"{missing}/bundle"], 3, "is not a site bundle"),
         (["site", "approve", "abc", "--bundle", f"{cons}/sites/hospital-a"], 5, "64-hex-digit"),
-        (["site", "start", f"{missing}/bundle", "--data", missing], 3, "bundle.toml"),
+        (["site", "start", f"{cons}/sites/hospital-a", "--data", missing], 3, "nosuch does not exist"),
         (["site", "init", missing, "--name", "x", "--epsilon", "-1"], 5, "epsilon budget"),
+        (["site", "check", missing, "--bundle", f"{cons}/sites/hospital-a"], 3, "nosuch does not exist"),
         (["ingest", missing, "--preset", "tiny"], 5, "does not exist"),
         (["ingest", missing, "--preset", "huge"], 5, "unknown model preset"),
         (["federate", missing, "--rounds", "1"], 3, "not a site directory"),
@@ -82,3 +83,15 @@ def test_verbose_shows_the_traceback(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["--verbose", "rounds", "status", str(tmp_path / "nosuch")])
     assert result.exit_code == 3 and "Traceback" in result.output
+
+
+def test_site_check_names_the_unreachable_superlink(consortium, make_site, tmp_path, monkeypatch):
+    # Prepare: a site that is ready in every respect, but nothing listens at its bundle's address
+    site = make_site(epsilon=8.0)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["site", "check", str(site),
+                                      "--bundle", str(consortium.bundle_dir("hospital-a"))])
+    assert result.exit_code == 6, result.output
+    assert "ok  cache:" in result.output and "ok  approved app bundles: 0" in result.output
+    assert f"cannot reach the SuperLink at {consortium.advertised}" in result.output
+    assert "Traceback" not in result.output

@@ -7,13 +7,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from aggregator.checkpoints import save_checkpoint, save_signed_checkpoint
+from aggregator.checkpoints import checkpoint_path, save_checkpoint, save_signed_checkpoint
 from aggregator.results_store import ResultsStore
 from aggregator.signing import load_or_create_signing_key
 from client_site.datasets import PatientDataset, load_cache_index, split_patients
 from client_site.layout import SiteLayout
 from client_site.model import MedMPT
 from client_site.site_runtime import RoundRequest, SiteRuntime
+from client_site.tasks import build_model
 from client_site.tokenizer import ReportTokenizer
 from client_site.training import TrainConfig, train_locally
 from cli.main import app
@@ -129,3 +130,36 @@ def test_audit_verifies_the_aggregator_signature(memorable_site, tmp_path, monke
     result = CliRunner().invoke(app, ["audit", "mia", "--workdir", str(tmp_path), "--site", str(site)])
     message = re.sub(r"[\s│╭╮╰╯─]+", " ", result.output)  # typer wraps errors in a box
     assert result.exit_code != 0 and "does not match the signed" in message
+
+
+def test_fine_tuned_release_is_audited_through_its_backbone_with_the_whole_chain_epsilon(
+        make_site, tmp_path, monkeypatch):
+    # Prepare: a pretraining run, then a fine-tuning run started from its checkpoint (as
+    # `make demo` leaves them); the site's ledger has a DP segment under each run.
+    monkeypatch.chdir(tmp_path)
+    torch.set_num_threads(1)
+    site = make_site(epsilon=50.0)
+    workdir = tmp_path / "w"
+    pretrain = FederationConfig(workdir=str(workdir), run_name="pre", model_preset="tiny")
+    runtime = SiteRuntime(site)
+    train = TrainConfig(local_steps=2, expected_batch_size=4, noise_multiplier=1.0)
+    state = initial_arrays(pretrain).to_torch_state_dict()
+    for run_id in ("pre", "pre-finetune"):  # the second segment stands for the fine-tuning round
+        state, metrics = runtime.train_round(state, RoundRequest(
+            run_id=run_id, round=1, model=TINY.model, input_shape=tuple(TINY.preprocess.shape), train=train))
+    _publish(workdir, pretrain, state)
+    finetune = FederationConfig(workdir=str(workdir), run_name="pre-finetune", model_preset="tiny",
+                                task="finetune", init_checkpoint=str(checkpoint_path(pretrain.checkpoint_dir, 1)))
+    clinical = build_model("finetune", TINY.model, init_state=state)
+    _publish(workdir, finetune, clinical.state_dict())
+
+    # Execute: the default run is the newest completed one, the fine-tuned model
+    report, _ = _audit(workdir, site)
+
+    # Assert
+    assert report["run"] == "pre-finetune" and report["task"] == "finetune"
+    assert report["runs_in_model"] == ["pre", "pre-finetune"]
+    audit = report["sites"]["hospital-a"]
+    assert 0.0 <= audit["auc"] <= 1.0
+    assert audit["epsilon"] == pytest.approx(metrics["epsilon"])  # both runs' segments
+    assert audit["epsilon"] == pytest.approx(audit["epsilon_cumulative"])

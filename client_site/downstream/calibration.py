@@ -81,8 +81,10 @@ def best_f1_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
 def best_medication_threshold(model: ClinicalMedMPT, probabilities: torch.Tensor,
                               prescribed: list[list[str]]) -> float:
     """Threshold of :data:`GRID` with the highest visit-averaged F1 of :func:`select_drugs`."""
-    if not prescribed or not any(prescribed):
+    keep = [i for i, drugs in enumerate(prescribed) if drugs]  # set_metrics skips the others anyway
+    if not keep:
         return DEFAULT_THRESHOLD
+    probabilities, prescribed = probabilities[keep], [prescribed[i] for i in keep]
     best, best_f1 = DEFAULT_THRESHOLD, -1.0
     for t in GRID:
         recommended = select_drugs(probabilities, model.major_adjacency, model.drugs, threshold=t)

@@ -36,9 +36,10 @@ def test_dp_history_is_exact_and_keys_are_plain(fake_cache, tiny_cfg):
 def test_empty_poisson_batches_still_count_as_steps(fake_cache, tiny_cfg):
     # Prepare: q = 1/12, so about a third of the batches are empty
     torch.manual_seed(0)
-    cfg = TrainConfig(local_steps=8, expected_batch_size=1, seed=3, grad_sample_mode="hooks")
+    cfg = TrainConfig(local_steps=8, expected_batch_size=1, grad_sample_mode="hooks")
+    randomness = seeded_randomness(3, run_id="empty-batches", round=1)  # a draw with empty batches
     # Execute
-    result = train_locally(MedMPT(tiny_cfg), _dataset(fake_cache, tiny_cfg), cfg)
+    result = train_locally(MedMPT(tiny_cfg), _dataset(fake_cache, tiny_cfg), cfg, randomness=randomness)
     # Assert
     assert result.metrics["empty_batches"] >= 1
     assert result.accountant_history == [(1.0, 1 / 12, 8)]

@@ -45,6 +45,8 @@ def secure_run(tmp_path_factory):
             copy = folder / site_dir.name
             shutil.copytree(site_dir, copy, ignore=shutil.ignore_patterns("dicom"))
             write_site_config(copy, name=site_dir.name, epsilon=BUDGETS[site_dir.name], delta=1e-5)
+            with (copy / "site.toml").open("a", encoding="utf-8") as handle:
+                handle.write("\n[testing]\ndp_seed = 5\n")  # the replay below redraws the same noise
             out.append(copy)
     config = FederationConfig(workdir=str(root / "work"), **CONFIG)
     seen = []  # what the aggregator's strategy receives in each fit result
@@ -82,7 +84,7 @@ def test_run_completes_and_records_each_site(secure_run):
 
 
 def test_aggregator_sees_only_the_mean_of_the_clipped_site_updates(secure_run):
-    # Prepare: replay round 1 at each site (same seeds, fresh ledgers) to get what each sent
+    # Prepare: replay round 1 at each site (same site test seed, fresh ledgers) to get what each sent
     config, _, replicas, _, _, seen = secure_run
     initial = [t.numpy() for t in initial_arrays(config).to_torch_state_dict().values()]
     request = {**config.site_request(), "server-round": 1, NORM_BOUND_KEY: BOUND}

@@ -156,3 +156,16 @@ def test_overlay_outlines_only_the_focus_region() -> None:
     untouched = np.ones((16, 16), dtype=bool)
     untouched[6:10, 6:10] = False
     assert (image[untouched.repeat(k, 0).repeat(k, 1)] == 128).all()
+
+
+def test_removing_the_drug_removes_its_interaction_warning(
+    monkeypatch: pytest.MonkeyPatch, site_dir: Path, site_studies: tuple[str, ...]
+) -> None:
+    # Prepare
+    at = _open(monkeypatch, site_dir, "ana")
+    # Execute: the clinician drops clarithromycin from the drafted list
+    at.text_area(key=f"medications_{site_studies[0]}").input("amoxicillin").run()
+    # Assert: the draft's stored warning for it goes, the dosing note stays
+    warnings = [w.value for w in at.warning]
+    assert not [w for w in warnings if "simvastatin" in w]
+    assert "Check renal function before dosing." in warnings

@@ -14,11 +14,10 @@ from client_site.findings import FINDINGS
 from client_site.ingestion.errors import RejectCode
 from client_site.ingestion.qa import PIXEL_BINS, SPACING_BINS
 
+# Training releases the DP-noised weights and the privacy bookkeeping only: a training loss is a
+# statistic of the training patients without noise, so none leaves the site.
 TRAIN_METRICS = frozenset({
-    "num-examples", "train_loss", "mim_loss", "mlm_loss", "caption_loss", "steps",
-    "sample_rate", "noise_multiplier", "epsilon", "delta", "epsilon_budget", "train_seconds",
-    # fine-tuning (task "finetune"): mean loss parts over the round's local steps
-    "diag_loss", "med_loss", "ddi_loss",
+    "num-examples", "steps", "sample_rate", "noise_multiplier", "epsilon", "delta", "epsilon_budget",
 })
 # Downstream evaluation of a fine-tuned model (client_site.downstream.evaluate): means over the
 # site's held-out patients; pointing_game comes from the saliency evaluation.
@@ -63,11 +62,16 @@ EVALUATE_METRICS = frozenset({
 ALLOWED = {"train": TRAIN_METRICS, "evaluate": EVALUATE_METRICS}
 
 
+EVALUATE_DECIMALS = 3
+"""Evaluation metrics leave rounded to this many decimals (counts are whole numbers anyway)."""
+
+
 def release_metrics(phase: str, metrics: Mapping[str, float]) -> dict[str, float]:
     """Check ``metrics`` against the whitelist of ``phase`` and return them as floats.
 
     NaN is allowed (an undefined metric, e.g. an AUC over one class); anything else that is
-    not a finite number, and any name not whitelisted, raises ``ValueError``.
+    not a finite number, and any name not whitelisted, raises ``ValueError``. Evaluation
+    metrics are rounded to :data:`EVALUATE_DECIMALS` decimals.
     """
     allowed = ALLOWED[phase]
     released: dict[str, float] = {}
@@ -77,5 +81,5 @@ def release_metrics(phase: str, metrics: Mapping[str, float]) -> dict[str, float
         number = float(value)
         if math.isinf(number):
             raise ValueError(f"metric {name!r} is infinite; refusing to send it")
-        released[name] = number
+        released[name] = round(number, EVALUATE_DECIMALS) if phase == "evaluate" else number
     return released

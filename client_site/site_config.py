@@ -27,6 +27,10 @@ class SiteConfig:
     allow_non_dp : bool
         Whether the site accepts rounds without DP-SGD (only sensible on synthetic or
         public data, e.g. for baselines). (default: False)
+    allow_large_delta : bool
+        ``[privacy] allow_large_delta``: accept a delta above 1 / (training patients), which
+        would allow releasing one patient's data outright (synthetic or public data only).
+        (default: False)
     dp_test_seed : int | None
         ``[testing] dp_seed``: makes the DP sampling and noise reproducible for tests
         (:func:`privacy.randomness.seeded_randomness`); never with patient data. None draws
@@ -37,6 +41,7 @@ class SiteConfig:
     budget: PrivacyBudget
     accountant: str = "rdp"
     allow_non_dp: bool = False
+    allow_large_delta: bool = False
     dp_test_seed: int | None = None
 
 
@@ -94,6 +99,7 @@ def load_site_config(site_dir: Path) -> SiteConfig:
             ),
             accountant=str(privacy.get("accountant", "rdp")),
             allow_non_dp=bool(privacy.get("allow_non_dp", False)),
+            allow_large_delta=bool(privacy.get("allow_large_delta", False)),
             dp_test_seed=_test_seed(data),
         )
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as e:

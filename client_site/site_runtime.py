@@ -27,6 +27,8 @@ from client_site.downstream import (
 from client_site.downstream.calibration import calibrate
 from client_site.egress import release_metrics
 from client_site.evaluation import evaluate_ssl, probe_findings
+from client_site.evaluation_releases import claim_evaluation, state_digest
+from client_site.failures import Reason, SiteRefusal
 from client_site.ingestion import load_qa_metrics
 from client_site.layout import SiteLayout
 from client_site.model import MedMPT, ModelConfig
@@ -34,19 +36,15 @@ from client_site.pseudonym import load_or_create_salt
 from client_site.site_config import load_site_config
 from client_site.tasks import FINETUNE, PRETRAIN, build_model
 from client_site.tokenizer import ReportTokenizer
-from client_site.training import LocalTrainResult, TrainConfig, train_locally
+from client_site.training import TrainConfig, train_locally
 from client_site.truth import load_study_labels
-from privacy.errors import BudgetExceededError
+from privacy.errors import BudgetExceededError, DeltaTooLargeError
 from privacy.ledger import PrivacyLedger
 from privacy.randomness import DPRandomness, fresh_randomness, seeded_randomness
 
 logger = logging.getLogger(__name__)
 
 StateDict = dict[str, torch.Tensor]
-
-
-class SiteRefusal(RuntimeError):
-    """The site declines a request (its own policy, not a failure)."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +101,7 @@ class SiteRuntime:
         cached = tuple(self._preprocess.get("shape", ()))
         if cached != request.input_shape:
             raise SiteRefusal(
-                f"site cache was ingested to shape {cached} but the run needs {request.input_shape}; "
+                Reason.CACHE_MISMATCH, f"site cache was ingested to shape {cached} but the run needs {request.input_shape}; "
                 f"re-run `fedmpt ingest` with the run's preset"
             )
         model = build_model(request.task, request.model)
@@ -124,7 +122,10 @@ class SiteRuntime:
         ledger = PrivacyLedger(self.ledger_path, mechanism=self.config.accountant)
         reservation = None
         if cfg.dp:
-            budget.check_patients(len(dataset))
+            try:
+                budget.check_patients(len(dataset), allow_large_delta=self.config.allow_large_delta)
+            except DeltaTooLargeError as e:
+                raise SiteRefusal(Reason.DELTA_TOO_LARGE, f"{self.name}: {e}") from e
             try:
                 reservation = ledger.reserve(
                     run_id=request.run_id, round=request.round, budget=budget,
@@ -133,9 +134,9 @@ class SiteRuntime:
                     steps=cfg.local_steps,
                 )
             except BudgetExceededError as e:
-                raise SiteRefusal(f"{self.name}: {e}") from e
+                raise SiteRefusal(Reason.BUDGET, f"{self.name}: {e}") from e
         elif not self.config.allow_non_dp:
-            raise SiteRefusal(f"{self.name} refuses training without DP (site.toml: allow_non_dp = false)")
+            raise SiteRefusal(Reason.NON_DP, f"{self.name} refuses training without DP (site.toml: allow_non_dp = false)")
         objective = DownstreamObjective() if request.task == FINETUNE else None
         result = train_locally(model, dataset, cfg, objective, randomness=self._dp_randomness(request))
         if reservation is not None:
@@ -145,19 +146,19 @@ class SiteRuntime:
                     f"DP training ran {result.accountant_history} but the ledger reserved {planned}"
                 )
             ledger.complete(reservation)
+        # No training loss leaves the site: it is computed on the training patients without noise.
         metrics = {
             "num-examples": result.num_examples,
-            **_loss_metrics(result),
             "steps": result.steps,
             "sample_rate": result.sample_rate,
             "noise_multiplier": cfg.noise_multiplier if cfg.dp else 0.0,
             "epsilon": ledger.epsilon(delta=budget.delta),
             "delta": budget.delta,
             "epsilon_budget": budget.epsilon,
-            "train_seconds": result.metrics["seconds"],
         }
-        logger.info("%s round %d: loss %.3f, epsilon %.3f / %g", self.name, request.round,
-                    metrics["train_loss"], metrics["epsilon"], budget.epsilon)
+        logger.info("%s round %d: loss %.3f (kept at the site), %.1f s, epsilon %.3f / %g", self.name,
+                    request.round, result.metrics["loss"], result.metrics["seconds"], metrics["epsilon"],
+                    budget.epsilon)
         return result.state_dict, release_metrics("train", metrics)
 
     def _dp_randomness(self, request: RoundRequest) -> DPRandomness:
@@ -176,13 +177,17 @@ class SiteRuntime:
         :func:`~client_site.downstream.evaluate.evaluate_downstream` replace the SSL losses and
         the probe.
 
-        Aggregate numbers only: the QA statistics are those of ``cache/qa.json`` (``fedmpt ingest
-        --qa``), small counts already suppressed; a site ingested without ``--qa`` sends none.
+        Aggregate numbers only, rounded (:func:`client_site.egress.release_metrics`): the QA
+        statistics are those of ``cache/qa.json`` (``fedmpt ingest --qa``), small counts already
+        suppressed; a site ingested without ``--qa`` sends none. At most one evaluation per
+        model and per (run, round) (:mod:`client_site.evaluation_releases`).
         """
         model = self._model(request, state)
+        claim_evaluation(self.ledger_path.with_name(f"{self.ledger_path.stem}.evaluations.jsonl"),
+                         run_id=request.run_id, round=request.round, digest=state_digest(state))
         held_out = self._dataset(self.held_out_keys, request.model, seed=0, task=request.task)
         if len(held_out) == 0:
-            raise SiteRefusal(f"{self.name} has too few patients to hold any out for validation")
+            raise SiteRefusal(Reason.TOO_FEW_PATIENTS, f"{self.name} has too few patients to hold any out for validation")
         if request.task == FINETUNE:
             return release_metrics("evaluate", {"num-examples": float(len(held_out)),
                                                 **self._downstream(model, held_out, request),
@@ -242,9 +247,3 @@ class SiteRuntime:
         metrics["pointing_game"] = site_pointing_game(model, self.layout.root, studies).score
         return metrics
 
-
-def _loss_metrics(result: LocalTrainResult) -> dict[str, float]:
-    """Train-reply names of the loss parts of either task (``gen`` is the caption loss in both)."""
-    names = {"loss": "train_loss", "mim": "mim_loss", "mlm": "mlm_loss", "gen": "caption_loss",
-             "diag": "diag_loss", "med": "med_loss", "ddi": "ddi_loss"}
-    return {names[key]: value for key, value in result.metrics.items() if key in names}

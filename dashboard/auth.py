@@ -1,6 +1,8 @@
 """The login gate of both dashboards: a form, the session's user, a logout button.
 
-The logged-in user lives in ``st.session_state`` (kept on the server, per browser session).
+The logged-in user lives in ``st.session_state`` (kept on the server, per browser session);
+failed logins are counted per user name in the users file, with a lockout
+(:meth:`dashboard.users.UserStore.authenticate`).
 On every script run the user is looked up again in the users file, so removing a user or
 changing their role takes effect at their next interaction; a session also expires after
 ``SESSION_TTL_S``.
@@ -22,11 +24,7 @@ logger = logging.getLogger(__name__)
 
 #: A login is valid for this long (seconds), then the user logs in again.
 SESSION_TTL_S = 12 * 3600
-#: Failed attempts in one browser session before further attempts are slowed down.
-_MAX_FAILURES = 5
-_FAILURE_DELAY_S = 2.0
 _STATE_KEY = "fedmpt_login"
-_FAILURES_KEY = "fedmpt_login_failures"
 
 
 @dataclass(frozen=True)
@@ -38,11 +36,8 @@ class Login:
 
 
 def _forget() -> None:
-    """Log out: drop everything this browser session holds (snapshot, selections) but the
-    failed-login count."""
-    failures = st.session_state.get(_FAILURES_KEY, 0)
+    """Log out: drop everything this browser session holds (snapshot, selections)."""
     st.session_state.clear()
-    st.session_state[_FAILURES_KEY] = failures
 
 
 def current_user(store: UserStore) -> User | None:
@@ -68,16 +63,13 @@ def _form(store: UserStore, title: str) -> None:
         submitted = st.form_submit_button("Log in", type="primary", key="login_submit")
     if not submitted:
         return
-    failures = int(st.session_state.get(_FAILURES_KEY, 0))
-    if failures >= _MAX_FAILURES:
-        time.sleep(_FAILURE_DELAY_S)  # slows down guessing from one browser session
+    # Failed logins are counted per user name in the users file, not in this browser session
+    # (a new session would reset it): see UserStore.authenticate.
     user = store.authenticate(name.strip(), password)
     if user is None:
-        st.session_state[_FAILURES_KEY] = failures + 1
         logger.warning("dashboard login failed for %r", name)
-        st.error("Unknown user name or wrong password.")
+        st.error("Unknown user name or wrong password.")  # also when locked: no hint which names exist
         return
-    st.session_state[_FAILURES_KEY] = 0
     st.session_state[_STATE_KEY] = Login(name=user.name, at=time.time())
     logger.info("dashboard login: %s (%s)", user.name, user.role)
     st.rerun()

@@ -21,8 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from infra.atomic_files import PRIVATE_MODE, write_json_atomic
+from infra.file_lock import locked
 
 __all__ = [
+    "LOCKOUT_S",
+    "MAX_FAILED_LOGINS",
     "MIN_PASSWORD_LENGTH",
     "Role",
     "User",
@@ -37,6 +40,9 @@ logger = logging.getLogger(__name__)
 
 #: Shortest password accepted when a user is added.
 MIN_PASSWORD_LENGTH = 8
+#: Failed logins in a row that lock a user name, and for how long (seconds).
+MAX_FAILED_LOGINS = 5
+LOCKOUT_S = 15 * 60
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 _FORMAT_VERSION = 1
@@ -160,25 +166,55 @@ class UserStore:
         return next((u for u in self.users() if u.name == name), None)
 
     def authenticate(self, name: str, password: str) -> User | None:
-        """The user if ``password`` is theirs, else None (also for an unknown name).
+        """The user if ``password`` is theirs, else None (also for an unknown or locked name).
 
         An unknown name still costs one hash verification, so that the time taken does not
-        tell which names exist.
+        tell which names exist. :data:`MAX_FAILED_LOGINS` failures in a row lock a user for
+        :data:`LOCKOUT_S` seconds, counted in the users file (so across browser sessions,
+        dashboard processes and restarts); while locked, even the right password fails, at the
+        same cost and with the same answer. A success resets the count.
         """
         from argon2.exceptions import InvalidHashError, VerificationError
 
-        hasher = self._hasher
-        record = self._records().get(name)
-        user = self.get(name) if record is not None else None
-        stored = str(record.get("password_hash", "")) if record is not None else ""
-        try:
-            if user is None or not stored:
-                hasher.verify(_dummy_hash(), password)  # same cost; always fails below
-                return None
-            hasher.verify(stored, password)
-        except (VerificationError, InvalidHashError):
-            return None
-        return user
+        now = time.time()
+        with locked(self.path):
+            records = self._records()
+            record = records.get(name)
+            user = self.get(name) if record is not None else None
+            stored = str(record.get("password_hash", "")) if record is not None else ""
+            locked_out = record is not None and float(record.get("locked_until", 0.0)) > now
+            try:
+                if user is None or not stored or locked_out:
+                    self._hasher.verify(_dummy_hash(), password)  # same cost; always fails below
+                    ok = False
+                else:
+                    ok = bool(self._hasher.verify(stored, password))
+            except (VerificationError, InvalidHashError):
+                ok = False
+            if user is not None and record is not None:
+                self._count_attempt(records, name, ok=ok, locked_out=locked_out, now=now)
+        return user if ok else None
+
+    def _count_attempt(self, records: dict[str, dict[str, Any]], name: str, *, ok: bool,
+                       locked_out: bool, now: float) -> None:
+        """Update ``name``'s failed-login count and lock; called with the file lock held."""
+        record = records[name]
+        if ok:
+            if record.pop("failed_logins", 0) or record.pop("locked_until", None) is not None:
+                self._save(records)
+            return
+        if locked_out:
+            logger.warning("dashboard login for %r refused: locked until %s", name,
+                           time.strftime("%H:%M:%SZ", time.gmtime(float(record["locked_until"]))))
+            return
+        failures = int(record.get("failed_logins", 0)) + 1
+        if failures >= MAX_FAILED_LOGINS:
+            record["locked_until"] = now + LOCKOUT_S
+            record["failed_logins"] = 0
+            logger.warning("dashboard user %r locked for %d s after %d failed logins", name, LOCKOUT_S, failures)
+        else:
+            record["failed_logins"] = failures
+        self._save(records)
 
     # -- writes ---------------------------------------------------------------------------
     def add(self, name: str, role: str, password: str, *, site: str | None = None,
@@ -212,25 +248,27 @@ class UserStore:
         parsed, bound = _check_user(name, role, site)
         if len(password) < MIN_PASSWORD_LENGTH:
             raise UsersFileError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
-        records = self._records()
-        if name in records and not replace:
-            raise UsersFileError(f"user {name!r} exists in {self.path}; remove it first")
-        records[name] = {
-            "role": parsed.value,
-            "site": bound,
-            "password_hash": self._hasher.hash(password),
-            "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        self._save(records)
+        with locked(self.path):
+            records = self._records()
+            if name in records and not replace:
+                raise UsersFileError(f"user {name!r} exists in {self.path}; remove it first")
+            records[name] = {  # a new password also lifts a lock
+                "role": parsed.value,
+                "site": bound,
+                "password_hash": self._hasher.hash(password),
+                "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            self._save(records)
         return User(name=name, role=parsed, site=bound)
 
     def remove(self, name: str) -> bool:
         """Remove ``name``; False when there was no such user."""
-        records = self._records()
-        if records.pop(name, None) is None:
-            return False
-        self._save(records)
-        return True
+        with locked(self.path):
+            records = self._records()
+            if records.pop(name, None) is None:
+                return False
+            self._save(records)
+            return True
 
     def _save(self, records: dict[str, dict[str, Any]]) -> None:
         write_json_atomic(self.path, {"version": _FORMAT_VERSION, "users": records},

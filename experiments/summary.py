@@ -9,7 +9,6 @@ from aggregator.results_store import ResultsStore
 COLUMNS = (
     ("train", "epsilon", "epsilon"),
     ("train", "epsilon_budget", "budget"),
-    ("train", "train_loss", "train loss"),
     ("evaluate", "val_loss", "val loss"),
 )
 PRETRAIN_COLUMNS = (("evaluate", "probe_auc_macro", "probe AUC"),)

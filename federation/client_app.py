@@ -16,15 +16,17 @@ from flwr.clientapp import ClientApp
 from aggregator.model_integrity import verify_global_model
 from aggregator.signing import SignatureError, load_public_key
 from aggregator.site_recorder import SITE_RECORD
-from client_site.site_runtime import RoundRequest, SiteRefusal, SiteRuntime
+from client_site.failures import Reason, SiteRefusal
+from client_site.site_runtime import RoundRequest, SiteRuntime
 from client_site.tasks import PRETRAIN, check_task
 from client_site.training import TrainConfig
 from federation.log_setup import configure_logging
 from federation.presets import get_preset
 from federation.received_models import keep_global_model
 from federation.site_binding import aggregator_key_of, site_dir_of
+from federation.site_failures import fixed_reason_mod
 
-app = ClientApp()
+app = ClientApp(mods=[fixed_reason_mod])  # failures leave as fixed codes, details stay in the site log
 
 
 def _request(config: ConfigRecord) -> RoundRequest:
@@ -52,15 +54,18 @@ def _request(config: ConfigRecord) -> RoundRequest:
 def _verify(msg: Message, context: Context, phase: str) -> None:
     """Refuse a global model that the pinned aggregator key did not sign for this request."""
     key_path = aggregator_key_of(context.node_config)
-    if key_path is None:
-        return
+    if key_path is None:  # fail closed: an unverifiable model is never trained or evaluated
+        raise SiteRefusal(Reason.MODEL_NOT_VERIFIED, (
+            "no aggregator key is pinned, so the global model cannot be verified; start the "
+            "SuperNode with --node-config 'aggregator-key=\"<bundle>/aggregator_signing.pub\"' "
+            "(fedmpt site start does)"))
     config = msg.content["config"]
     try:
         verify_global_model(msg.content, run_id=str(config["run-name"]),
                             round=int(config["server-round"]),  # type: ignore[arg-type]
                             phase=phase, key=load_public_key(key_path))
     except SignatureError as e:
-        raise SiteRefusal(f"global model refused: {e}") from e
+        raise SiteRefusal(Reason.MODEL_NOT_VERIFIED, f"global model refused: {e}") from e
 
 
 def _runtime(context: Context) -> SiteRuntime:

@@ -30,11 +30,13 @@ from flwr.app import ConfigRecord, Context
 from flwr.client import ClientApp, NumPyClient
 from flwr.client.mod import secaggplus_mod
 
-from client_site.site_runtime import RoundRequest, SiteRefusal, SiteRuntime
+from client_site.failures import Reason, SiteRefusal
+from client_site.site_runtime import RoundRequest, SiteRuntime
 from client_site.tasks import build_model
 from federation.client_app import _request  # the same request parsing as the Message-API app
 from federation.log_setup import configure_logging
 from federation.site_binding import site_dir_of
+from federation.site_failures import fixed_reason_mod
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +75,7 @@ class SecureSiteClient(NumPyClient):
     def _state(self, parameters: NDArrays, request: RoundRequest) -> dict[str, torch.Tensor]:
         keys = state_keys(request)
         if len(keys) != len(parameters):
-            raise SiteRefusal(f"received {len(parameters)} tensors, the preset's model has {len(keys)}")
+            raise SiteRefusal(Reason.CACHE_MISMATCH, f"received {len(parameters)} tensors, the preset's model has {len(keys)}")
         return {k: torch.from_numpy(np.array(a, copy=True)) for k, a in zip(keys, parameters, strict=True)}
 
     def fit(self, parameters: NDArrays, config: Mapping[str, object]) -> tuple[NDArrays, int, dict]:
@@ -86,7 +88,7 @@ class SecureSiteClient(NumPyClient):
         try:
             clipped, norm = clip_update(update, bound)
         except ValueError as e:
-            raise SiteRefusal(f"{self.runtime.name}: {e}") from e
+            raise SiteRefusal(Reason.BAD_UPDATE, f"{self.runtime.name}: {e}") from e
         logger.info("%s round %d: update norm %.4f (bound %g%s)", self.runtime.name, request.round,
                     norm, bound, ", clipped" if norm > bound else "")
         return clipped, int(metrics["num-examples"]), {**metrics, "site": self.runtime.name}
@@ -104,4 +106,4 @@ def _client_fn(context: Context):  # type: ignore[no-untyped-def]
     return SecureSiteClient(SiteRuntime(site_dir_of(context.node_config))).to_client()
 
 
-app = ClientApp(client_fn=_client_fn, mods=[secaggplus_mod])
+app = ClientApp(client_fn=_client_fn, mods=[fixed_reason_mod, secaggplus_mod])

@@ -35,7 +35,8 @@ def aggregator_key_of(node_config: Mapping[str, Any]) -> Path | None:
     A real SuperNode gets it from its bundle (``fedmpt site start`` passes
     ``aggregator-key="<bundle>/aggregator_signing.pub"`` in the node config); the simulation
     launcher names the simulated aggregator's key in ``FEDMPT_SIMULATION_AGGREGATOR_KEY``.
-    Without one, the site cannot check who signed the model it receives.
+    Without one the site refuses every request (:mod:`federation.client_app`): it cannot check
+    who signed the model it receives.
     """
     if "aggregator-key" in node_config:
         return Path(str(node_config["aggregator-key"]))

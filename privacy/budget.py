@@ -6,6 +6,8 @@ import math
 import warnings
 from dataclasses import dataclass
 
+from privacy.errors import DeltaTooLargeError
+
 
 @dataclass(frozen=True)
 class PrivacyBudget:
@@ -34,8 +36,23 @@ class PrivacyBudget:
                 stacklevel=2,
             )
 
-    def check_patients(self, n_patients: int) -> None:
-        """Warn when delta is not well below 1 / n_patients."""
+    def check_patients(self, n_patients: int, *, allow_large_delta: bool = False) -> None:
+        """Refuse a delta above 1 / n_patients, warn when it is not well below.
+
+        With ``delta > 1/n`` the guarantee allows releasing one whole patient's data outright,
+        so it is refused unless the site explicitly allows it (``allow_large_delta``).
+
+        Raises
+        ------
+        DeltaTooLargeError
+            ``delta > 1 / n_patients`` and not ``allow_large_delta``.
+        """
+        if n_patients > 0 and self.delta > 1 / n_patients and not allow_large_delta:
+            raise DeltaTooLargeError(
+                f"delta={self.delta} > 1/{n_patients} patients: refused, a guarantee this weak allows "
+                "releasing a whole patient's data. Lower delta in site.toml, or set [privacy] "
+                "allow_large_delta = true (synthetic or public data only)."
+            )
         if n_patients > 0 and self.delta > 0.1 / n_patients:
             warnings.warn(
                 f"delta={self.delta} is not << 1/{n_patients} patients; lower it in site.toml",

@@ -11,3 +11,7 @@ class BudgetExceededError(PrivacyError):
 
 class LedgerCorruptedError(PrivacyError):
     """The ledger file fails its hash chain or cannot be parsed."""
+
+
+class DeltaTooLargeError(PrivacyError):
+    """The site's delta is above 1 / (number of patients) and the site did not allow it."""

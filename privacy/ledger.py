@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infra.file_lock import locked
 from privacy.accountant import PrivacyAccountant
 from privacy.budget import PrivacyBudget
 from privacy.errors import BudgetExceededError
-from privacy.ledger_file import append_entry, locked, read_entries
+from privacy.ledger_file import append_entry, read_entries
 
 logger = logging.getLogger(__name__)
 

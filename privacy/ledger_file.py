@@ -11,25 +11,22 @@ so processes of concurrent runs see each other's entries and never interleave wr
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from infra.atomic_files import PRIVATE_MODE, fsync_directory, write_json_atomic
+from infra.file_lock import locked
 from privacy.errors import LedgerCorruptedError
 
 logger = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 HEAD_SUFFIX = ".head"
-LOCK_SUFFIX = ".lock"
 
 Entry = dict[str, Any]
 
@@ -43,18 +40,6 @@ def digest(entry: Entry) -> str:
     """SHA-256 of an entry without its own ``hash`` field."""
     body = {k: v for k, v in entry.items() if k != "hash"}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
-
-
-@contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold the ledger's exclusive lock (across processes) for the ``with`` block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.with_name(path.name + LOCK_SUFFIX), os.O_RDWR | os.O_CREAT, PRIVATE_MODE)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 def write_head(path: Path, entries: list[Entry]) -> None:

@@ -6,6 +6,9 @@ suppressed so that no statistic singles out a patient:
 - any count from 1 to 4 is written as ``"<5"`` (0 and counts >= 5 are exact);
 - in a table (rejections by reason, histograms) where exactly one cell is ``"<5"``, the next smallest
   non-zero cell is written as ``"suppressed"``, so the hidden cell cannot be recovered from the total;
+- a count whose total is also released (studies with a report, gantry-tilted studies, studies
+  without air, series by status) is hidden as well when its complement (total - count) is 1 to 4,
+  since the difference of two released numbers would give it;
 - a fraction (report coverage, finding prevalence) is null when its count or the complement
   (total - count) is 1 to 4, and every fraction is null when the total is under 5;
 - HU percentiles across studies are given only for 5 or more studies, rounded to 10 HU.
@@ -51,6 +54,16 @@ def suppress_table(counts: dict[str, int]) -> dict[str, int | str]:
         if others:
             out[others[0][1]] = SUPPRESSED
     return out
+
+
+def suppress_pair(count: int, total: int) -> tuple[int | str, int | str]:
+    """A count and its complement ``total - count``, for a released ``total``: both hidden when
+    either is 1 to 4 (``"<5"`` for the small one, ``"suppressed"`` for the other)."""
+    rest = total - count
+    if 0 < count < MIN_COUNT or 0 < rest < MIN_COUNT:
+        return (LESS_THAN if 0 < count < MIN_COUNT else SUPPRESSED,
+                LESS_THAN if 0 < rest < MIN_COUNT else SUPPRESSED)
+    return count, rest
 
 
 def fraction(count: int, total: int) -> float | None:
@@ -116,27 +129,28 @@ def compute_qa(
     languages = Counter(language or "unknown" for _, language in reports.values())
     p01 = [r["hu_percentiles"]["p01"] for r in records if r.get("hu_percentiles")]
     p99 = [r["hu_percentiles"]["p99"] for r in records if r.get("hu_percentiles")]
-    with_report = summary["studies_with_report"]
+    with_report, without_report = suppress_pair(summary["studies_with_report"], n_studies)
+    series_status = {k: v for k, v in summary["series"].items() if k != "seen"}
     return {
         "suppression": {"min_count": MIN_COUNT, "small": LESS_THAN, "secondary": SUPPRESSED,
                         "rule": "counts 1-4 are shown as '<5'; see client_site/ingestion/qa.py"},
         "files": {"seen": summary["files_seen"], "accepted": summary["files_accepted"],
                   "rejected": summary["files_rejected"],
                   "rejected_by_reason": suppress_table(summary["rejected_by_reason"])},
-        "series": {key: suppress(value) for key, value in summary["series"].items()},
+        "series": {"seen": suppress(summary["series"]["seen"]), **suppress_table(series_status)},
         "series_per_study": suppress_table(series_counts),
         "planes": suppress_table(dict(Counter(str(r.get("plane", "axial")) for r in records))),
-        "gantry_tilted_studies": suppress(sum(1 for r in records if r.get("tilt_deg"))),
+        "gantry_tilted_studies": suppress_pair(sum(1 for r in records if r.get("tilt_deg")), n_studies)[0],
         "studies": suppress(n_studies),
         "patients": suppress(summary["patients"]),
         "slice_spacing_mm": suppress_table(_histogram((r["spacing_mm"][0] for r in records), SPACING_BINS)),
         "slice_thickness_mm": suppress_table(_histogram((r.get("thickness_mm") for r in records), SPACING_BINS)),
         "pixel_spacing_mm": suppress_table(_histogram((r["spacing_mm"][1] for r in records), PIXEL_BINS)),
         "hu": {"p01_across_studies": _percentiles(p01), "p99_across_studies": _percentiles(p99),
-               "studies_without_air": suppress(sum(1 for v in p01 if v > _AIR_HU))},
-        "reports": {"studies_with_report": suppress(with_report),
-                    "studies_without_report": suppress(n_studies - with_report),
-                    "coverage": fraction(with_report, n_studies),
+               "studies_without_air": suppress_pair(sum(1 for v in p01 if v > _AIR_HU), len(p01))[0]},
+        "reports": {"studies_with_report": with_report,
+                    "studies_without_report": without_report,
+                    "coverage": fraction(summary["studies_with_report"], n_studies),
                     "unlinked_or_rejected": suppress(summary["reports"]["rejected"]),
                     "by_language": suppress_table(dict(languages))},
         "finding_prevalence": prevalence,

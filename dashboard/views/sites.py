@@ -10,7 +10,7 @@ from dashboard.views._common import Snapshot, current_snapshot, safe_filename
 
 __all__ = ["render"]
 
-_DEFAULT_METRIC = {queries.TRAIN: "train_loss", queries.EVALUATE: "val_loss"}
+_DEFAULT_METRIC = {queries.TRAIN: "epsilon", queries.EVALUATE: "val_loss"}
 _AGGREGATE = "(aggregate)"
 
 

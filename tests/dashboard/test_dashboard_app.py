@@ -63,10 +63,10 @@ def test_sites_page(monkeypatch: pytest.MonkeyPatch, workdir: Path, sites: list[
     at = _open(monkeypatch, workdir, "views/sites.py")
 
     # Assert
-    assert at.selectbox(key="metric_train").value == "train_loss"
+    assert at.selectbox(key="metric_train").value == "epsilon"  # sites send no training loss
     table = _frames(at)[0]
     assert list(table.columns) == sites
-    assert table.loc[1, "hospital-a"] == pytest.approx(2.0)
+    assert table.loc[1, "hospital-a"] == pytest.approx(1.0)  # conftest EPSILON, round 1
     assert len(at.get("download_button")) == 2
 
     # Execute: an evaluate metric that is undefined at one site

@@ -8,7 +8,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, Metadat
 
 from aggregator.model_integrity import INTEGRITY_RECORD, sign_global_model
 from aggregator.signing import generate_signing_key, load_private_key
-from client_site.site_runtime import SiteRefusal
+from client_site.failures import SiteRefusal
 from federation.client_app import train
 
 

@@ -13,7 +13,7 @@ from aggregator.model_integrity import INTEGRITY_RECORD, sign_global_model
 from aggregator.signing import generate_signing_key, load_private_key
 from client_site.downstream.model import ClinicalMedMPT
 from client_site.model_store import latest_model_path, read_model_file
-from client_site.site_runtime import SiteRefusal
+from client_site.failures import SiteRefusal
 from client_site.tasks import FINETUNE, PRETRAIN
 from federation.client_app import evaluate
 from federation.presets import get_preset

@@ -9,10 +9,13 @@ import torch
 from flwr.app import ConfigRecord, Context, Message, Metadata, RecordDict
 from flwr.app.message_type import MessageType
 
+from aggregator.model_integrity import INTEGRITY_RECORD, sign_global_model
+from aggregator.signing import generate_signing_key, load_private_key
 from client_site.datasets import load_cache_index
 from client_site.layout import SiteLayout
 from client_site.site_config import SITE_CONFIG, load_site_config
-from client_site.site_runtime import RoundRequest, SiteRefusal, SiteRuntime
+from client_site.failures import SiteRefusal
+from client_site.site_runtime import RoundRequest, SiteRuntime
 from client_site.training import TrainConfig
 from federation import client_app
 from federation.config import FederationConfig
@@ -35,18 +38,26 @@ RAISE_ATTEMPT = {
 
 
 @pytest.fixture(autouse=True)
-def _no_pinned_aggregator_key(monkeypatch):
-    # Model signing is tested elsewhere; here the messages are unsigned on purpose.
-    monkeypatch.delenv(SIMULATION_AGGREGATOR_KEY_ENV, raising=False)
+def _pinned_aggregator_key(tmp_path, monkeypatch):
+    # Sites refuse unverifiable models: sign the requests with a key the site pins.
+    generate_signing_key(tmp_path / "aggregator.pem")
+    monkeypatch.setenv(SIMULATION_AGGREGATOR_KEY_ENV, str(tmp_path / "aggregator.pub"))
+    monkeypatch.setitem(_SIGNER, "key", load_private_key(tmp_path / "aggregator.pem"))
+
+
+_SIGNER = {}
 
 
 def _train_message(config, server_round, extra):
     metadata = Metadata(run_id=1, message_id=f"m{server_round}", src_node_id=1, dst_node_id=7,
                         reply_to_message_id="", group_id=str(server_round), created_at=time.time(),
                         ttl=3600.0, message_type=MessageType.TRAIN)
+    arrays = initial_arrays(config)
     content = RecordDict({
-        "arrays": initial_arrays(config),
+        "arrays": arrays,
         "config": ConfigRecord({**config.site_request(), "server-round": server_round, **extra}),
+        INTEGRITY_RECORD: sign_global_model(arrays, run_id=config.run_name, round=server_round, phase="train",
+                                            key=_SIGNER["key"]),
     })
     return Message(content, metadata=metadata)
 

@@ -40,8 +40,8 @@ def test_finetune_round_is_ledgered_and_evaluated(make_site):
     assert completed["event"] == "segment_completed"
     assert list(new_state) == list(ClinicalMedMPT(TINY.model).state_dict()) == list(state)
     assert any(not torch.equal(state[k], new_state[k]) for k in state)
-    assert {"train_loss", "diag_loss", "med_loss", "ddi_loss"} <= set(train_metrics)
-    assert "mim_loss" not in train_metrics and "caption_loss" not in train_metrics  # decoder frozen and train_metrics["epsilon"] > 0
+    assert not any(name.endswith("_loss") for name in train_metrics)  # no un-noised statistic leaves
+    assert train_metrics["epsilon"] > 0
     assert metrics["num-examples"] == len(runtime.held_out_keys)
     assert set(DOWNSTREAM_METRICS) <= set(metrics) and "probe_auc_macro" not in metrics
     assert all(math.isnan(v) or math.isfinite(v) for v in metrics.values())

@@ -237,7 +237,7 @@ def _step(loop: _Loop, batch: Sequence[torch.Tensor], objective: TrainingObjecti
     return parts
 
 
-def _run_steps(loop: _Loop, model: nn.Module, objective: TrainingObjective, steps: int,
+def _run_steps(loop: _Loop, objective: TrainingObjective, steps: int,
                masks: torch.Generator) -> _Tally:
     """Exactly ``steps`` optimizer steps, empty Poisson batches included."""
     tally = _Tally(dict.fromkeys(objective.parts, 0.0), dict.fromkeys(objective.parts, 0.0))
@@ -288,7 +288,7 @@ def train_locally(
     loop = _build_loop(model, dataset, cfg, randomness)
     start, cpu_start = time.perf_counter(), time.process_time()
     try:
-        tally = _run_steps(loop, model, objective, cfg.local_steps, masks)
+        tally = _run_steps(loop, objective, cfg.local_steps, masks)
     finally:
         if loop.private is not None:
             loop.private.close()

@@ -36,3 +36,13 @@ class SiteLayout:
     def labels_path(self) -> Path:
         """Ground truth of the synthetic consortium, read by evaluation only."""
         return self.root / "truth" / "labels.csv"
+
+    @property
+    def pacs_dir(self) -> Path:
+        """Where ``fedmpt site pull`` writes retrieved studies: ``dicom/pacs/<salted study key>/``."""
+        return self.root / "dicom" / "pacs"
+
+    @property
+    def pacs_state_path(self) -> Path:
+        """What earlier PACS pulls retrieved and which studies failed (salted keys only)."""
+        return self.root / "pacs" / "pull_state.sqlite"

@@ -10,7 +10,7 @@ export FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION := 1
 export FLWR_HOME := $(CURDIR)/.flwr
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install browser demo test integration bench dashboard screenshots clean
+.PHONY: install browser orthanc demo test integration bench dashboard screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -26,8 +26,12 @@ demo: install
 browser:
 	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# The PACS tests start Debian's Orthanc with its DICOMweb plugin on loopback (no service is enabled).
+orthanc:
+	test -x /usr/sbin/Orthanc && test -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc orthanc-dicomweb; }
+
 # pytest exits 5 when it collects no test, so an empty suite fails here.
-test: install browser
+test: install browser orthanc
 	$(PY) -m pytest
 
 # Multi-process deployment tests (SuperLink + proxy + SuperNodes on loopback); minutes long.

@@ -122,6 +122,7 @@ def _flower_error(error: Exception) -> CliError:
 def as_cli_error(error: BaseException) -> CliError | None:
     """The user-facing form of an expected failure; None for a bug (keep its traceback)."""
     from aggregator.checkpoints import CheckpointError
+    from client_site.pacs.errors import PacsAccessRefused, PacsConfigError, PacsError, PacsUnavailable
     from aggregator.signing import SignatureError
     from federation.deploy.flower_cli import FlowerCommandError
     from federation.simulation import FederatedRunError
@@ -135,6 +136,14 @@ def as_cli_error(error: BaseException) -> CliError | None:
         return BudgetRefused(str(error), "see the site's ledger: fedmpt privacy ledger SITE_DIR")
     if isinstance(error, FederatedRunError):
         return RunFailed(str(error), "see each site's reason: fedmpt rounds results WORKDIR --run NAME")
+    if isinstance(error, PacsConfigError):
+        return BadValue(str(error))
+    if isinstance(error, PacsAccessRefused):
+        return AccessRefused(str(error))
+    if isinstance(error, PacsUnavailable):
+        return Unreachable(str(error))
+    if isinstance(error, PacsError):
+        return RunFailed(str(error))
     if isinstance(error, FlowerCommandError):
         return _flower_error(error)
     if isinstance(error, ssl.SSLError):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import typer
 
-from cli.errors import AlreadyExists, MissingInput
+from cli import pacs_options as pacs
+from cli.errors import AlreadyExists, MissingInput, RunFailed
 from cli.foreground import serve_until_signal
 
 site_app = typer.Typer(help="Site (hospital) set-up.", no_args_is_help=True)
@@ -109,3 +112,61 @@ def site_approve(
         return
     changed = approval.approve(bundle, fab_hash, note=note)
     typer.echo("approved" if changed else "already approved")
+
+
+@site_app.command("pull")
+def site_pull(
+    site_dir: Path = typer.Argument(..., help="The hospital's site directory (site.toml with [pacs], secrets/)."),
+    dicomweb: str = pacs.DICOMWEB,
+    dimse: str = pacs.DIMSE,
+    called_aet: str = pacs.CALLED_AET,
+    calling_aet: str = pacs.CALLING_AET,
+    user: str = pacs.USER,
+    since: str = typer.Option("", "--since", metavar="DATE", help="Only studies from this date (YYYY-MM-DD)."),
+    limit: int = typer.Option(None, "--limit", help="Retrieve at most N studies this time."),
+    no_ingest: bool = typer.Option(False, "--no-ingest", help="Only retrieve; do not run the ingest after."),
+    preset: str = typer.Option("demo", help="Model preset whose input grid to ingest to."),
+) -> None:
+    """Retrieve the CT studies not yet here from the hospital PACS into SITE_DIR/dicom/pacs/, then ingest.
+
+    Read-only towards the PACS. Re-runs retrieve only what is new; a study that fails is listed with
+    the PACS's error and retried next time (exit 1).
+    """
+    from client_site.pacs import load_pacs_config, pull_site
+
+    _quiet_pynetdicom()
+    overrides = pacs.pacs_overrides(dicomweb=dicomweb, dimse=dimse, called_aet=called_aet,
+                                    calling_aet=calling_aet, user=user, study_date_from=since, max_studies=limit)
+    result = pull_site(site_dir, load_pacs_config(site_dir, **overrides))
+    typer.echo(json.dumps(result.summary(), indent=2))
+    if not no_ingest:
+        from cli.ingest import ingest
+
+        ingest(site_dir, out=None, preset=preset, qa=False)
+    if result.failures:
+        raise RunFailed(f"{len(result.failures)} study/studies could not be retrieved (listed above with the "
+                        "PACS's error)", "the next `fedmpt site pull` retries them")
+
+
+@site_app.command("check")
+def site_check(
+    site_dir: Path = typer.Argument(..., help="The hospital's site directory (site.toml with [pacs], secrets/)."),
+    dicomweb: str = pacs.DICOMWEB,
+    dimse: str = pacs.DIMSE,
+    called_aet: str = pacs.CALLED_AET,
+    calling_aet: str = pacs.CALLING_AET,
+    user: str = pacs.USER,
+) -> None:
+    """Check the PACS connection and credentials (C-ECHO or one QIDO-RS search); retrieves nothing."""
+    from client_site.pacs import check_pacs, load_pacs_config
+
+    _quiet_pynetdicom()
+    overrides = pacs.pacs_overrides(dicomweb=dicomweb, dimse=dimse, called_aet=called_aet,
+                                    calling_aet=calling_aet, user=user)
+    typer.echo(f"ok: {check_pacs(site_dir, load_pacs_config(site_dir, **overrides))}")
+
+
+def _quiet_pynetdicom() -> None:
+    """pynetdicom logs each refused association as an error; the pull reports it in one line itself."""
+    if not logging.getLogger("client_site").isEnabledFor(logging.DEBUG):  # --verbose keeps its log
+        logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)

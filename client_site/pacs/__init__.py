@@ -5,10 +5,11 @@ table of ``site.toml``; retrieved files land under ``dicom/pacs/`` for ingestion
 """
 
 from client_site.pacs.config import PacsConfig, load_pacs_config
-from client_site.pacs.errors import PacsConfigError, PacsError, PacsUnavailable
+from client_site.pacs.errors import PacsAccessRefused, PacsConfigError, PacsError, PacsUnavailable
 from client_site.pacs.pull import PullResult, check_pacs, pull_site
 
 __all__ = [
+    "PacsAccessRefused",
     "PacsConfig",
     "PacsConfigError",
     "PacsError",

@@ -16,7 +16,7 @@ from dicomweb_client.api import DICOMwebClient
 from pydicom.dataset import Dataset
 
 from client_site.pacs.config import PacsConfig, auth_mode
-from client_site.pacs.errors import PacsConfigError, PacsError, PacsUnavailable
+from client_site.pacs.errors import PacsAccessRefused, PacsConfigError, PacsError, PacsUnavailable
 from client_site.pacs.source import SeriesRef, StoreInstance, StudyRef
 
 _ANY_SYNTAX = (("application/dicom", "*"),)
@@ -144,7 +144,7 @@ def _http_error(error: requests.RequestException, config: PacsConfig, action: st
     """One line for the user: what failed, the PACS's own answer, what to check."""
     url = config.url
     if isinstance(error, requests.exceptions.SSLError):
-        return PacsUnavailable(f"TLS verification of {url} failed: set [pacs] ca_bundle to the PEM file of the "
+        return PacsAccessRefused(f"TLS verification of {url} failed: set [pacs] ca_bundle to the PEM file of the "
                          "hospital's certificate authority")
     if isinstance(error, requests.exceptions.ConnectionError):
         return PacsUnavailable(f"cannot reach the PACS at {url} (connection failed): check [pacs] url, that the "
@@ -157,10 +157,10 @@ def _http_error(error: requests.RequestException, config: PacsConfig, action: st
         return PacsError(f"{action} at {url} failed: {type(error).__name__}")
     code = response.status_code
     if code == 401:
-        return PacsUnavailable(f"the PACS at {url} refused the credentials (HTTP 401) of user '{config.user}': "
+        return PacsAccessRefused(f"the PACS at {url} refused the credentials (HTTP 401) of user '{config.user}': "
                          "check [pacs] user and SITE_DIR/secrets/pacs-password")
     if code == 403:
-        return PacsUnavailable(f"the PACS at {url} refused access (HTTP 403) to {action}: ask the PACS "
+        return PacsAccessRefused(f"the PACS at {url} refused access (HTTP 403) to {action}: ask the PACS "
                          "administrator for query/retrieve rights for this account")
     return PacsError(f"{action}: the PACS at {url} answered HTTP {code} {response.reason}{_pacs_message(response)}")
 

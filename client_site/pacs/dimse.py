@@ -9,6 +9,7 @@ File Meta header. The pull never sends C-STORE to the PACS: it never writes to i
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -44,7 +45,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 
 from client_site.pacs.config import PacsConfig
-from client_site.pacs.errors import PacsError, PacsUnavailable
+from client_site.pacs.errors import PacsAccessRefused, PacsError, PacsUnavailable
 from client_site.pacs.source import SeriesRef, StoreInstance, StudyRef
 
 STORAGE_CLASSES = (CTImageStorage, EnhancedCTImageStorage, BasicTextSRStorage, EnhancedSRStorage,
@@ -146,7 +147,7 @@ class DimseSource:
         for uid in STORAGE_CLASSES:
             scp.add_supported_context(uid, list(TRANSFER_SYNTAXES))
         server = scp.start_server((self.config.store_bind, self.config.store_port), block=False,
-                                  evt_handlers=[(evt.EVT_C_STORE, receiver.on_store)])
+                                  evt_handlers=[(evt.EVT_CONN_OPEN, _no_delay), (evt.EVT_C_STORE, receiver.on_store)])
         try:
             with self._association([build_context(StudyRootQueryRetrieveInformationModelMove)]) as assoc:
                 for query in queries:
@@ -159,7 +160,9 @@ class DimseSource:
     @contextmanager
     def _association(self, contexts: list[Any], **kwargs: Any) -> Iterator[Association]:
         cfg = self.config
-        assoc = self._ae.associate(cfg.host, cfg.port, contexts=contexts, ae_title=cfg.called_aet, **kwargs)
+        handlers = [(evt.EVT_CONN_OPEN, _no_delay), *kwargs.pop("evt_handlers", [])]
+        assoc = self._ae.associate(cfg.host, cfg.port, contexts=contexts, ae_title=cfg.called_aet,
+                                   evt_handlers=handlers, **kwargs)
         if not assoc.is_established:
             raise _association_error(assoc, cfg)
         try:
@@ -211,6 +214,14 @@ class _Receiver:
             raise PacsError(f"could not write a retrieved instance: {self.store_error}") from self.store_error
 
 
+def _no_delay(event: evt.Event) -> None:
+    """Send each DIMSE message at once: with Nagle's algorithm and delayed ACKs, every small
+    C-STORE response waited ~40 ms, capping a retrieval at ~25 instances per second."""
+    sock = event.assoc.dul.socket
+    if sock is not None and sock.socket is not None:
+        sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def _storage_contexts() -> list[Any]:
     return [build_context(uid, syntax) for uid in STORAGE_CLASSES for syntax in TRANSFER_SYNTAXES]
 
@@ -234,17 +245,26 @@ def _comment(status: Dataset) -> str:
     return f": {comment}" if comment else ""
 
 
+def _reachable(config: PacsConfig) -> bool:
+    """Whether a TCP connection to the PACS opens (pynetdicom reports a refused one as an abort)."""
+    try:
+        with socket.create_connection((config.host, config.port), timeout=min(config.timeout_s, 5.0)):
+            return True
+    except OSError:
+        return False
+
+
 def _association_error(assoc: Association, config: PacsConfig) -> PacsUnavailable:
     where = f"the PACS at {config.host}:{config.port}"
     if assoc.is_rejected:
         primitive = assoc.acceptor.primitive
         diagnostic = getattr(primitive, "diagnostic", None)
         reason = _REJECT_REASONS.get(int(diagnostic), f"diagnostic {diagnostic}") if diagnostic else "no reason given"
-        return PacsUnavailable(f"{where} rejected the association ({reason}): check [pacs] called_aet "
+        return PacsAccessRefused(f"{where} rejected the association ({reason}): check [pacs] called_aet "
                          f"({config.called_aet}) and that the PACS registers this site as {config.calling_aet} "
                          "from this host")
-    if assoc.is_aborted:
-        return PacsUnavailable(f"{where} aborted the association request: check that {config.calling_aet} is "
+    if assoc.is_aborted and _reachable(config):
+        return PacsAccessRefused(f"{where} aborted the association request: check that {config.calling_aet} is "
                          "registered at the PACS for this host")
     return PacsUnavailable(f"cannot reach {where} (no DICOM association): check [pacs] host and port, that the "
                      "PACS is up, and that the firewall lets this host connect to it")

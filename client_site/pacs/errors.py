@@ -17,3 +17,7 @@ class PacsConfigError(PacsError, ValueError):
 
 class PacsUnavailable(PacsError):
     """The PACS cannot be used at all (unreachable, credentials refused, association rejected): a pull stops."""
+
+
+class PacsAccessRefused(PacsUnavailable):
+    """The PACS refused this site: credentials, rights, or the AE titles of the association."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from client_site.ingestion.atomic import TMP_SUFFIX, write_bytes_atomic
+from infra.atomic_files import TMP_SUFFIX, write_bytes_atomic
 from client_site.layout import SiteLayout
 from client_site.pacs.config import PacsConfig, load_secret
 from client_site.pacs.errors import PacsError, PacsUnavailable
@@ -41,6 +41,8 @@ class PullResult:
         Studies that had something new and got it all.
     studies_up_to_date : int
         Studies whose every wanted instance was already here.
+    studies_not_matching : int
+        Studies without an image series matching ``[pacs] series_description``.
     instances_retrieved, bytes_retrieved : int
         Instances (files) and bytes written by this pull.
     failures : list[StudyFailure]
@@ -52,6 +54,7 @@ class PullResult:
     studies_matched: int = 0
     studies_retrieved: int = 0
     studies_up_to_date: int = 0
+    studies_not_matching: int = 0
     instances_retrieved: int = 0
     bytes_retrieved: int = 0
     failures: list[StudyFailure] = field(default_factory=list)
@@ -60,7 +63,8 @@ class PullResult:
     def summary(self) -> dict[str, object]:
         """JSON-ready counts and failures (salted study keys only)."""
         return {"studies_matched": self.studies_matched, "studies_retrieved": self.studies_retrieved,
-                "studies_up_to_date": self.studies_up_to_date, "studies_failed": len(self.failures),
+                "studies_up_to_date": self.studies_up_to_date, "studies_not_matching": self.studies_not_matching,
+                "studies_failed": len(self.failures),
                 "instances_retrieved": self.instances_retrieved, "bytes_retrieved": self.bytes_retrieved,
                 "seconds": round(self.seconds, 3),
                 "failures": [{"study_key": f.study_key, "error": f.error, "attempts": f.attempts}
@@ -133,6 +137,9 @@ def retrieve_studies(
             writer.remove_temporaries()
             try:
                 plan = _missing_instances(source, study, config, writer)
+                if plan is None:
+                    result.studies_not_matching += 1
+                    continue
                 if not plan:
                     result.studies_up_to_date += 1
                     state.clear_failure(study_key)
@@ -161,13 +168,16 @@ def retrieve_studies(
 
 
 def _missing_instances(source: PacsSource, study: StudyRef, config: PacsConfig,
-                       writer: _StudyWriter) -> list[tuple[SeriesRef, list[str]]]:
-    """(series, instance UIDs not yet here) for the wanted series of a study."""
-    series = wanted_series(source.find_series(study), modality=config.modality,
-                           description=config.series_description)
-    if not any(s.instance_uids for s in series if s.modality == config.modality):
+                       writer: _StudyWriter) -> list[tuple[SeriesRef, list[str]]] | None:
+    """(series, instance UIDs not yet here) for the wanted series of a study; None if no image series
+    matches ``series_description``."""
+    found = source.find_series(study)
+    if not any(s.instance_uids for s in found if s.modality == config.modality):
         raise PacsError(f"the PACS lists no {config.modality} instance for this study now (deleted, or not "
-                        "visible to this account, or no series matches [pacs] series_description)")
+                        "visible to this account)")
+    series = wanted_series(found, modality=config.modality, description=config.series_description)
+    if not any(s.modality == config.modality for s in series):
+        return None
     plan = []
     for item in series:
         missing = [uid for uid in item.instance_uids if not writer.present(uid)]

@@ -32,13 +32,13 @@ class Uploaded:
 
 @pytest.fixture(scope="session")
 def pacs_files(ingested_site: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """The synthetic hospital's DICOM, two pydicom files (an MR; a JPEG 2000 CT given a date and an
-    accession) and a Basic Text SR (pydicom's, moved into a synthetic study)."""
+    """The synthetic hospital's DICOM, two pydicom files (an MR; a JPEG 2000 CT given a date, an
+    accession and a series description) and a Basic Text SR (pydicom's, moved into a synthetic study)."""
     extra = tmp_path_factory.mktemp("pacs-extra")
     files = sorted(p for p in (ingested_site / "dicom").rglob("*") if p.is_file() and _is_dicom(p))
     files.append(Path(get_testdata_file("MR_small.dcm")))
     j2k = pydicom.dcmread(get_testdata_file("693_J2KR.dcm"))
-    j2k.StudyDate, j2k.AccessionNumber = "20240101", "PYD693J2K"
+    j2k.StudyDate, j2k.AccessionNumber, j2k.SeriesDescription = "20240101", "PYD693J2K", "Thorax 10mm J2K"
     j2k.save_as(extra / "j2k.dcm")
     files.append(extra / "j2k.dcm")
     ct = next(pydicom.dcmread(p, stop_before_pixels=True) for p in files

@@ -23,8 +23,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 def expected(uploaded: list[Uploaded], *, since: str = "", description: str = "") -> list[Uploaded]:
     """What a pull with these filters must bring: every CT series matching ``description`` and every
-    SR series of the studies that have a CT series and a study date from ``since`` on."""
-    ct_studies = {u.study_uid for u in uploaded if u.modality == "CT" and u.study_date >= since}
+    SR series of the studies with such a series and a study date from ``since`` on."""
+    ct_studies = {u.study_uid for u in uploaded if u.modality == "CT" and u.study_date >= since
+                  and description.lower() in u.description.lower()}
     return [u for u in uploaded if u.study_uid in ct_studies
             and (u.modality == "SR" or (u.modality == "CT" and description.lower() in u.description.lower()))]
 
@@ -60,18 +61,20 @@ def test_dicomweb_pull_retrieves_exactly_the_filtered_studies_byte_identical(
     assert (again.instances_retrieved, again.studies_up_to_date) == (0, result.studies_retrieved)
 
 
-@pytest.mark.parametrize("retrieve", ["get", "move"])
+@pytest.mark.parametrize(("retrieve", "since", "not_matching"), [("get", "20240101", 0), ("move", "20230801", 1)])
 def test_dimse_pull_retrieves_exactly_the_filtered_series(
-    make_pacs_site: Callable[..., Path], uploaded: list[Uploaded], orthanc: Orthanc, retrieve: str,
+    make_pacs_site: Callable[..., Path], uploaded: list[Uploaded], orthanc: Orthanc, retrieve: str, since: str,
+    not_matching: int,
 ) -> None:
-    # Prepare
-    site_dir = make_pacs_site("dimse", study_date_from="20231201", series_description="5MM",
+    # Prepare: from 2023-08-01 on, one study has no 10 mm series
+    site_dir = make_pacs_site("dimse", study_date_from=since, series_description="10MM",
                               retrieve=retrieve, store_port=orthanc.scp_port, store_bind="127.0.0.1")
-    want = expected(uploaded, since="20231201", description="5mm")
+    want = expected(uploaded, since=since, description="10mm")
     # Execute
     result = pull_site(site_dir, load_pacs_config(site_dir), progress=False)
     # Assert
-    assert not result.failures
+    assert not result.failures and result.studies_not_matching == not_matching
+    assert any(u.modality == "SR" for u in want) and any("J2K" in u.description for u in want)
     got = {pydicom.dcmread(p).SOPInstanceUID: p.read_bytes() for p in pulled_files(site_dir)}
     sent = {pydicom.dcmread(u.path).SOPInstanceUID: u.path.read_bytes() for u in want}
     assert got.keys() == sent.keys() and len(got) == result.instances_retrieved

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -85,3 +86,17 @@ def test_dimse_pull_retrieves_exactly_the_filtered_series(
             assert pydicom.dcmread(io.BytesIO(got[uid])) == pydicom.dcmread(io.BytesIO(data))
     again = pull_site(site_dir, load_pacs_config(site_dir), progress=False)
     assert again.instances_retrieved == 0 and again.studies_up_to_date == result.studies_retrieved
+
+
+def test_cli_pull_limits_then_ingests(make_pacs_site: Callable[..., Path]) -> None:
+    # Prepare: two studies from 2024-03-01 on
+    site_dir = make_pacs_site("dicomweb")
+    # Execute
+    result = CliRunner().invoke(app, ["site", "pull", str(site_dir), "--since", "2024-03-01", "--limit", "1",
+                                      "--preset", "tiny"])
+    # Assert: one study retrieved (the older), then ingested into the cache
+    assert result.exit_code == 0, result.output
+    assert '"studies_matched": 2' in result.output and '"studies_retrieved": 1' in result.output
+    index = json.loads((site_dir / "cache" / "index.json").read_text())
+    assert len(index["studies"]) == 1
+    assert len({p.parent for p in pulled_files(site_dir)}) == 1

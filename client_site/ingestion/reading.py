@@ -24,6 +24,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 
 from client_site.ingestion.checks import HeaderContent, check_content, transfer_syntax
+from client_site.ingestion.deflate_guard import check_deflate_ratio
 from client_site.ingestion.errors import FileRejected, RejectCode
 from client_site.ingestion.frames import FrameGeometry, classic_geometry, enhanced_geometry
 from client_site.ingestion.pixel_element import check_pixel_element
@@ -120,6 +121,7 @@ def read_file(path: Path, rel_path: str, *, salt: bytes) -> FileRead:
                 handle: Any = io.BytesIO(data)
             else:  # large multi-frame files: streamed, reads clamped to the file size
                 data, handle = None, _Bounded(raw, size, str(path))
+            check_deflate_ratio(handle, size)  # before pydicom inflates a deflated data set whole
             ds = _read_dataset(handle)
             _check_lengths(ds)
             content = check_content(ds)

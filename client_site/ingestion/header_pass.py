@@ -38,6 +38,8 @@ class HeaderPass:
         Relative path -> salted content hash, for files that gave slices.
     file_keys : set[str]
         Salted keys of the paths seen (the cache rows to keep).
+    structured_reports : dict[str, tuple[Path, str]]
+        Relative path -> (path, salted study key) of the DICOM Structured Reports found.
     n_read, n_reused : int
         Files parsed this run / taken unchanged from the cache.
     """
@@ -46,6 +48,7 @@ class HeaderPass:
     identities: dict[str, Identity] = field(default_factory=dict)
     content_keys: dict[str, str] = field(default_factory=dict)
     file_keys: set[str] = field(default_factory=set)
+    structured_reports: dict[str, tuple[Path, str]] = field(default_factory=dict)
     n_read: int = 0
     n_reused: int = 0
 
@@ -94,6 +97,11 @@ def read_headers(
                 state.put_file(file_key, FileState(item.size, item.mtime_ns, "",
                                                    {"rejection": [str(rejection.code), rejection.reason]}))
             continue
+        if read.report_study_key is not None:
+            found.structured_reports[item.rel_path] = (item.path, read.report_study_key)
+            state.put_file(file_key, FileState(item.size, item.mtime_ns, read.content_key,
+                                               {"structured_report": read.report_study_key}))
+            continue
         found.slices.extend(read.slices)
         found.identities[item.rel_path] = read.identity
         found.content_keys[item.rel_path] = read.content_key
@@ -108,6 +116,9 @@ def _reuse(prior: FileState, path: Path, rel_path: str, found: HeaderPass, outco
     if "rejection" in prior.record:
         code, reason = prior.record["rejection"]
         outcomes.reject(rel_path, "dicom", FileRejected(RejectCode(code), reason))
+        return
+    if "structured_report" in prior.record:
+        found.structured_reports[rel_path] = (path, prior.record["structured_report"])
         return
     found.slices.extend(SliceHeader.from_record(r, path, rel_path) for r in prior.record["slices"])
     found.content_keys[rel_path] = prior.content_key

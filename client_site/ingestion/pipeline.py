@@ -161,7 +161,8 @@ def ingest_site(
         timing["volumes"] = time.perf_counter() - started - sum(timing.values())
         report_keys: set[str] = set()
         reports, report_counts = link_reports(site_dir, studies, salt, outcomes, state=state,
-                                              identities=patient_identities(studies), report_keys=report_keys)
+                                              identities=patient_identities(studies), report_keys=report_keys,
+                                              structured_reports=headers.structured_reports)
         clinical, clinical_counts = link_clinical(site_dir, studies, salt, outcomes)
         accepted = {k: s for k, s in sorted(studies.items()) if s.selected is not None}
         state.prune(files=headers.file_keys, volumes=set(accepted), failures=counts.failure_keys or set(),

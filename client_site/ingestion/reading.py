@@ -29,6 +29,7 @@ from client_site.ingestion.errors import FileRejected, RejectCode
 from client_site.ingestion.frames import FrameGeometry, classic_geometry, enhanced_geometry
 from client_site.ingestion.pixel_element import check_pixel_element
 from client_site.ingestion.slices import Identity, PixelLayout, SliceHeader
+from client_site.ingestion.structured_reports import is_structured_report
 from client_site.pseudonym import pseudonymize
 
 logger = logging.getLogger(__name__)
@@ -55,11 +56,14 @@ class FileRead:
         PHI used only to scrub the linked report; memory only.
     content_key : str
         Salted SHA-256 (HMAC) of the file's bytes; the incremental cache keys volumes by it.
+    report_study_key : str | None
+        For a structured report (no slices): the salted key of the study it reports on.
     """
 
     slices: tuple[SliceHeader, ...]
     identity: Identity
     content_key: str
+    report_study_key: str | None = None
 
 
 def open_file(path: Path) -> IO[bytes]:
@@ -90,7 +94,7 @@ class _Bounded:
 
 
 def read_file(path: Path, rel_path: str, *, salt: bytes) -> FileRead:
-    """Read one file's header and check it is a usable CT image (or Enhanced CT frames).
+    """Read one file's header and check it is a usable CT image (or Enhanced CT frames), or a structured report.
 
     Parameters
     ----------
@@ -124,6 +128,11 @@ def read_file(path: Path, rel_path: str, *, salt: bytes) -> FileRead:
             check_deflate_ratio(handle, size)  # before pydicom inflates a deflated data set whole
             ds = _read_dataset(handle)
             _check_lengths(ds)
+            if is_structured_report(ds):
+                identity = identity_of(ds)
+                study = identity.accession or str(ds.get("StudyInstanceUID") or "") or rel_path
+                return FileRead(slices=(), identity=identity, content_key=_hash_file(data, raw, salt),
+                                report_study_key=pseudonymize("study", study, salt))
             content = check_content(ds)
             offset = check_pixel_element(handle, ds, size, content.n_frames, rows=content.rows,
                                          columns=content.columns, bits_allocated=content.bits_allocated)
@@ -133,10 +142,7 @@ def read_file(path: Path, rel_path: str, *, salt: bytes) -> FileRead:
                 if "LOCALIZER" in frame.frame_type:
                     where = f"frame {index + 1}: " if content.enhanced else ""
                     raise FileRejected(RejectCode.LOCALIZER, f"{where}localizer/scout image (ImageType LOCALIZER)")
-            if data is not None:
-                content_key = hmac.new(salt, data, hashlib.sha256).hexdigest()
-            else:
-                content_key = _content_key(raw, salt)
+            content_key = _hash_file(data, raw, salt)
         return _to_file_read(ds, content, frames, path, rel_path, salt, offset, content_key)
     except FileRejected:
         raise
@@ -149,7 +155,10 @@ def read_file(path: Path, rel_path: str, *, salt: bytes) -> FileRead:
         ) from error
 
 
-def _content_key(handle: IO[bytes], salt: bytes) -> str:
+def _hash_file(data: bytes | None, handle: IO[bytes], salt: bytes) -> str:
+    """Salted SHA-256 of the file: of ``data`` when it was read whole, else streamed from ``handle``."""
+    if data is not None:
+        return hmac.new(salt, data, hashlib.sha256).hexdigest()
     digest = hmac.new(salt, digestmod=hashlib.sha256)
     handle.seek(0)
     while chunk := handle.read(_HASH_CHUNK):

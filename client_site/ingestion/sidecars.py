@@ -13,8 +13,9 @@ from client_site.ingestion.clinical import read_clinical
 from client_site.ingestion.errors import FileRejected, RejectCode
 from client_site.ingestion.outcomes import FileOutcomes
 from client_site.ingestion.reading import read_identity
-from client_site.ingestion.reports import parse_report, scrub_report
+from client_site.ingestion.reports import ParsedReport, parse_report, scrub_report
 from client_site.ingestion.state import StateStore
+from client_site.ingestion.structured_reports import read_structured_report
 from client_site.ingestion.study import StudyInfo
 from client_site.ingestion.walk import display_path
 from client_site.pseudonym import pseudonymize
@@ -28,11 +29,14 @@ logger = logging.getLogger(__name__)
 def link_reports(
     site_dir: Path, studies: dict[str, StudyInfo], salt: bytes, outcomes: FileOutcomes, *,
     state: StateStore, identities: IdentityLookup, report_keys: set[str],
+    structured_reports: dict[str, tuple[Path, str]],
 ) -> tuple[dict[str, tuple[str, str | None, str]], dict[str, int]]:
-    """Parse ``reports/*.txt`` and attach each scrubbed body to its study.
+    """Parse ``reports/*.txt`` and the DICOM Structured Reports, and attach each scrubbed body to its study.
 
-    A body scrubbed by an earlier run is reused when the report's bytes and the DICOM contents of its
-    patient's studies are unchanged (their person names and IDs go into the scrubbing).
+    A report file wins over a structured report of the same accession (the RIS export is the
+    report of record). A body scrubbed by an earlier run is reused when the report's bytes and the
+    DICOM contents of its patient's studies are unchanged (their person names and IDs go into the
+    scrubbing).
 
     Parameters
     ----------
@@ -43,7 +47,7 @@ def link_reports(
     salt : bytes
         Site salt; a report's Accession is linked through its salted study key.
     outcomes : FileOutcomes
-        Receives one outcome per file in ``reports/``.
+        Receives one outcome per file in ``reports/`` and per structured report.
     state : StateStore
         Incremental cache of scrubbed bodies.
     identities : IdentityLookup
@@ -51,6 +55,8 @@ def link_reports(
         body must be (re)scrubbed.
     report_keys : set[str]
         Receives the salted keys of the report files seen (cache rows to keep).
+    structured_reports : dict[str, tuple[Path, str]]
+        Relative path -> (path, salted study key) of the structured reports under ``dicom/``.
 
     Returns
     -------
@@ -58,42 +64,67 @@ def link_reports(
         Study key -> (scrubbed body, language, report path relative to the site) for studies
         that have a volume.
     counts : dict[str, int]
-        ``seen``, ``linked`` and ``rejected`` report files.
+        ``seen``, ``linked`` and ``rejected`` reports, and ``linked_structured`` (of ``linked``).
     """
     folder = site_dir / "reports"
-    linked: dict[str, tuple[str, str | None, str]] = {}
-    counts = {"seen": 0, "linked": 0, "rejected": 0}
+    linker = _Linker(studies, salt, state, identities, report_keys)
+    counts = {"seen": 0, "linked": 0, "rejected": 0, "linked_structured": 0}
     if not folder.is_dir():
-        logger.warning("%s does not exist: no report is linked", folder)
-        return linked, counts
-    for path in sorted(p for p in folder.iterdir() if p.is_file()):
-        rel = display_path(path, site_dir)
+        logger.warning("%s does not exist: only structured reports can be linked", folder)
+    texts = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+    jobs = [(display_path(path, site_dir), lambda path=path, rel=display_path(path, site_dir): linker.text(path, rel))
+            for path in texts]
+    jobs += [(rel, lambda path=path, rel=rel, key=key: linker.structured(path, rel, key))
+             for rel, (path, key) in sorted(structured_reports.items())]
+    for rel, link in jobs:
         counts["seen"] += 1
         try:
-            if path.suffix.lower() != ".txt":
-                raise FileRejected(RejectCode.NOT_A_REPORT, "not a .txt report file; ignored")
-            report = parse_report(path, rel)
-            key = pseudonymize("study", report.accession, salt)
-            _check_linkable(key, studies, linked)
-            study = studies[key]
-            file_key = pseudonymize("report", rel, salt)
-            report_keys.add(file_key)
-            scrub_key = hmac.new(salt, path.read_bytes() + study.patient_content_key.encode(), hashlib.sha256).hexdigest()
-            cached = state.report(file_key, scrub_key)
-            if cached is not None:
-                body = cached["body"]
-            else:
-                names, ids = identities(study)
-                body = scrub_report(report, names=names, identifiers=ids)
-                state.put_report(file_key, scrub_key, {"body": body})
-            linked[key] = (body, report.language, rel)
+            link()
         except FileRejected as rejection:
             counts["rejected"] += 1
             outcomes.reject(rel, "report", rejection)
             continue
         counts["linked"] += 1
+        counts["linked_structured"] += rel in structured_reports
         outcomes.accept(rel, "report")
-    return linked, counts
+    return linker.linked, counts
+
+
+class _Linker:
+    """Links one report (file or structured report) to its study, scrubbing it or reusing the cached body."""
+
+    def __init__(self, studies: dict[str, StudyInfo], salt: bytes, state: StateStore, identities: IdentityLookup,
+                 report_keys: set[str]) -> None:
+        self.studies, self.salt, self.state, self.identities = studies, salt, state, identities
+        self.report_keys = report_keys
+        self.linked: dict[str, tuple[str, str | None, str]] = {}
+
+    def text(self, path: Path, rel: str) -> None:
+        if path.suffix.lower() != ".txt":
+            raise FileRejected(RejectCode.NOT_A_REPORT, "not a .txt report file; ignored")
+        report = parse_report(path, rel)
+        self._link(pseudonymize("study", report.accession, self.salt), path, rel, lambda: report)
+
+    def structured(self, path: Path, rel: str, key: str) -> None:
+        if key in self.linked:
+            raise FileRejected(RejectCode.REPORT_DUPLICATE, "structured report not used: a report file for the "
+                                                            "same Accession is linked")
+        self._link(key, path, rel, lambda: read_structured_report(path, rel))
+
+    def _link(self, key: str, path: Path, rel: str, parse: Callable[[], ParsedReport]) -> None:
+        _check_linkable(key, self.studies, self.linked)
+        study = self.studies[key]
+        file_key = pseudonymize("report", rel, self.salt)
+        self.report_keys.add(file_key)
+        scrub_key = hmac.new(self.salt, path.read_bytes() + study.patient_content_key.encode(),
+                             hashlib.sha256).hexdigest()
+        cached = self.state.report(file_key, scrub_key)
+        if cached is None or "language" not in cached:
+            report = parse()
+            names, ids = self.identities(study)
+            cached = {"body": scrub_report(report, names=names, identifiers=ids), "language": report.language}
+            self.state.put_report(file_key, scrub_key, cached)
+        self.linked[key] = (cached["body"], cached["language"], rel)
 
 
 def _check_linkable(key: str, studies: dict[str, StudyInfo], linked: dict[str, Any]) -> None:

@@ -257,3 +257,36 @@ def build_site(root: Path, seed: int = 0) -> Site:
     write_report(root / "reports" / "r_0003.txt", jane, accession="ACC00000")
     write_clinical(root / "clinical" / "records.csv", [jane, rick])
     return Site(root=root, jane=jane, rick=rick, thin_paths=thin, thick_paths=thick, gap_paths=gap, broken=broken)
+
+
+def write_structured_report(path: Path, study: Dataset | Person, text: str, *, observer: str = "") -> Path:
+    """pydicom's Basic Text SR moved into a study (patient, StudyInstanceUID, accession of ``study``, a
+    header or a :class:`Person`), holding ``text`` as its Findings and ``observer`` as a PNAME item."""
+    sr = pydicom.dcmread(get_testdata_file("reportsi.dcm"))
+    if isinstance(study, Person):
+        values = {"PatientName": study.name, "PatientID": study.patient_id, "StudyInstanceUID": study.study_uid,
+                  "AccessionNumber": study.accession, "StudyDate": study.study_date,
+                  "ReferringPhysicianName": study.referring}
+    else:
+        values = {k: study.get(k) for k in ("PatientName", "PatientID", "StudyInstanceUID", "AccessionNumber",
+                                            "StudyDate", "ReferringPhysicianName")}
+    for keyword, value in values.items():
+        setattr(sr, keyword, value)
+    sr.SeriesInstanceUID = generate_uid()
+    sr.SOPInstanceUID = sr.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    sr.ContentSequence = [_sr_item("TEXT", "Findings", TextValue=text)]
+    if observer:
+        sr.ContentSequence.append(_sr_item("PNAME", "Person Observer Name", PersonName=observer))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sr.save_as(path)
+    return path
+
+
+def _sr_item(value_type: str, name: str, **value: str) -> Dataset:
+    item, concept = Dataset(), Dataset()
+    concept.CodeValue, concept.CodingSchemeDesignator, concept.CodeMeaning = "121071", "DCM", name
+    item.RelationshipType, item.ValueType = "CONTAINS", value_type
+    item.ConceptNameCodeSequence = [concept]
+    for keyword, text in value.items():
+        setattr(item, keyword, text)
+    return item

@@ -13,6 +13,8 @@ import pytest
 from pydicom.data import get_testdata_file
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent / "ingestion"))
+from ingestion_builders import write_structured_report  # noqa: E402
 from orthanc_server import PASSWORD, SITE_AET, USER, Orthanc, start_orthanc  # noqa: E402
 
 SR_ACCESSION_STUDY_DATE = "20240307"  # the synthetic study that gets a structured report
@@ -45,26 +47,6 @@ def pacs_files(ingested_site: Path, tmp_path_factory: pytest.TempPathFactory) ->
               if pydicom.dcmread(p, stop_before_pixels=True).get("StudyDate") == SR_ACCESSION_STUDY_DATE)
     files.append(write_structured_report(extra / "sr.dcm", ct, "Right upper lobe nodule, 6 mm. No effusion."))
     return files
-
-
-def write_structured_report(path: Path, study: pydicom.Dataset, text: str) -> Path:
-    """pydicom's Basic Text SR moved into ``study`` (same patient, StudyInstanceUID, accession), with ``text``."""
-    sr = pydicom.dcmread(get_testdata_file("reportsi.dcm"))
-    for keyword in ("PatientName", "PatientID", "StudyInstanceUID", "AccessionNumber", "StudyDate"):
-        setattr(sr, keyword, study.get(keyword))
-    sr.SeriesInstanceUID = pydicom.uid.generate_uid()
-    sr.SOPInstanceUID = sr.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
-    sr.ContentSequence = [_text_item("Findings", text)]
-    sr.save_as(path)
-    return path
-
-
-def _text_item(name: str, text: str) -> pydicom.Dataset:
-    item, concept = pydicom.Dataset(), pydicom.Dataset()
-    concept.CodeValue, concept.CodingSchemeDesignator, concept.CodeMeaning = "121071", "DCM", name
-    item.RelationshipType, item.ValueType, item.TextValue = "CONTAINS", "TEXT", text
-    item.ConceptNameCodeSequence = [concept]
-    return item
 
 
 def _is_dicom(path: Path) -> bool:

@@ -94,9 +94,10 @@ def test_cli_pull_limits_then_ingests(make_pacs_site: Callable[..., Path]) -> No
     # Execute
     result = CliRunner().invoke(app, ["site", "pull", str(site_dir), "--since", "2024-03-01", "--limit", "1",
                                       "--preset", "tiny"])
-    # Assert: one study retrieved (the older), then ingested into the cache
+    # Assert: one study retrieved (the older, with its structured report), then ingested into the cache
     assert result.exit_code == 0, result.output
     assert '"studies_matched": 2' in result.output and '"studies_retrieved": 1' in result.output
     index = json.loads((site_dir / "cache" / "index.json").read_text())
-    assert len(index["studies"]) == 1
+    (study,) = index["studies"]
+    assert study["report"] == "FINDINGS: Right upper lobe nodule, 6 mm. No effusion."
     assert len({p.parent for p in pulled_files(site_dir)}) == 1

@@ -34,9 +34,9 @@ orthanc:
 test: install browser orthanc
 	$(PY) -m pytest
 
-# Multi-process deployment tests (SuperLink + proxy + SuperNodes on loopback); minutes long.
+# Multi-process tests (SuperLink + proxy + SuperNodes on loopback; two concurrent federate runs); minutes long.
 integration: install
-	$(PY) -m pytest -m integration tests/federation/test_deployment.py
+	$(PY) -m pytest -m integration tests/federation/test_deployment.py tests/security/test_concurrent_federate.py
 
 bench: install
 	$(PY) -m benchmarks.run_all

@@ -33,7 +33,7 @@ def compare(
     batch_size: int = typer.Option(8, help="(Expected) patients per batch."),
     lr: float = typer.Option(3e-3, help="AdamW learning rate."),
     epsilons: str = typer.Option("1,8", help="Target epsilons of the DP arms, comma-separated."),
-    seed: int = typer.Option(0, help="Seed of the consortium, split, initial weights and noise."),
+    seed: int = typer.Option(0, help="Seed of the consortium, split and initial weights (DP noise is drawn at each site)."),
     init_checkpoint: Path = typer.Option(
         None, "--init-checkpoint", help="Pretrained weights every arm starts from (default: fresh)."),
 ) -> None:

@@ -29,7 +29,7 @@ EXPECTED_BATCH_SIZE = _option("expected_batch_size", "--expected-batch-size",
                               help="Expected Poisson batch (patients).")
 NOISE_MULTIPLIER = _option("noise_multiplier", "--noise-multiplier", help="DP noise multiplier sigma.")
 PRESET = _option("model_preset", "--preset", help="Model preset (the sites must have ingested to it).")
-SEED = _option("seed", "--seed", help="Seed of the initial model and the sites' sampling and noise.")
+SEED = _option("seed", "--seed", help="Seed of the initial model and the SSL masks; never of the sites' DP sampling or noise.")
 RUN_NAME = _option("run_name", "--run-name", help="Run key in the results store (default: time-stamped).")
 NORM_FACTOR = _option("norm_factor", "--norm-factor",
                       help="Reject updates > this x the other sites' median norm (0: off).")

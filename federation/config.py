@@ -55,7 +55,8 @@ class FederationConfig:
     model_preset : str
         Key of :data:`federation.presets.PRESETS`. (default: ``demo``)
     seed : int
-        Seed of the initial model and of each site's sampling. (default: 0)
+        Seed of the initial model and the SSL masks; never of a site's DP sampling or noise,
+        which each site draws itself (:mod:`privacy.randomness`). (default: 0)
     aggregation : str
         ``mean``, or with ``fedavg`` the robust ``median`` / ``trimmed-mean``. (default: ``mean``)
     trim_beta : float

@@ -64,7 +64,8 @@ class ExperimentConfig:
     delta : float
         DP delta. (default: 1e-5)
     seed : int
-        Seeds the initial weights, batches, masks and noise of every arm. (default: 0)
+        Seeds the initial weights, non-private batches and masks of every arm; the DP sampling
+        and noise come from each site (privacy.randomness). (default: 0)
     """
 
     preset: str = "demo"

@@ -18,6 +18,8 @@ from client_site.ingestion.qa import PIXEL_BINS, SPACING_BINS
 # statistic of the training patients without noise, so none leaves the site.
 TRAIN_METRICS = frozenset({
     "num-examples", "steps", "sample_rate", "noise_multiplier", "epsilon", "delta", "epsilon_budget",
+    # the budget split: each stage's epsilon (its segments alone) and the most it may spend
+    "epsilon_ssl", "epsilon_fine_tuning", "epsilon_ssl_cap", "epsilon_fine_tuning_cap",
 })
 # Downstream evaluation of a fine-tuned model (client_site.downstream.evaluate): means over the
 # site's held-out patients; pointing_game comes from the saliency evaluation.

@@ -33,12 +33,13 @@ from client_site.ingestion import load_qa_metrics
 from client_site.layout import SiteLayout
 from client_site.model import MedMPT, ModelConfig
 from client_site.pseudonym import load_or_create_salt
-from client_site.site_config import load_site_config
+from client_site.site_config import FINE_TUNING, SSL, load_site_config
 from client_site.tasks import FINETUNE, PRETRAIN, build_model
 from client_site.tokenizer import ReportTokenizer
 from client_site.training import TrainConfig, train_locally
 from client_site.truth import load_study_labels
 from privacy.errors import BudgetExceededError, DeltaTooLargeError
+            **self._stage_metrics(ledger),
 from privacy.ledger import PrivacyLedger
 from privacy.randomness import DPRandomness, fresh_randomness, seeded_randomness
 
@@ -121,17 +122,19 @@ class SiteRuntime:
         budget = self.config.budget
         ledger = PrivacyLedger(self.ledger_path, mechanism=self.config.accountant)
         reservation = None
+        stage = FINE_TUNING if request.task == FINETUNE else SSL
         if cfg.dp:
             try:
                 budget.check_patients(len(dataset), allow_large_delta=self.config.allow_large_delta)
             except DeltaTooLargeError as e:
                 raise SiteRefusal(Reason.DELTA_TOO_LARGE, f"{self.name}: {e}") from e
+            rate = min(cfg.expected_batch_size / len(dataset), 1.0)
+            self._check_stage_share(ledger, stage, cfg.noise_multiplier, rate, cfg.local_steps, request)
             try:
                 reservation = ledger.reserve(
                     run_id=request.run_id, round=request.round, budget=budget,
-                    noise_multiplier=cfg.noise_multiplier,
-                    sample_rate=min(cfg.expected_batch_size / len(dataset), 1.0),
-                    steps=cfg.local_steps,
+                    noise_multiplier=cfg.noise_multiplier, sample_rate=rate,
+                    steps=cfg.local_steps, stage=stage,
                 )
             except BudgetExceededError as e:
                 raise SiteRefusal(Reason.BUDGET, f"{self.name}: {e}") from e
@@ -155,6 +158,7 @@ class SiteRuntime:
             "epsilon": ledger.epsilon(delta=budget.delta),
             "delta": budget.delta,
             "epsilon_budget": budget.epsilon,
+            **self._stage_metrics(ledger),
         }
         logger.info("%s round %d: loss %.3f (kept at the site), %.1f s, epsilon %.3f / %g", self.name,
                     request.round, result.metrics["loss"], result.metrics["seconds"], metrics["epsilon"],
@@ -169,6 +173,33 @@ class SiteRuntime:
         logger.warning("%s: DP sampling and noise are reproducible ([testing] dp_seed in site.toml); "
                        "for tests only, never with patient data", self.name)
         return seeded_randomness(seed, run_id=request.run_id, round=request.round)
+
+    def _check_stage_share(self, ledger: PrivacyLedger, stage: str, sigma: float, rate: float,
+                           steps: int, request: RoundRequest) -> None:
+        """Refuse a segment that would take ``stage`` past its share of the budget (site.toml
+        ``ssl_share``), the stage's segments priced on their own. Without a split only the
+        ledger's check of the whole budget applies."""
+        if self.config.ssl_share is None:
+            return
+        delta = self.config.budget.delta
+        after = PrivacyAccountant(mechanism=self.config.accountant, history=ledger.stage_history(stage)) \
+            .epsilon_if(noise_multiplier=sigma, sample_rate=rate, steps=steps, delta=delta)
+        cap = self.config.stage_epsilon(stage)
+        if after > cap:
+            raise SiteRefusal(Reason.BUDGET,
+                f"{self.name}: round {request.round} of run {request.run_id} would raise the {stage} "
+                f"stage's epsilon to {after:.3f} > its share {cap:.3f} of the budget "
+                f"(site.toml: ssl_share = {self.config.ssl_share}); refused before training")
+
+    def _stage_metrics(self, ledger: PrivacyLedger) -> dict[str, float]:
+        """Each stage's epsilon (its own segments; 0 before it trained) and its cap."""
+        spent = ledger.stage_epsilons(delta=self.config.budget.delta)
+        metrics = {}
+        for stage in (SSL, FINE_TUNING):
+            key = f"epsilon_{stage.replace('-', '_')}"
+            metrics[key] = spent.get(stage, 0.0)
+            metrics[f"{key}_cap"] = self.config.stage_epsilon(stage)
+        return metrics
 
     def evaluate(self, state: StateDict, request: RoundRequest) -> dict[str, float]:
         """SSL losses on held-out patients, a linear diagnosis probe and the site's data-QA statistics.

@@ -10,7 +10,11 @@ import pandas as pd
 
 from dashboard.queries import OK, TRAIN, Row, metric_table, site_label
 
-__all__ = ["epsilon_history", "privacy_table", "projected_rounds_left"]
+__all__ = ["epsilon_history", "privacy_table", "projected_rounds_left", "stage_split_table"]
+
+STAGE_COLUMNS = {"epsilon_ssl": "SSL epsilon", "epsilon_ssl_cap": "SSL share",
+                 "epsilon_fine_tuning": "fine-tuning epsilon", "epsilon_fine_tuning_cap": "fine-tuning share"}
+"""Train-reply metrics of the budget split (each stage priced on its own segments) and their labels."""
 
 # 0.3 left / 0.1 per round is 2.9999999999999996 in floats; it must project 3 rounds, not 2.
 _RATIO_SLACK = 1e-9
@@ -150,3 +154,28 @@ def _last(table: pd.DataFrame, site: str) -> float | None:
         return None
     values = table[site].dropna()
     return float(values.iloc[-1]) if len(values) else None
+
+
+def stage_split_table(site_metrics: Iterable[Row]) -> pd.DataFrame:
+    """Per site, what the SSL and fine-tuning stages have spent and the share each may spend.
+
+    Values are those of the site's last trained round in the run (each site reports both
+    stages' cumulative epsilon from its own ledger with every round). Empty when no site
+    reported them.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by site; columns are the labels of :data:`STAGE_COLUMNS`.
+    """
+    rows = list(site_metrics)
+    columns = {}
+    for metric, label in STAGE_COLUMNS.items():
+        table = metric_table(rows, TRAIN, metric)
+        if not table.empty:
+            columns[label] = table.ffill().iloc[-1]
+    if not columns:
+        return pd.DataFrame(columns=list(STAGE_COLUMNS.values()))
+    frame = pd.DataFrame(columns)
+    frame.index.name = "site"
+    return frame

@@ -66,6 +66,20 @@ class PrivacyLedger:
         """Cumulative epsilon spent at ``delta``."""
         return self.accountant.get_epsilon(delta=delta)
 
+    def stage_history(self, stage: str) -> list[tuple[float, float, int]]:
+        """``(sigma, q, steps)`` of the segments recorded for ``stage`` (``""``: no stage given)."""
+        return [(e["noise_multiplier"], e["sample_rate"], e["steps"]) for e in self.entries
+                if e["event"] == "segment_started" and e.get("stage", "") == stage]
+
+    def stage_epsilons(self, *, delta: float) -> dict[str, float]:
+        """Epsilon of each recorded stage's segments alone, at ``delta``, in first-use order.
+
+        The stages compose: the cumulative :meth:`epsilon` is at most their sum.
+        """
+        stages = dict.fromkeys(e.get("stage", "") for e in self.entries if e["event"] == "segment_started")
+        return {stage: PrivacyAccountant(mechanism=self.mechanism, history=self.stage_history(stage))
+                .get_epsilon(delta=delta) for stage in stages}
+
     def reserve(
         self,
         *,
@@ -75,8 +89,12 @@ class PrivacyLedger:
         sample_rate: float,
         steps: int,
         budget: PrivacyBudget,
+        stage: str = "",
     ) -> Reservation:
         """Count a planned segment as spent, or raise if it would cross ``budget``.
+
+        ``stage`` names what the segment trains (e.g. ``"ssl"``, ``"fine-tuning"``); it is
+        recorded so the site can show which stage spent what (:meth:`stage_epsilons`).
 
         Call before the first noise draw; the entry is fsync-ed before this returns. The check
         and the append happen under the ledger's lock, against the entries on disk at that
@@ -85,10 +103,10 @@ class PrivacyLedger:
         with locked(self.path):
             self.entries = read_entries(self.path)
             return self._reserve_locked(run_id=run_id, round=round, noise_multiplier=noise_multiplier,
-                                        sample_rate=sample_rate, steps=steps, budget=budget)
+                                        sample_rate=sample_rate, steps=steps, budget=budget, stage=stage)
 
     def _reserve_locked(self, *, run_id: str, round: int, noise_multiplier: float,
-                        sample_rate: float, steps: int, budget: PrivacyBudget) -> Reservation:
+                        sample_rate: float, steps: int, budget: PrivacyBudget, stage: str) -> Reservation:
         epsilon_after = self.accountant.epsilon_if(
             noise_multiplier=noise_multiplier,
             sample_rate=sample_rate,
@@ -113,6 +131,7 @@ class PrivacyLedger:
                 "delta": budget.delta,
                 "epsilon_budget": budget.epsilon,
                 "mechanism": self.mechanism,
+                "stage": stage,
             }
         )
         return Reservation(

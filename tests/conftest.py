@@ -45,10 +45,11 @@ def make_site(ingested_site: Path, tmp_path: Path) -> Callable[..., Path]:
     from client_site.site_config import write_site_config
 
     def make(*, epsilon: float, delta: float = 1e-5, name: str = "hospital-a",
-             allow_non_dp: bool = False) -> Path:
+             allow_non_dp: bool = False, ssl_share: float | None = None) -> Path:
         site_dir = tmp_path / name
         shutil.copytree(ingested_site, site_dir, ignore=shutil.ignore_patterns("dicom", "privacy"))
-        write_site_config(site_dir, name=name, epsilon=epsilon, delta=delta, allow_non_dp=allow_non_dp)
+        write_site_config(site_dir, name=name, epsilon=epsilon, delta=delta, allow_non_dp=allow_non_dp,
+                          ssl_share=ssl_share)
         return site_dir
 
     return make

@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard import queries
 from dashboard.access import sees_every_site
-from dashboard.privacy_queries import epsilon_history, privacy_table
+from dashboard.privacy_queries import epsilon_history, privacy_table, stage_split_table
 from dashboard.reports_reader import MIA_FILE, ReportReadError, read_mia, reports_dir
 from dashboard.views._common import Snapshot, current_snapshot
 
@@ -155,6 +155,14 @@ def render(snapshot: Snapshot) -> None:
     if not table.empty:
         st.dataframe(table.reset_index(), hide_index=True, column_config=_COLUMNS)
         st.caption(PROJECTION_NOTE)
+
+    split = stage_split_table(data.site_metrics)
+    if not split.empty:
+        st.subheader("Budget split per stage")
+        st.dataframe(split.reset_index(), hide_index=True)
+        st.caption("Each stage's epsilon is priced on its own segments of the site's ledger; the "
+                   "share is the most it may spend (site.toml ssl_share). Together the stages "
+                   "never pass the site's budget.")
 
     refused = queries.failed_replies(r for r in data.participation if r["phase"] == queries.TRAIN)
     if not refused.empty:

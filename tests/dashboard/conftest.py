@@ -53,6 +53,9 @@ def fill_store(path: Path) -> None:
                         "train_loss": 2.0 / rnd + node, "epsilon": eps, "delta": 1e-5,
                         "epsilon_budget": BUDGET[site], "num-examples": 10.0, "steps": 5.0,
                         "sample_rate": 0.1,
+                        # the budget split: a quarter for SSL, spent by an earlier run
+                        "epsilon_ssl": 0.2, "epsilon_ssl_cap": BUDGET[site] / 4,
+                        "epsilon_fine_tuning": eps - 0.1, "epsilon_fine_tuning_cap": BUDGET[site] * 3 / 4,
                     },
                 )  # fmt: skip
                 store.record_participation("run-new", rnd, "evaluate", node_id=f"n{node}", site=site, status="ok")

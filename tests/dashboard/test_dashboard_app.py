@@ -94,6 +94,11 @@ def test_privacy_page(monkeypatch: pytest.MonkeyPatch, workdir: Path, sites: lis
     assert list(table["projected_rounds_left"]) == [2, 3, 0]
     assert "linear projection" in _text(at)
     assert len(at.get("vega_lite_chart")) == 1
+    split = _frames(at)[1].set_index("site")  # the budget split per stage, per site
+    assert list(split.index) == sites
+    assert list(split["SSL share"]) == pytest.approx([1.0, 0.275, 0.25])
+    assert list(split["fine-tuning epsilon"]) == pytest.approx([2.4, 0.7, 0.6])
+    assert "Budget split per stage" in [h.value for h in at.subheader]
 
 
 def test_selecting_an_older_run(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> None:

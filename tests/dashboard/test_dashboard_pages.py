@@ -190,7 +190,7 @@ def test_privacy_mia_missing_or_broken(
 
     # Assert
     assert shown in _text(at) + "\n".join(c.value for c in at.code)
-    assert len(at.dataframe) == 2  # the budget table and the refused rounds are still there
+    assert len(at.dataframe) == 3  # the budget table, the split per stage and the refused rounds are still there
 
 
 def test_overview_shows_strategy_and_config(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> None:

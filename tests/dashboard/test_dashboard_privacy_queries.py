@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dashboard.privacy_queries import epsilon_history, privacy_table, projected_rounds_left
+from dashboard.privacy_queries import epsilon_history, privacy_table, projected_rounds_left, stage_split_table
 from dashboard.store_reader import load_run, load_runs
 
 
@@ -77,3 +77,16 @@ def test_site_that_never_trained_is_listed_without_numbers() -> None:
 )
 def test_projected_rounds_left(remaining: float | None, spend: float | None, expected: int | None) -> None:
     assert projected_rounds_left(remaining, spend) == expected
+
+
+def test_stage_split_is_the_last_reported_value_of_each_stage() -> None:
+    def row(rnd: int, site: str, metric: str, value: float) -> dict[str, object]:
+        return {"round": rnd, "phase": "train", "site": site, "metric": metric, "value": value}
+
+    rows = [row(1, "a", "epsilon_ssl", 1.0), row(1, "a", "epsilon_fine_tuning", 0.5),
+            row(2, "a", "epsilon_fine_tuning", 0.9), row(1, "a", "epsilon_ssl_cap", 2.0),
+            row(1, "a", "epsilon_fine_tuning_cap", 6.0)]
+    table = stage_split_table(rows)
+    assert table.loc["a"].to_dict() == {"SSL epsilon": 1.0, "SSL share": 2.0, "fine-tuning epsilon": 0.9,
+                                        "fine-tuning share": 6.0}
+    assert stage_split_table([]).empty

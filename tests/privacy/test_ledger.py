@@ -72,3 +72,20 @@ def test_torn_last_line_is_kept_aside_not_lost(tmp_path):
     assert len(torn) == 1 and torn[0].read_text() == '{"event": "segment_sta'
     ledger.reserve(run_id="r", round=2, budget=budget, **ROUND)
     assert len(PrivacyLedger(path).entries) == 2
+
+
+def test_ledger_records_which_stage_spent_what(tmp_path):
+    # Prepare
+    ledger = PrivacyLedger(tmp_path / "ledger.jsonl")
+    budget = PrivacyBudget(epsilon=50.0, delta=1e-5)
+    # Execute
+    ledger.reserve(run_id="pre", round=1, budget=budget, stage="ssl", **ROUND)
+    ledger.reserve(run_id="ft", round=1, budget=budget, stage="fine-tuning", **ROUND)
+    ledger.reserve(run_id="ft", round=2, budget=budget, stage="fine-tuning", **ROUND)
+    by_stage = PrivacyLedger(tmp_path / "ledger.jsonl").stage_epsilons(delta=1e-5)  # re-read from disk
+    # Assert
+    assert [e["stage"] for e in ledger.entries] == ["ssl", "fine-tuning", "fine-tuning"]
+    assert list(by_stage) == ["ssl", "fine-tuning"]
+    assert by_stage["ssl"] == pytest.approx(epsilon_of([(1.0, 0.1, 20)], delta=1e-5), rel=1e-9)
+    assert by_stage["fine-tuning"] == pytest.approx(epsilon_of([(1.0, 0.1, 20)] * 2, delta=1e-5), rel=1e-9)
+    assert ledger.epsilon(delta=1e-5) <= sum(by_stage.values())  # the stages compose

@@ -7,7 +7,7 @@ import torch
 
 from client_site.downstream import DOWNSTREAM_METRICS, ClinicalMedMPT
 from client_site.layout import SiteLayout
-from client_site.site_runtime import RoundRequest, SiteRuntime
+from client_site.site_runtime import RoundRequest, SiteRefusal, SiteRuntime
 from client_site.training import TrainConfig
 from federation.config import FederationConfig
 from federation.presets import get_preset
@@ -45,3 +45,31 @@ def test_finetune_round_is_ledgered_and_evaluated(make_site):
     assert metrics["num-examples"] == len(runtime.held_out_keys)
     assert set(DOWNSTREAM_METRICS) <= set(metrics) and "probe_auc_macro" not in metrics
     assert all(math.isnan(v) or math.isfinite(v) for v in metrics.values())
+
+
+def test_each_stage_spends_only_its_share_of_the_budget(make_site):
+    # Prepare: budget 10 with 25% for SSL; one round at sigma 2.0, q = 1, 2 steps costs about
+    # 3.2 (more than 2.5, less than 7.5)
+    site = make_site(epsilon=10.0, ssl_share=0.25)
+    runtime = SiteRuntime(site)
+    train = TrainConfig(local_steps=2, expected_batch_size=1000, noise_multiplier=2.0)
+    ssl = RoundRequest(run_id="pretrain", round=1, model=TINY.model,
+                       input_shape=tuple(TINY.preprocess.shape), train=train, task="pretrain")
+    pretrained = initial_arrays(FederationConfig(model_preset="tiny")).to_torch_state_dict()
+    state = initial_arrays(FederationConfig(model_preset="tiny", task="finetune")).to_torch_state_dict()
+    # Execute / Assert: the SSL round is over its share, the same round of fine-tuning fits
+    with pytest.raises(SiteRefusal, match="ssl stage's epsilon .* share 2.500"):
+        runtime.train_round(pretrained, ssl)
+    runtime.train_round(state, _request(train))
+    ledger = PrivacyLedger(SiteLayout(site).ledger_path)
+    assert list(ledger.stage_epsilons(delta=1e-5)) == ["fine-tuning"]
+    assert 2.5 < ledger.epsilon(delta=1e-5) < 7.5
+
+
+def test_without_a_split_each_stage_may_spend_the_whole_budget(make_site):
+    site = make_site(epsilon=10.0)
+    train = TrainConfig(local_steps=2, expected_batch_size=1000, noise_multiplier=2.0)
+    ssl = RoundRequest(run_id="pretrain", round=1, model=TINY.model,
+                       input_shape=tuple(TINY.preprocess.shape), train=train, task="pretrain")
+    SiteRuntime(site).train_round(initial_arrays(FederationConfig(model_preset="tiny")).to_torch_state_dict(), ssl)
+    assert list(PrivacyLedger(SiteLayout(site).ledger_path).stage_epsilons(delta=1e-5)) == ["ssl"]

@@ -38,8 +38,8 @@ from client_site.tasks import FINETUNE, PRETRAIN, build_model
 from client_site.tokenizer import ReportTokenizer
 from client_site.training import TrainConfig, train_locally
 from client_site.truth import load_study_labels
+from privacy.accountant import PrivacyAccountant
 from privacy.errors import BudgetExceededError, DeltaTooLargeError
-            **self._stage_metrics(ledger),
 from privacy.ledger import PrivacyLedger
 from privacy.randomness import DPRandomness, fresh_randomness, seeded_randomness
 

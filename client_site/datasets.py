@@ -9,11 +9,9 @@ studies (docs/privacy.md).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from client_site.tokenizer import ReportTokenizer
+from infra.cache_index import CachedStudy, read_cache_index
 
 logger = logging.getLogger(__name__)
 
@@ -29,53 +28,9 @@ PatientItem = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 """``(volume float32 (3, D, H, W), text ids int64 (L,), has_report float32 ())``."""
 
 
-@dataclass(frozen=True)
-class StudyRecord:
-    """One study of ``cache/index.json``.
-
-    Attributes
-    ----------
-    study_key, patient_key : str
-        Pseudonymous keys.
-    volume : str
-        Path of the ``.npy`` volume relative to the cache directory.
-    report : str or None
-        De-identified report body, None when the study has no report.
-    language : str or None
-        ``"en"``, ``"zh"`` or None.
-    clinical : dict or None
-        Clinical record (age, sex, symptoms, labs, medications), if any.
-    """
-
-    study_key: str
-    patient_key: str
-    volume: str
-    report: str | None
-    language: str | None
-    clinical: dict[str, Any] | None
-
-
-def load_cache_index(cache_dir: str | Path) -> list[StudyRecord]:
-    """Read ``<cache_dir>/index.json`` into study records (in file order)."""
-    path = Path(cache_dir) / "index.json"
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f"no cache index at {path}; run ingestion first") from e
-    studies = payload.get("studies")
-    if not isinstance(studies, list):
-        raise ValueError(f"{path}: expected a 'studies' list, got {type(studies).__name__}")
-    records = []
-    for i, study in enumerate(studies):
-        try:
-            records.append(StudyRecord(
-                study_key=str(study["study_key"]), patient_key=str(study["patient_key"]),
-                volume=str(study["volume"]), report=study.get("report"),
-                language=study.get("language"), clinical=study.get("clinical"),
-            ))
-        except KeyError as e:
-            raise ValueError(f"{path}: study #{i} lacks required field {e}") from e
-    return records
+# One record type and one reader of the cache index for the whole runtime (infra.cache_index).
+StudyRecord = CachedStudy
+load_cache_index = read_cache_index
 
 
 def split_patients(

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from dashboard.errors import DashboardError
+from infra.cache_index import CacheIndexError, CachedStudy, is_study_key, read_cache_index
 
 __all__ = [
     "WINDOWS",
@@ -38,23 +39,14 @@ __all__ = [
 #: Channel order of a cached volume (docs/contracts.md section 4).
 WINDOWS = ("lung", "mediastinum", "bone")
 
-_KEY = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
 class SiteReadError(DashboardError):
     """A site file is missing its expected shape; the message says which and why."""
 
 
-@dataclass(frozen=True)
-class Study:
-    """One cached study as listed in ``cache/index.json``."""
-
-    study_key: str
-    patient_key: str
-    volume: str
-    report: str | None
-    language: str | None
-    clinical: dict[str, Any] | None
+# The record of one cached study: the runtime's one type (infra.cache_index).
+Study = CachedStudy
 
 
 @dataclass(frozen=True)
@@ -73,7 +65,7 @@ def _cache(site_dir: Path) -> Path:
 
 def check_key(key: str) -> str:
     """``key`` if it can be a pseudonymous study key (a safe file name), else ``SiteReadError``."""
-    if not _KEY.match(key):
+    if not is_study_key(key):
         raise SiteReadError(f"not a pseudonymous study key: {key!r}")
     return key
 
@@ -106,28 +98,10 @@ def load_index(site_dir: Path) -> list[Study]:
     SiteReadError
         When the index is unreadable or malformed.
     """
-    path = _cache(site_dir) / "index.json"
-    if not path.is_file():
-        raise FileNotFoundError(path)
-    payload = _read_json(path)
-    studies = payload.get("studies") if isinstance(payload, dict) else None
-    if not isinstance(studies, list):
-        raise SiteReadError(f"{path.name} has no 'studies' list")
-    out = []
-    for entry in studies:
-        if not isinstance(entry, dict) or not _KEY.match(str(entry.get("study_key", ""))):
-            continue
-        key = str(entry["study_key"])
-        clinical = entry.get("clinical")
-        out.append(Study(
-            study_key=key,
-            patient_key=str(entry.get("patient_key", "")),
-            volume=str(entry.get("volume") or f"volumes/{key}.npy"),
-            report=entry.get("report") if isinstance(entry.get("report"), str) else None,
-            language=entry.get("language") if isinstance(entry.get("language"), str) else None,
-            clinical=clinical if isinstance(clinical, dict) else None,
-        ))
-    return out
+    try:
+        return read_cache_index(_cache(site_dir))
+    except CacheIndexError as e:
+        raise SiteReadError(str(e)) from e
 
 
 def _inside_cache(site_dir: Path, relative: str) -> Path:

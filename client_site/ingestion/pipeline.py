@@ -10,33 +10,24 @@ from pathlib import Path
 from typing import Any
 
 from infra.atomic_files import remove_stale, write_json_atomic
-from client_site.ingestion.errors import FileRejected, RejectCode, SeriesRejected, SiteLayoutError
+from client_site.ingestion.errors import SiteLayoutError
 from client_site.ingestion.header_pass import HeaderPass, read_headers
-from client_site.ingestion.outcomes import ACCEPTED, NOT_SELECTED, REJECTED, FileOutcomes, series_entry
+from client_site.ingestion.outcomes import ACCEPTED, NOT_SELECTED, REJECTED, FileOutcomes
 from client_site.ingestion.preprocess import PreprocessConfig
 from client_site.ingestion.qa import compute_qa
-from client_site.ingestion.series import group_by_series, order_series
-from client_site.ingestion.slices import SliceHeader
+from client_site.ingestion.series import group_by_series
+from client_site.ingestion.series_check import check_series, mark_not_selected
 from client_site.ingestion.sidecars import link_clinical, link_reports, patient_identities
 from client_site.ingestion.state import StateStore
 from client_site.ingestion.study import StudyInfo, study_entry
-from client_site.ingestion.volume_pass import build_volumes
+from client_site.ingestion.volume_pass import VolumeCounts, build_volumes
 from client_site.layout import SiteLayout
 from client_site.pseudonym import load_or_create_salt
+from infra.cache_index import CachedStudy
 
 logger = logging.getLogger(__name__)
 
 _DEFAULT_CONFIG = PreprocessConfig()
-NOT_SELECTED_REASON = (
-    "series not selected: the study has a thinner complete series (rule: axial series first, then smallest "
-    "slice spacing, then most slices, then file path order)"
-)
-NOT_SELECTED_PLANE_REASON = (
-    "series not selected: the study has a usable axial series, and reformatted (coronal, sagittal, oblique) "
-    "series are used only when it has none"
-)
-
-
 @dataclass(frozen=True)
 class IngestResult:
     """What :func:`ingest_site` did; per-file details are in ``report_path``.
@@ -137,152 +128,152 @@ def ingest_site(
         If ``site_dir/dicom`` is missing or ``cache_dir`` lies inside it.
     """
     started = time.perf_counter()
-    site_dir, cache_dir = Path(site_dir).resolve(), Path(cache_dir).resolve()
+    site_dir, cache_dir = _check_layout(Path(site_dir).resolve(), Path(cache_dir).resolve())
+    salt = load_or_create_salt(site_dir)
+    run = _read_build_and_link(site_dir, cache_dir, salt=salt, config=config, progress=progress, rehash=rehash)
+    summary = _summary(run, started)
+    paths = _write_outputs(run, summary, site_dir=site_dir, cache_dir=cache_dir, config=config, qa=qa)
+    # Only after the new index is in place, so an interrupted run never indexes a deleted volume.
+    removed = remove_stale(cache_dir / "volumes", {f"{k}.npy" for k in run.accepted}, ".npy")
+    remove_stale(cache_dir / "headers", {f"{k}.json" for k in run.accepted}, ".json")
+    if removed:
+        logger.info("removed %d stale volume(s) from an earlier run", removed)
+    seconds = time.perf_counter() - started
+    logger.info("ingested %s: %d studies, %d/%d files accepted in %.1f s (%d volume(s) built, %d reused)",
+                site_dir.name, len(run.accepted), summary["files_accepted"], summary["files_seen"], seconds,
+                run.volumes.built, run.volumes.reused)
+    return IngestResult(
+        cache_dir=cache_dir, report_path=paths["report"], summary_path=paths["summary"], index_path=paths["index"],
+        accepted=summary["files_accepted"], rejected=summary["files_rejected"], n_files=summary["files_seen"],
+        n_series=len(run.series_list), n_studies=len(run.accepted), n_patients=summary["patients"],
+        n_reports_linked=len(run.reports), n_slices_read=run.volumes.slices_read, seconds=seconds,
+        summary=summary, n_headers_read=run.headers.n_read, n_headers_reused=run.headers.n_reused,
+        n_volumes_built=run.volumes.built, n_volumes_reused=run.volumes.reused, qa_path=paths.get("qa"),
+    )
+
+
+@dataclass
+class _Run:
+    """What the reading, building and linking steps found (for the summary and the outputs)."""
+
+    outcomes: FileOutcomes
+    headers: HeaderPass
+    studies: dict[str, StudyInfo]
+    series_log: dict[str, dict[str, Any]]
+    volumes: VolumeCounts
+    reports: dict[str, tuple[str, str | None, str]]
+    report_counts: dict[str, int]
+    clinical: dict[str, dict[str, Any]]
+    clinical_counts: dict[str, int] | None
+    timing: dict[str, float]
+
+    @property
+    def accepted(self) -> dict[str, StudyInfo]:
+        """Studies with a cached volume, by key."""
+        return {k: s for k, s in sorted(self.studies.items()) if s.selected is not None}
+
+    @property
+    def series_list(self) -> list[dict[str, Any]]:
+        """Every series' entry, by study then series key."""
+        return sorted(self.series_log.values(), key=lambda e: (e["study_key"], e["series_key"]))
+
+
+def _check_layout(site_dir: Path, cache_dir: Path) -> tuple[Path, Path]:
     dicom_dir = site_dir / "dicom"
     if not dicom_dir.is_dir():
         raise SiteLayoutError(f"{dicom_dir} does not exist; put the PACS export there (docs/contracts.md section 1)")
     if cache_dir == dicom_dir or dicom_dir in cache_dir.parents:
         raise SiteLayoutError(f"cache_dir {cache_dir} is inside {dicom_dir}; choose e.g. {site_dir / 'cache'}")
-    salt = load_or_create_salt(site_dir)
-    outcomes = FileOutcomes()
+    return site_dir, cache_dir
+
+
+def _read_build_and_link(site_dir: Path, cache_dir: Path, *, salt: bytes, config: PreprocessConfig, progress: bool,
+                         rehash: bool) -> _Run:
+    """Steps 1-4: read the headers, check and group series, build volumes, link reports and records."""
+    started, outcomes = time.perf_counter(), FileOutcomes()
     state = StateStore.open(cache_dir)
     try:
-        headers = read_headers(dicom_dir, site_dir, salt=salt, state=state, outcomes=outcomes, progress=progress,
-                               rehash=rehash)
+        headers = read_headers(site_dir / "dicom", site_dir, salt=salt, state=state, outcomes=outcomes,
+                               progress=progress, rehash=rehash)
         timing = {"headers": time.perf_counter() - started}
         groups, duplicates = group_by_series(headers.slices)
         for rel, rejection in duplicates.items():
             outcomes.reject(rel, "dicom", rejection)
         series_log: dict[str, dict[str, Any]] = {}
-        studies = _check_series(groups, headers, outcomes, series_log)
-        counts = build_volumes(list(studies.values()), cache_dir=cache_dir, config=config, salt=salt, state=state,
-                               outcomes=outcomes, series_log=series_log, progress=progress)
-        _mark_not_selected(studies, outcomes, series_log)
+        studies = check_series(groups, headers, outcomes, series_log)
+        volumes = build_volumes(list(studies.values()), cache_dir=cache_dir, config=config, salt=salt, state=state,
+                                outcomes=outcomes, series_log=series_log, progress=progress)
+        mark_not_selected(studies, outcomes, series_log)
         timing["volumes"] = time.perf_counter() - started - sum(timing.values())
         report_keys: set[str] = set()
         reports, report_counts = link_reports(site_dir, studies, salt, outcomes, state=state,
                                               identities=patient_identities(studies), report_keys=report_keys,
                                               structured_reports=headers.structured_reports)
         clinical, clinical_counts = link_clinical(site_dir, studies, salt, outcomes)
-        accepted = {k: s for k, s in sorted(studies.items()) if s.selected is not None}
-        state.prune(files=headers.file_keys, volumes=set(accepted), failures=counts.failure_keys or set(),
+        run = _Run(outcomes=outcomes, headers=headers, studies=studies, series_log=series_log, volumes=volumes,
+                   reports=reports, report_counts=report_counts, clinical=clinical,
+                   clinical_counts=clinical_counts, timing=timing)
+        state.prune(files=headers.file_keys, volumes=set(run.accepted), failures=volumes.failure_keys or set(),
                     reports=report_keys)
     finally:
         state.close()
     timing["reports_and_state"] = time.perf_counter() - started - sum(timing.values())
+    return run
 
-    series_list = sorted(series_log.values(), key=lambda e: (e["study_key"], e["series_key"]))
-    statuses = [e["status"] for e in series_list]
-    summary = outcomes.summary()
+
+def _summary(run: _Run, started: float) -> dict[str, Any]:
+    """The aggregate ``summary`` (keys and counts only, no path)."""
+    statuses = [e["status"] for e in run.series_list]
+    accepted = run.accepted
+    summary = run.outcomes.summary()
     summary.update({
-        "series": {"seen": len(series_list), ACCEPTED: statuses.count(ACCEPTED),
+        "series": {"seen": len(statuses), ACCEPTED: statuses.count(ACCEPTED),
                    REJECTED: statuses.count(REJECTED), NOT_SELECTED: statuses.count(NOT_SELECTED)},
         "studies": len(accepted),
-        "studies_without_usable_series": len(studies) - len(accepted),
+        "studies_without_usable_series": len(run.studies) - len(accepted),
         "studies_keyed_by_study_instance_uid": sum(1 for s in accepted.values() if not s.has_accession),
         "patients": len({s.patient_key for s in accepted.values()}),
-        "studies_with_report": len(reports),
-        "studies_without_report": len(accepted) - len(reports),
-        "reports": report_counts,
-        "clinical": clinical_counts,
-        "slices_read": counts.slices_read,
-        "cache": {"headers_read": headers.n_read, "headers_reused": headers.n_reused,
-                  "volumes_built": counts.built, "volumes_reused": counts.reused},
+        "studies_with_report": len(run.reports),
+        "studies_without_report": len(accepted) - len(run.reports),
+        "reports": run.report_counts,
+        "clinical": run.clinical_counts,
+        "slices_read": run.volumes.slices_read,
+        "cache": {"headers_read": run.headers.n_read, "headers_reused": run.headers.n_reused,
+                  "volumes_built": run.volumes.built, "volumes_reused": run.volumes.reused},
         "seconds": round(time.perf_counter() - started, 3),
-        "seconds_by_step": {step: round(value, 3) for step, value in timing.items()},
+        "seconds_by_step": {step: round(value, 3) for step, value in run.timing.items()},
     })
-    report_path, summary_path = SiteLayout(site_dir).ingest_report_path, cache_dir / "ingest_summary.json"
-    index_path = cache_dir / "index.json"
-    study_list = [study_entry(study, key in reports, key in clinical) for key, study in sorted(studies.items())]
-    _write_owner_only(report_path, {
-        "files": outcomes.to_json(), "series": series_list, "summary": summary,
+    return summary
+
+
+def _write_outputs(run: _Run, summary: dict[str, Any], *, site_dir: Path, cache_dir: Path,
+                   config: PreprocessConfig, qa: bool) -> dict[str, Path]:
+    """Step 5: the per-file report (outside the cache), ingest_summary.json, index.json and qa.json."""
+    paths = {"report": SiteLayout(site_dir).ingest_report_path, "summary": cache_dir / "ingest_summary.json",
+             "index": cache_dir / "index.json"}
+    reports, series_list, accepted = run.reports, run.series_list, run.accepted
+    study_list = [study_entry(study, key in reports, key in run.clinical) for key, study in sorted(run.studies.items())]
+    _write_owner_only(paths["report"], {
+        "files": run.outcomes.to_json(), "series": series_list, "summary": summary,
         "studies": [{**entry, "report": reports[entry["study_key"]][2] if entry["has_report"] else None}
                     for entry in study_list]})
-    write_json_atomic(summary_path, {"series": series_list, "studies": study_list, "summary": summary})
+    write_json_atomic(paths["summary"], {"series": series_list, "studies": study_list, "summary": summary})
     # Earlier versions wrote the path-bearing report into the cache; it must not linger there.
     (cache_dir / "ingest_report.json").unlink(missing_ok=True)
-    write_json_atomic(index_path, {"preprocess": config.to_dict(), "studies": [
-        {"study_key": key, "patient_key": study.patient_key, "volume": f"volumes/{key}.npy",
-         "report": reports[key][0] if key in reports else None,
-         "language": reports[key][1] if key in reports else None, "clinical": clinical.get(key),
-         "native": study.selected.native_geometry}  # type: ignore[union-attr]  # accepted: selected is set
+    write_json_atomic(paths["index"], {"preprocess": config.to_dict(), "studies": [
+        CachedStudy(study_key=key, patient_key=study.patient_key, volume=f"volumes/{key}.npy",
+                    report=reports[key][0] if key in reports else None,
+                    language=reports[key][1] if key in reports else None, clinical=run.clinical.get(key),
+                    native=study.selected.native_geometry).to_json()  # type: ignore[union-attr]  # selected is set
         for key, study in accepted.items()]}, skip_if_same=True)
     qa_path = cache_dir / "qa.json"
     if qa:
         write_json_atomic(qa_path, compute_qa(summary, series_list, {k: s.volume_record or {} for k, s in accepted.items()},
                                               {k: (body, language) for k, (body, language, _) in reports.items()}))
+        paths["qa"] = qa_path
     else:
         qa_path.unlink(missing_ok=True)
-    # Only after the new index is in place, so an interrupted run never indexes a deleted volume.
-    keep = {f"{k}.npy" for k in accepted}
-    removed = remove_stale(cache_dir / "volumes", keep, ".npy")
-    remove_stale(cache_dir / "headers", {f"{k}.json" for k in accepted}, ".json")
-    if removed:
-        logger.info("removed %d stale volume(s) from an earlier run", removed)
-    seconds = time.perf_counter() - started
-    logger.info("ingested %s: %d studies, %d/%d files accepted in %.1f s (%d volume(s) built, %d reused)",
-                site_dir.name, len(accepted), summary["files_accepted"], summary["files_seen"], seconds,
-                counts.built, counts.reused)
-    return IngestResult(
-        cache_dir=cache_dir, report_path=report_path, summary_path=summary_path, index_path=index_path,
-        accepted=summary["files_accepted"], rejected=summary["files_rejected"], n_files=summary["files_seen"],
-        n_series=len(series_list), n_studies=len(accepted), n_patients=summary["patients"],
-        n_reports_linked=len(reports), n_slices_read=counts.slices_read, seconds=seconds, summary=summary,
-        n_headers_read=headers.n_read, n_headers_reused=headers.n_reused, n_volumes_built=counts.built,
-        n_volumes_reused=counts.reused, qa_path=qa_path if qa else None,
-    )
-
-
-def _check_series(
-    groups: dict[str, list[SliceHeader]], headers: HeaderPass, outcomes: FileOutcomes, series_log: dict[str, dict[str, Any]]
-) -> dict[str, StudyInfo]:
-    """Order and check each series; collect the usable ones per study (keyed by study_key)."""
-    studies: dict[str, StudyInfo] = {}
-    for series_key, slices in groups.items():
-        first = slices[0]
-        study = studies.setdefault(first.study_key, StudyInfo(
-            key=first.study_key, patient_key=first.patient_key, has_accession=first.has_accession))
-        for header in slices:
-            study.files[header.rel_path] = header.path
-            study.content_keys[header.rel_path] = headers.content_keys[header.rel_path]
-            if header.rel_path in headers.identities:
-                study.identities[header.rel_path] = headers.identities[header.rel_path]
-        if not first.has_accession:
-            logger.warning("a series has an empty AccessionNumber; its study key comes from StudyInstanceUID")
-        try:
-            ordered = order_series(slices)
-        except SeriesRejected as error:
-            series_log[series_key] = series_entry(
-                series_key=series_key, study_key=study.key, patient_key=study.patient_key, status=REJECTED,
-                reason=error.reason, n_slices=len(slices), spacing_mm=None,
-                shape=(len(slices), first.rows, first.columns))
-            _reject_all(slices, f"series rejected: {error.reason}", RejectCode.SERIES_REJECTED, outcomes)
-            continue
-        series_log[series_key] = series_entry(
-            series_key=series_key, study_key=study.key, patient_key=study.patient_key, status=NOT_SELECTED,
-            reason=NOT_SELECTED_REASON, n_slices=len(slices), spacing_mm=ordered.spacing_mm, shape=ordered.shape)
-        study.candidates.append(ordered)
-    return studies
-
-
-def _mark_not_selected(studies: dict[str, StudyInfo], outcomes: FileOutcomes,
-                       series_log: dict[str, dict[str, Any]]) -> None:
-    """Give the candidates that were neither used nor failed their 'not selected' reason."""
-    for study in studies.values():
-        for series in study.candidates:
-            entry = series_log[series.series_key]
-            if entry["status"] != NOT_SELECTED:
-                continue
-            reason = NOT_SELECTED_REASON
-            if study.selected is not None and study.selected.plane == "axial" and series.plane != "axial":
-                reason = NOT_SELECTED_PLANE_REASON
-            entry["reason"] = reason
-            _reject_all(list(series.slices), reason, RejectCode.SERIES_NOT_SELECTED, outcomes)
-
-
-def _reject_all(slices: list[SliceHeader], reason: str, code: RejectCode, outcomes: FileOutcomes) -> None:
-    for header in slices:
-        outcomes.reject(header.rel_path, "dicom", FileRejected(code, reason))
+    return paths
 
 
 def _write_owner_only(path: Path, payload: dict[str, Any]) -> None:

@@ -4,7 +4,8 @@ A probability of 0.5 is not a decision rule for a model trained under DP noise: 
 probabilities were above 0.5 for 16-17 of the 28 drugs of every patient. :func:`calibrate` picks,
 on the training patients' draw-0 studies (the side of :func:`~client_site.datasets.split_patients`
 that fine-tuning used, never the held-out side), the medication threshold that maximises the
-visit-averaged F1 of the interaction-aware recommendation against the prescriptions on file, and
+visit-averaged F1 of the interaction-aware recommendation against the prescriptions on file
+(jointly with the list length, at most :data:`MAX_RECOMMENDED` drugs: a short ranked list), and
 for each finding the diagnosis threshold that maximises its F1 against the weak label the study's
 own report gives (:func:`~client_site.downstream.data.diagnosis_targets`). No truth file is
 read, and the held-out patients cannot move a threshold (a test checks it).
@@ -29,6 +30,8 @@ from client_site.findings import FINDINGS
 GRID: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(1, 20))
 """Candidate thresholds 0.05, 0.10, ..., 0.95; ties go to the highest (the shortest list)."""
 DEFAULT_THRESHOLD = 0.5
+MAX_RECOMMENDED = 5
+"""Longest medication list a draft recommends; the calibration picks the length 1..5."""
 
 
 @dataclass(frozen=True)
@@ -41,23 +44,27 @@ class Calibration:
         Diagnosis probability from which a draft states each finding.
     medication_threshold : float
         Drug probability from which a drug is a recommendation candidate.
+    max_drugs : int
+        Longest recommended list (the most probable candidates).
     n_patients : int
         Training patients the thresholds were chosen on (0: the defaults, nothing to calibrate on).
     """
 
     finding_thresholds: dict[str, float]
     medication_threshold: float
+    max_drugs: int
     n_patients: int
 
     @classmethod
     def default(cls, threshold: float = DEFAULT_THRESHOLD) -> Calibration:
         """``threshold`` for every finding and for the drugs (no calibration data)."""
-        return cls(dict.fromkeys(FINDINGS, threshold), threshold, 0)
+        return cls(dict.fromkeys(FINDINGS, threshold), threshold, MAX_RECOMMENDED, 0)
 
     def to_json(self) -> dict[str, object]:
         """Plain dict for a draft's or an evaluation's provenance."""
         return {"finding_thresholds": self.finding_thresholds,
-                "medication_threshold": self.medication_threshold, "n_patients": self.n_patients}
+                "medication_threshold": self.medication_threshold, "max_drugs": self.max_drugs,
+                "n_patients": self.n_patients}
 
 
 def best_f1_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -79,18 +86,20 @@ def best_f1_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def best_medication_threshold(model: ClinicalMedMPT, probabilities: torch.Tensor,
-                              prescribed: list[list[str]]) -> float:
-    """Threshold of :data:`GRID` with the highest visit-averaged F1 of :func:`select_drugs`."""
+                              prescribed: list[list[str]]) -> tuple[float, int]:
+    """Threshold of :data:`GRID` and list length (1..:data:`MAX_RECOMMENDED`) with the highest
+    visit-averaged F1 of :func:`select_drugs`; ties go to the shorter list, then the higher threshold."""
     keep = [i for i, drugs in enumerate(prescribed) if drugs]  # set_metrics skips the others anyway
     if not keep:
-        return DEFAULT_THRESHOLD
+        return DEFAULT_THRESHOLD, MAX_RECOMMENDED
     probabilities, prescribed = probabilities[keep], [prescribed[i] for i in keep]
-    best, best_f1 = DEFAULT_THRESHOLD, -1.0
-    for t in GRID:
-        recommended = select_drugs(probabilities, model.major_adjacency, model.drugs, threshold=t)
-        f1 = set_metrics(prescribed, recommended)["f1"]
-        if f1 >= best_f1:
-            best, best_f1 = t, f1
+    best, best_f1 = (DEFAULT_THRESHOLD, MAX_RECOMMENDED), -1.0
+    for k in range(MAX_RECOMMENDED, 0, -1):
+        for t in GRID:
+            recommended = select_drugs(probabilities, model.major_adjacency, model.drugs, threshold=t, max_drugs=k)
+            f1 = set_metrics(prescribed, recommended)["f1"]
+            if f1 >= best_f1:
+                best, best_f1 = (t, k), f1
     return best
 
 
@@ -123,8 +132,8 @@ def calibrate(model: ClinicalMedMPT, train: PatientDataset, *, batch_size: int =
     records = [train.study_of(i, draw=0) for i in range(len(train))]
     prescribed = [[d.strip().lower() for d in (r.clinical or {}).get("medications") or ()]
                   for r, c in zip(records, with_record) if c]
-    medication = best_medication_threshold(model, torch.cat(med)[with_record], prescribed)
-    return Calibration(thresholds, medication, len(train))
+    medication, max_drugs = best_medication_threshold(model, torch.cat(med)[with_record], prescribed)
+    return Calibration(thresholds, medication, max_drugs, len(train))
 
 
 def site_calibration(model: ClinicalMedMPT, cache_dir: Path) -> Calibration:

@@ -157,7 +157,8 @@ def draft_study(
         medications: list[str] = []
         if record.clinical is not None:
             medications = model.recommend(x, clinical_features(record.clinical)[None],
-                                          threshold=calibration.medication_threshold)[0]
+                                          threshold=calibration.medication_threshold,
+                                          max_drugs=calibration.max_drugs)[0]
     current = [str(m) for m in (record.clinical or {}).get("medications") or ()]
     warnings = [NO_TABLE_WARNING] if interactions is None else interaction_warnings(medications, current,
                                                                                     interactions)

@@ -110,6 +110,7 @@ def ddi_penalty(probabilities: torch.Tensor, adjacency: torch.Tensor) -> torch.T
 
 def select_drugs(
     probabilities: torch.Tensor, major: torch.Tensor, drugs: Sequence[str], *, threshold: float,
+    max_drugs: int | None = None,
 ) -> list[list[str]]:
     """Interaction-aware recommendation: threshold, then drop the less probable drug of major pairs.
 
@@ -128,6 +129,8 @@ def select_drugs(
         The F drug names.
     threshold : float
         Probability cut-off, in (0, 1).
+    max_drugs : int | None
+        Keep at most this many (the most probable) per example (default: None = no cap).
 
     Returns
     -------
@@ -146,6 +149,8 @@ def select_drugs(
         order = sorted(range(len(drugs)), key=lambda i: (-float(row[i]), i))
         for i in order:
             if float(row[i]) < threshold:
+                break
+            if max_drugs is not None and len(kept) >= max_drugs:
                 break
             if not any(conflicts[i, j] for j in kept):
                 kept.append(i)

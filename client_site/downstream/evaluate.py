@@ -131,7 +131,7 @@ def evaluate_downstream(
     metrics.update(report_metrics(generated, drafted, [r for r, rep in zip(records, reported) if rep]))
     clin = torch.cat(has_clinical)
     metrics.update(medication_metrics(model, torch.cat(med_scores)[clin], [r for r, c in zip(records, clin) if c],
-                               interactions, calibration.medication_threshold))
+                               interactions, calibration))
     logger.info("downstream evaluation of %d patients: diagnosis macro AUC %.3f, report BLEU-4 %.3f, "
                 "medication F1 %.3f", n, metrics["diag_auc_macro"], metrics["report_bleu4"], metrics["med_f1"])
     return {key: metrics[key] for key in DOWNSTREAM_METRICS}
@@ -184,14 +184,16 @@ def report_metrics(generated: list[str], drafted: list[str], records: list[Study
 
 def medication_metrics(
     model: ClinicalMedMPT, probabilities: torch.Tensor, records: list[StudyRecord],
-    interactions: Collection[DrugPair], threshold: float,
+    interactions: Collection[DrugPair], calibration: Calibration,
 ) -> dict[str, float]:
-    """Jaccard, F1, PR-AUC and DDI rate of the recommendations at ``threshold`` against the
+    """Jaccard, F1, PR-AUC and DDI rate of the recommendations at the calibrated threshold and list
+    length against the
     prescriptions of ``records`` (one row of drug ``probabilities`` per record); NaN without records."""
     if not records:
         return dict.fromkeys(("med_jaccard", "med_f1", "med_prauc", "med_ddi_rate"), math.nan)
     prescribed = [[d.strip().lower() for d in (r.clinical or {}).get("medications") or ()] for r in records]
-    recommended = select_drugs(probabilities, model.major_adjacency, model.drugs, threshold=threshold)
+    recommended = select_drugs(probabilities, model.major_adjacency, model.drugs,
+                               threshold=calibration.medication_threshold, max_drugs=calibration.max_drugs)
     sets = set_metrics(prescribed, recommended)
     truth = torch.stack([model.graph.multi_hot(p) for p in prescribed]).numpy()
     return {

@@ -224,14 +224,16 @@ class ClinicalMedMPT(nn.Module):
     @torch.no_grad()
     def recommend(
         self, volume: torch.Tensor, clinical_features: torch.Tensor, *, threshold: float | None = None,
+        max_drugs: int | None = None,
     ) -> list[list[str]]:
         """Recommended drugs of each example: :func:`select_drugs` over the major interactions.
 
-        ``threshold`` defaults to ``HeadConfig.threshold``.
+        ``threshold`` defaults to ``HeadConfig.threshold``; ``max_drugs`` caps each list (None: no cap).
         """
         probabilities = torch.sigmoid(self.medication_logits(volume, clinical_features))
         return select_drugs(probabilities, self.major_adjacency, self.drugs,
-                            threshold=self.heads.threshold if threshold is None else threshold)
+                            threshold=self.heads.threshold if threshold is None else threshold,
+                            max_drugs=max_drugs)
 
     def generate_report(self, volume: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
         """Greedy report ids (B, max_len) from the backbone's decoder (see ``MedMPT.generate_report``)."""

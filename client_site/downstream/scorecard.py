@@ -176,7 +176,8 @@ def _score_study(model: ClinicalMedMPT, volume: torch.Tensor, record: StudyRecor
         if record.clinical is not None:
             features = clinical_features(record.clinical)[None]
             drugs = torch.sigmoid(model._medication(memory[:, -1], features))[0]
-            medications = model.recommend(x, features, threshold=calibration.medication_threshold)[0]
+            medications = model.recommend(x, features, threshold=calibration.medication_threshold,
+                                          max_drugs=calibration.max_drugs)[0]
     draft = {"findings": findings, "impression": impression_text(p, language, thresholds=thresholds),
              "medications": medications}
     return _Scored(record, diag.numpy(), np.asarray(labels[record.study_key]), generated, draft, drugs)
@@ -204,12 +205,11 @@ def _metrics(model: ClinicalMedMPT, scored: list[_Scored], graph: DrugGraph, cal
     def medication(idx: np.ndarray) -> dict[str, float]:
         picked = [with_record[i] for i in idx]
         if not picked:
-            return {**medication_metrics(model, torch.zeros(0), [], graph.interactions, 0.5),
+            return {**medication_metrics(model, torch.zeros(0), [], graph.interactions, calibration),
                     "med_ddi_rate_on_file": math.nan}
         on_file = [[d.strip().lower() for d in (s.record.clinical or {}).get("medications") or ()] for s in picked]
         return {**medication_metrics(model, torch.stack([s.drug_probabilities for s in picked]),  # type: ignore[misc]
-                                     [s.record for s in picked], graph.interactions,
-                                     calibration.medication_threshold),
+                                     [s.record for s in picked], graph.interactions, calibration),
                 "med_ddi_rate_on_file": ddi_rate(on_file, graph.interactions)}
 
     out = bootstrap(diagnosis, len(scored), samples=samples)

@@ -40,9 +40,9 @@ def test_medication_threshold_keeps_the_short_list_of_prescribed_drugs():
     probabilities[0, 0] = probabilities[1, 1] = 0.8
     prescribed = [[model.drugs[0]], [model.drugs[1]]]
     # Execute
-    threshold = best_medication_threshold(model, probabilities, prescribed)
+    threshold, max_drugs = best_medication_threshold(model, probabilities, prescribed)
     # Assert
-    assert 0.6 < threshold <= 0.8
+    assert 0.6 < threshold <= 0.8 and max_drugs == 1
 
 
 def _rewrite_held_out(site_dir: Path) -> None:

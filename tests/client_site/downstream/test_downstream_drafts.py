@@ -54,8 +54,8 @@ class _Fixed(ClinicalMedMPT):
         return self.fixed[None] + 1e-6 * volume[:, 0].pow(2).flatten(1).sum(dim=1, keepdim=True)
 
     def recommend(self, volume: torch.Tensor, clinical_features: torch.Tensor, *,
-                  threshold: float | None = None) -> list[list[str]]:
-        return [list(self.fixed_drugs)]
+                  threshold: float | None = None, max_drugs: int | None = None) -> list[list[str]]:
+        return [list(self.fixed_drugs)[:max_drugs]]
 
 
 def _record(language: str | None, medications: list[str] | None) -> StudyRecord:

@@ -79,3 +79,13 @@ def test_bad_graphs_and_thresholds_are_refused(three_drugs):
         DrugGraph(drugs=("a", "b"), interactions=frozenset(), major=frozenset({frozenset("ab")}))
     with pytest.raises(ValueError, match="threshold"):
         select_drugs(torch.zeros(1, 3), three_drugs.adjacency(), three_drugs.drugs, threshold=1.0)
+
+
+def test_max_drugs_keeps_the_most_probable_of_the_list(three_drugs):
+    # Prepare: no interaction among the candidates
+    none = DrugGraph(drugs=three_drugs.drugs, interactions=frozenset(), major=frozenset())
+    p = torch.tensor([[0.7, 0.9, 0.8]])
+    # Execute
+    picked = select_drugs(p, none.adjacency(major_only=True), none.drugs, threshold=0.5, max_drugs=2)
+    # Assert
+    assert picked == [[none.drugs[1], none.drugs[2]]]

@@ -1,0 +1,71 @@
+"""The diagnosis benchmark: every arm scored at every site and externally, with CIs; public scaling."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from client_site.downstream.model import NUM_FEATURES
+from client_site.findings import FINDINGS
+from experiments.baselines.diagnosis import EXTERNAL_PREFIX, DiagnosisBenchmark, DiagnosisBenchmarkConfig
+from experiments.baselines.features import PatientFeatures, PublicScaler, SiteFeatures
+from experiments.baselines.head_arms import HeadTraining
+
+
+
+def _group(rng: np.random.Generator, n: int, shift: float = 0.0) -> PatientFeatures:
+    """Findings that shift the first five density features by 1.5 (plus a site offset)."""
+    truth = rng.integers(0, 2, size=(n, len(FINDINGS))).astype(np.float32)
+    density = rng.normal(size=(n, NUM_FEATURES)).astype(np.float32) + shift
+    density[:, :len(FINDINGS)] += 1.5 * truth
+    return PatientFeatures(embedding=rng.normal(size=(n, 8)).astype(np.float32), density=density,
+                           weak_labels=truth, truth=truth, has_report=np.ones(n, dtype=np.float32))
+
+
+@pytest.fixture(scope="module")
+def comparison():
+    rng = np.random.default_rng(0)
+    sites = [SiteFeatures(f"s{i}", _group(rng, 60, 0.1 * i), _group(rng, 40, 0.1 * i)) for i in range(2)]
+    external = SiteFeatures("ext", _group(rng, 0), _group(rng, 50, 0.3))
+    config = DiagnosisBenchmarkConfig(epsilons=(8.0,), training=HeadTraining(rounds=2, local_steps=5),
+                                      bootstrap_samples=50)
+    return DiagnosisBenchmark(sites, external, config).run()
+
+
+def test_every_arm_is_scored_at_every_site_and_externally(comparison):
+    table = comparison.table()
+    arms = ["local-only", "local-only-dp-eps8", "centralized", "federated", "federated-dp-eps8",
+            "floor-chest-densitometry-dp-eps8"]
+    assert list(dict.fromkeys(table["baseline"])) == arms
+    for arm in arms:
+        assert list(table[table["baseline"] == arm]["site"]) == ["s0", "s1", EXTERNAL_PREFIX + "ext"]
+    assert table["diag_auc_macro"].between(0, 1).all()
+    assert (table["diag_auc_macro_ci_low"] <= table["diag_auc_macro"]).all()
+    assert (table["diag_auc_macro"] <= table["diag_auc_macro_ci_high"]).all()
+    assert set(comparison.cross_site) >= {("s0", "s1"), ("s1", "s0"), ("s0", EXTERNAL_PREFIX + "ext")}
+
+
+def test_dp_arms_report_the_epsilon_spent_at_training_sites_only(comparison):
+    table = comparison.table().set_index(["baseline", "site"])
+    for site in ("s0", "s1"):
+        assert table.loc[("federated-dp-eps8", site), "epsilon"] == pytest.approx(8.0, abs=0.05)
+    assert math.isnan(table.loc[("federated-dp-eps8", EXTERNAL_PREFIX + "ext"), "epsilon"])
+    assert math.isnan(table.loc[("federated", "s0"), "epsilon"])
+
+
+def test_the_heads_learn_the_signal(comparison):
+    table = comparison.table().set_index(["baseline", "site"])
+    assert table.loc[("federated", EXTERNAL_PREFIX + "ext"), "diag_auc_macro"] > 0.75
+
+
+def test_public_scaler_standardises_with_public_statistics_only():
+    rng = np.random.default_rng(1)
+    public, site = _group(rng, 200, 5.0), _group(rng, 30, 5.0)
+    scaler = PublicScaler.fit(public)
+    scaled = scaler.apply(public)
+    assert np.allclose(scaled.density.mean(axis=0), 0, atol=1e-4)
+    assert np.allclose(scaled.embedding.std(axis=0), 1, atol=1e-3)
+    again = scaler.apply(site)  # a site is shifted by the public statistics, never its own
+    assert np.allclose(again.density, (site.density - scaler.mean[:NUM_FEATURES]) / scaler.scale[:NUM_FEATURES])

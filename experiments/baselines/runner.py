@@ -200,7 +200,8 @@ class Experiment:
         with tqdm(total=total, desc="experiment rounds", unit="round") as progress:
             for i in everyone:
                 state, _ = self.federated(LOCAL, members=[i], noise=None, progress=progress)
-                for j, metrics in self._evaluate(LOCAL, state, everyone).items():
+                # A site evaluates one model once per (run, round): each local model is its own run.
+                for j, metrics in self._evaluate(f"{LOCAL}-{self.names[i]}", state, everyone).items():
                     cross[(self.names[i], self.names[j])] = metrics.get("diag_auc_macro", math.nan)
                     if i == j:
                         rows.append(self._row(LOCAL, j, metrics, math.nan))

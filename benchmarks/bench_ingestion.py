@@ -9,7 +9,12 @@ host disturbs less than wall time. Optionally (``--compressed N``) also times an
 JPEG 2000 Lossless series of N slices, which go through the decoder plugins. Medians over repeats.
 Writes ``benchmarks/results/ingestion.json``.
 
-Usage: ``python -m benchmarks.bench_ingestion [--series 2] [--slices 150] [--repeats 3] [--compressed 40]``
+Also: bare ``pydicom`` read + decode of the same files per CPU-second (ingestion's per-core target is
+0.8x of it), and the cold wall time with 2 volume-building worker processes against 1
+(``--parallel-series`` series; target 1.8x on 2 cores).
+
+Usage: ``python -m benchmarks.bench_ingestion [--series 2] [--slices 150] [--repeats 3] [--compressed 40]
+[--parallel-series 4]``
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ logger = logging.getLogger("bench_ingestion")
 RESULTS = Path(__file__).resolve().parent / "results" / "ingestion.json"
 TARGET_SLICES_PER_CORE = 200.0
 TARGET_HIT_SPEEDUP = 20.0
+TARGET_FRACTION_OF_PYDICOM = 0.8  # ingestion per core vs bare pydicom read + decode of the same files
+TARGET_PARALLEL_SPEEDUP = 1.8  # cold ingest with 2 volume workers vs 1, on 2 cores
 
 
 def write_site(root: Path, *, n_series: int, n_slices: int, size: int = 512, syntax: str | None = None) -> int:
@@ -69,13 +76,13 @@ def write_site(root: Path, *, n_series: int, n_slices: int, size: int = 512, syn
     return n_series * n_slices
 
 
-def _timed_ingest(site: Path, config: Any, *, cold: bool) -> dict[str, float]:
+def _timed_ingest(site: Path, config: Any, *, cold: bool, workers: int = 1) -> dict[str, float]:
     from client_site.ingestion import ingest_site
 
     if cold:
         shutil.rmtree(site / "cache", ignore_errors=True)
     cpu, wall = time.process_time(), time.perf_counter()
-    result = ingest_site(site, site / "cache", config=config, progress=False)
+    result = ingest_site(site, site / "cache", config=config, progress=False, workers=workers)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     return {"wall_s": wall, "cpu_s": cpu, "slices_read": result.n_slices_read, "volumes_built": result.n_volumes_built,
             "volumes_reused": result.n_volumes_reused, "headers_read": result.n_headers_read,
@@ -109,6 +116,30 @@ def measure(site: Path, n_slices: int, repeats: int, config: Any) -> dict[str, A
     }
 
 
+def bare_pydicom(site: Path, repeats: int) -> dict[str, float]:
+    """Slices per CPU-second of bare ``pydicom.dcmread(path).pixel_array`` over the site's files (one process)."""
+    import pydicom
+
+    files = sorted((site / "dicom").rglob("*.dcm"))
+    runs = []
+    for _ in range(repeats):
+        cpu = time.process_time()
+        for path in files:
+            pydicom.dcmread(path).pixel_array
+        runs.append(time.process_time() - cpu)
+    return {"slices": len(files), "cpu_s": statistics.median(runs), "slices_per_cpu_s": len(files) / statistics.median(runs)}
+
+
+def parallel(site: Path, config: Any, repeats: int, workers: int) -> dict[str, Any]:
+    """Cold wall time with ``workers`` volume-building processes against one, interleaved."""
+    one, many = [], []
+    for _ in range(repeats):
+        one.append(_timed_ingest(site, config, cold=True, workers=1)["wall_s"])
+        many.append(_timed_ingest(site, config, cold=True, workers=workers)["wall_s"])
+    return {"workers": workers, "wall_s_one": statistics.median(one), "wall_s_many": statistics.median(many),
+            "speedup": statistics.median(one) / statistics.median(many), "runs": {"one": one, "many": many}}
+
+
 def machine_info() -> dict[str, Any]:
     """Host and library versions, and the load average (a shared host slows wall-clock figures)."""
     import monai
@@ -128,6 +159,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--slices", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compressed", type=int, default=40, help="slices per compressed series (0: skip)")
+    parser.add_argument("--parallel-series", type=int, default=4,
+                        help="series of --slices slices for the 1-vs-2-worker comparison (0: skip)")
     args = parser.parse_args(argv)
     import torch
 
@@ -145,6 +178,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         site = Path(tmp) / "site"
         n = write_site(site, n_series=args.series, n_slices=args.slices)
         results["uncompressed_512"] = measure(site, n, args.repeats, config)
+        results["bare_pydicom_512"] = bare_pydicom(site, args.repeats)
+        if args.parallel_series > 0:
+            site = Path(tmp) / "parallel"
+            write_site(site, n_series=args.parallel_series, n_slices=args.slices)
+            results["parallel_2_workers"] = parallel(site, config, args.repeats, workers=2)
         for name, syntax in (("rle_512", RLELossless), ("jpeg2000_lossless_512", JPEG2000Lossless)):
             if args.compressed <= 0:
                 break
@@ -160,7 +198,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "meets_slices_per_core_target": main_run["cold"]["slices_per_cpu_s"] >= TARGET_SLICES_PER_CORE,
         "hit_speedup_wall": round(main_run["hit_speedup_wall"], 1),
         "meets_hit_speedup_target": main_run["hit_speedup_wall"] >= TARGET_HIT_SPEEDUP,
+        "fraction_of_bare_pydicom_per_core": round(main_run["cold"]["slices_per_cpu_s"]
+                                                   / results["bare_pydicom_512"]["slices_per_cpu_s"], 3),
+        "target_fraction_of_bare_pydicom": TARGET_FRACTION_OF_PYDICOM,
     }
+    if "parallel_2_workers" in results:
+        results["verdict"]["speedup_2_workers"] = round(results["parallel_2_workers"]["speedup"], 2)
+        results["verdict"]["target_speedup_2_workers"] = TARGET_PARALLEL_SPEEDUP
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     logger.info("ingestion: %.0f slices per CPU-second (%.0f/s wall), cache hit %.0fx faster (wall); wrote %s",

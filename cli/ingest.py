@@ -13,6 +13,8 @@ def ingest(
     out: Path = typer.Option(None, "--out", help="Cache folder (default: SITE_DIR/cache)."),
     preset: str = typer.Option("demo", help="Model preset whose input grid to ingest to."),
     qa: bool = typer.Option(False, "--qa", help="Also write CACHE/qa.json: shareable data-QA statistics."),
+    workers: int = typer.Option(1, "--workers", help="Processes building volumes in parallel (e.g. the "
+                                                   "number of cores)."),
 ) -> None:
     """Validate, de-identify and cache a site's DICOM series and reports.
 
@@ -21,7 +23,8 @@ def ingest(
     from client_site.ingestion import ingest_site
     from federation.presets import get_preset
 
-    result = ingest_site(site_dir, out or site_dir / "cache", config=get_preset(preset).preprocess, qa=qa)
+    result = ingest_site(site_dir, out or site_dir / "cache", config=get_preset(preset).preprocess, qa=qa,
+                         workers=workers)
     typer.echo(json.dumps(result.summary, indent=2))
     typer.echo(f"every file, accepted or rejected with its reason (names files by path): {result.report_path}")
     if result.qa_path is not None:

@@ -126,6 +126,7 @@ def site_pull(
     limit: int = typer.Option(None, "--limit", help="Retrieve at most N studies this time."),
     no_ingest: bool = typer.Option(False, "--no-ingest", help="Only retrieve; do not run the ingest after."),
     preset: str = typer.Option("demo", help="Model preset whose input grid to ingest to."),
+    workers: int = typer.Option(1, "--workers", help="Processes building volumes in the ingest."),
 ) -> None:
     """Retrieve the CT studies not yet here from the hospital PACS into SITE_DIR/dicom/pacs/, then ingest.
 
@@ -142,7 +143,7 @@ def site_pull(
     if not no_ingest:
         from cli.ingest import ingest
 
-        ingest(site_dir, out=None, preset=preset, qa=False)
+        ingest(site_dir, out=None, preset=preset, qa=False, workers=workers)
     if result.failures:
         raise RunFailed(f"{len(result.failures)} study/studies could not be retrieved (listed above with the "
                         "PACS's error)", "the next `fedmpt site pull` retries them")

@@ -59,6 +59,9 @@ class FileRejected(IngestionError):
         self.code = code
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[FileRejected], tuple[RejectCode, str]]:
+        return (type(self), (self.code, self.reason))  # pickles across worker processes
+
 
 class SeriesRejected(IngestionError):
     """A whole series cannot be used (too few slices, a gap, inconsistent geometry, ...).
@@ -76,3 +79,6 @@ class SeriesRejected(IngestionError):
         super().__init__(reason)
         self.reason = reason
         self.failed_files = dict(failed_files or {})
+
+    def __reduce__(self) -> tuple[type[SeriesRejected], tuple[str, dict[str, FileRejected]]]:
+        return (type(self), (self.reason, self.failed_files))  # pickles across worker processes

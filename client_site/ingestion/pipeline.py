@@ -91,6 +91,7 @@ def ingest_site(
     progress: bool = True,
     qa: bool = False,
     rehash: bool = False,
+    workers: int = 1,
 ) -> IngestResult:
     """Ingest one site directory into ``cache_dir``, reprocessing only what changed since the last run.
 
@@ -121,6 +122,8 @@ def ingest_site(
         ``qa.json`` is removed, as it would describe an older cache (default: False).
     rehash : bool
         Re-read every file even if its size and mtime are unchanged (default: False).
+    workers : int
+        Processes that load and preprocess volumes, one study each (default: 1, this process).
 
     Raises
     ------
@@ -130,7 +133,8 @@ def ingest_site(
     started = time.perf_counter()
     site_dir, cache_dir = _check_layout(Path(site_dir).resolve(), Path(cache_dir).resolve())
     salt = load_or_create_salt(site_dir)
-    run = _read_build_and_link(site_dir, cache_dir, salt=salt, config=config, progress=progress, rehash=rehash)
+    run = _read_build_and_link(site_dir, cache_dir, salt=salt, config=config, progress=progress, rehash=rehash,
+                               workers=workers)
     summary = _summary(run, started)
     paths = _write_outputs(run, summary, site_dir=site_dir, cache_dir=cache_dir, config=config, qa=qa)
     # Only after the new index is in place, so an interrupted run never indexes a deleted volume.
@@ -188,7 +192,7 @@ def _check_layout(site_dir: Path, cache_dir: Path) -> tuple[Path, Path]:
 
 
 def _read_build_and_link(site_dir: Path, cache_dir: Path, *, salt: bytes, config: PreprocessConfig, progress: bool,
-                         rehash: bool) -> _Run:
+                         rehash: bool, workers: int) -> _Run:
     """Steps 1-4: read the headers, check and group series, build volumes, link reports and records."""
     started, outcomes = time.perf_counter(), FileOutcomes()
     state = StateStore.open(cache_dir)
@@ -202,7 +206,7 @@ def _read_build_and_link(site_dir: Path, cache_dir: Path, *, salt: bytes, config
         series_log: dict[str, dict[str, Any]] = {}
         studies = check_series(groups, headers, outcomes, series_log)
         volumes = build_volumes(list(studies.values()), cache_dir=cache_dir, config=config, salt=salt, state=state,
-                                outcomes=outcomes, series_log=series_log, progress=progress)
+                                outcomes=outcomes, series_log=series_log, progress=progress, workers=workers)
         mark_not_selected(studies, outcomes, series_log)
         timing["volumes"] = time.perf_counter() - started - sum(timing.values())
         report_keys: set[str] = set()

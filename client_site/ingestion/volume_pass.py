@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
 import sys
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,51 +71,138 @@ def hu_percentiles(hu: np.ndarray) -> dict[str, float] | None:
 
 def build_volumes(
     studies: list[StudyInfo], *, cache_dir: Path, config: PreprocessConfig, salt: bytes, state: StateStore,
-    outcomes: FileOutcomes, series_log: dict[str, dict[str, Any]], progress: bool,
+    outcomes: FileOutcomes, series_log: dict[str, dict[str, Any]], progress: bool, workers: int = 1,
 ) -> VolumeCounts:
-    """Cache the first loadable candidate of each study (in :func:`selection_key` order)."""
+    """Cache the first loadable candidate of each study (in :func:`selection_key` order).
+
+    With ``workers`` > 1, volumes are loaded and preprocessed in that many worker processes, one study
+    per task. Only this process reads and writes the state and the outcomes, so the cache, the
+    incremental state and the per-file report are the same for any number of workers.
+    """
     counts = VolumeCounts(failure_keys=set())
-    for study in tqdm(studies, desc="volumes", unit="study", file=sys.stderr, disable=not progress):
-        prior = state.volume(study.key)
-        for series in sorted(study.candidates, key=selection_key):
-            key = volume_key(series, study.content_keys, config)
-            volume_path = cache_dir / "volumes" / f"{study.key}.npy"
-            summary_path = cache_dir / "headers" / f"{study.key}.json"
-            if prior is not None and prior[0] == key and volume_path.is_file() and summary_path.is_file():
-                counts.reused += 1
-                _accept(study, series, prior[1], outcomes, series_log)
-                break
-            failure_key = hashlib.sha256(f"{key};{decoder_fingerprint()}".encode()).hexdigest()
-            failure = state.failure(failure_key)
-            if failure is not None:
-                counts.failure_keys.add(failure_key)  # type: ignore[union-attr]
-                _fail(series, _rejection_from(series, failure), outcomes, series_log)
-                continue
-            if prior is not None:
-                state.drop_volume(study.key)
-                prior = None
-            try:
-                record = _build(series, volume_path, summary_path, config, salt)
-            except SeriesRejected as error:
-                state.put_failure(failure_key, _failure_record(series, error))
-                counts.failure_keys.add(failure_key)  # type: ignore[union-attr]
-                _fail(series, error, outcomes, series_log)
-                continue
-            state.put_volume(study.key, key, record)
-            counts.built += 1
-            counts.slices_read += len(series.slices)
-            _accept(study, series, record, outcomes, series_log)
-            break
+    plans = [_StudyPlan(study, sorted(study.candidates, key=selection_key), state.volume(study.key))
+             for study in studies]
+    builder = _Builder(cache_dir=cache_dir, config=config, state=state, outcomes=outcomes, series_log=series_log,
+                       counts=counts)
+    jobs = [(plan, job) for plan in plans if (job := builder.next_job(plan)) is not None]
+    with tqdm(total=len(studies), desc="volumes", unit="study", file=sys.stderr, disable=not progress) as bar:
+        bar.update(len(studies) - len(jobs))
+        if workers <= 1 or len(jobs) < 2:
+            for plan, job in jobs:
+                while job is not None:
+                    job = builder.settle(plan, job, _build(job.series, *builder.paths(plan), config, salt))
+                bar.update(1)
+            return counts
+        # fork: workers start at once with everything imported (spawn re-imports torch and MONAI in each,
+        # tens of seconds on a busy host); they only load, preprocess and write files, never touching the
+        # parent's sqlite connection, and run torch single-threaded.
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,
+                                 initializer=_single_threaded) as pool:
+            running = {pool.submit(_build, job.series, *builder.paths(plan), config, salt): (plan, job)
+                       for plan, job in jobs}
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    plan, job = running.pop(future)
+                    follow = builder.settle(plan, job, future.result())
+                    if follow is None:
+                        bar.update(1)
+                    else:
+                        running[pool.submit(_build, follow.series, *builder.paths(plan), config, salt)] = (plan, follow)
     return counts
 
 
+@dataclass
+class _StudyPlan:
+    """A study's candidates still to try, and the volume an earlier run cached for it."""
+
+    study: StudyInfo
+    candidates: list[OrderedSeries]
+    prior: tuple[str, dict[str, Any]] | None
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A series to load and preprocess, with the keys its outcome is recorded under."""
+
+    series: OrderedSeries
+    volume_key: str
+    failure_key: str
+
+
+@dataclass
+class _Builder:
+    """Decides, in this process, what each study needs, and records what the builds gave."""
+
+    cache_dir: Path
+    config: PreprocessConfig
+    state: StateStore
+    outcomes: FileOutcomes
+    series_log: dict[str, dict[str, Any]]
+    counts: VolumeCounts
+
+    def paths(self, plan: _StudyPlan) -> tuple[Path, Path]:
+        """The study's volume and header-summary files."""
+        return (self.cache_dir / "volumes" / f"{plan.study.key}.npy",
+                self.cache_dir / "headers" / f"{plan.study.key}.json")
+
+    def next_job(self, plan: _StudyPlan) -> _Job | None:
+        """The next candidate to build, or None once the study has its volume (reused) or none is left."""
+        while plan.candidates:
+            series = plan.candidates.pop(0)
+            key = volume_key(series, plan.study.content_keys, self.config)
+            volume_path, summary_path = self.paths(plan)
+            if plan.prior is not None and plan.prior[0] == key and volume_path.is_file() and summary_path.is_file():
+                self.counts.reused += 1
+                _accept(plan.study, series, plan.prior[1], self.outcomes, self.series_log)
+                return None
+            failure_key = hashlib.sha256(f"{key};{decoder_fingerprint()}".encode()).hexdigest()
+            failure = self.state.failure(failure_key)
+            if failure is not None:
+                self.counts.failure_keys.add(failure_key)  # type: ignore[union-attr]
+                _fail(series, _rejection_from(series, failure), self.outcomes, self.series_log)
+                continue
+            if plan.prior is not None:  # its volume file is about to be rewritten
+                self.state.drop_volume(plan.study.key)
+                plan.prior = None
+            return _Job(series, key, failure_key)
+        return None
+
+    def settle(self, plan: _StudyPlan, job: _Job, outcome: dict[str, Any] | SeriesRejected) -> _Job | None:
+        """Record a build's outcome; the study's next candidate to build if this one failed."""
+        if isinstance(outcome, SeriesRejected):
+            self.state.put_failure(job.failure_key, _failure_record(job.series, outcome))
+            self.counts.failure_keys.add(job.failure_key)  # type: ignore[union-attr]
+            _fail(job.series, outcome, self.outcomes, self.series_log)
+            return self.next_job(plan)
+        self.state.put_volume(plan.study.key, job.volume_key, outcome)
+        self.counts.built += 1
+        self.counts.slices_read += len(job.series.slices)
+        _accept(plan.study, job.series, outcome, self.outcomes, self.series_log)
+        return None
+
+
+def _single_threaded() -> None:
+    """Worker set-up: one thread each, the workers are the parallelism."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def _build(series: OrderedSeries, volume_path: Path, summary_path: Path, config: PreprocessConfig,
-           salt: bytes) -> dict[str, Any]:
-    hu = load_hu_volume(series)
+           salt: bytes) -> dict[str, Any] | SeriesRejected:
+    """Load, preprocess and write one series' volume and header summary (in a worker, or here).
+
+    Returns the volume's record, or the series' rejection (returned, not raised: it crosses processes).
+    """
     try:
+        hu = load_hu_volume(series)
         volume = preprocess_volume(hu, series.affine, config)
+    except SeriesRejected as rejection:
+        return rejection
     except (RuntimeError, ValueError) as error:  # MONAI resampling of a degenerate grid
-        raise SeriesRejected(f"preprocessing failed ({type(error).__name__})") from error
+        return SeriesRejected(f"preprocessing failed ({type(error).__name__})")
     record = {
         "series_key": series.series_key, "n_slices": len(series.slices),
         "spacing_mm": [round(float(s), 4) for s in series.spacing_mm], "shape": list(series.shape),

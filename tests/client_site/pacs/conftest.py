@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
@@ -16,20 +15,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "ingestion"))
 from ingestion_builders import write_structured_report  # noqa: E402
 from orthanc_server import PASSWORD, SITE_AET, USER, Orthanc, start_orthanc  # noqa: E402
+from pacs_helpers import Uploaded  # noqa: E402
 
 SR_ACCESSION_STUDY_DATE = "20240307"  # the synthetic study that gets a structured report
-
-
-@dataclass(frozen=True)
-class Uploaded:
-    """One file put into the PACS: where it came from and a few of its header values."""
-
-    path: Path
-    study_uid: str
-    study_date: str
-    modality: str
-    description: str
-    accession: str
 
 
 @pytest.fixture(scope="session")

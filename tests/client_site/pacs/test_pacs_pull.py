@@ -4,42 +4,19 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 from collections.abc import Callable
 from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import Uploaded
 from orthanc_server import Orthanc
+from pacs_helpers import Uploaded, dataset_part, expected, pulled_files
 from typer.testing import CliRunner
 
 from cli.main import app
-from client_site.layout import SiteLayout
-from client_site.pacs import PacsUnavailable, load_pacs_config, pull_site
-from client_site.pacs.pull import open_source, retrieve_studies
+from client_site.pacs import load_pacs_config, pull_site
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
-
-
-def expected(uploaded: list[Uploaded], *, since: str = "", description: str = "") -> list[Uploaded]:
-    """What a pull with these filters must bring: every CT series matching ``description`` and every
-    SR series of the studies with such a series and a study date from ``since`` on."""
-    ct_studies = {u.study_uid for u in uploaded if u.modality == "CT" and u.study_date >= since
-                  and description.lower() in u.description.lower()}
-    return [u for u in uploaded if u.study_uid in ct_studies
-            and (u.modality == "SR" or (u.modality == "CT" and description.lower() in u.description.lower()))]
-
-
-def pulled_files(site_dir: Path) -> list[Path]:
-    return sorted(p for p in SiteLayout(site_dir).pacs_dir.rglob("*.dcm"))
-
-
-def dataset_part(data: bytes) -> bytes:
-    """A Part-10 file's bytes after its File Meta group (what DIMSE carries; the receiver writes the meta)."""
-    assert data[128:132] == b"DICM" and data[132:136] == b"\x02\x00\x00\x00"
-    (group_length,) = struct.unpack("<I", data[140:144])
-    return data[144 + group_length:]
 
 
 def test_dicomweb_pull_retrieves_exactly_the_filtered_studies_byte_identical(

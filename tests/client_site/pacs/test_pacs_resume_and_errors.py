@@ -7,9 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Uploaded
 from orthanc_server import PASSWORD, Orthanc, free_port
-from test_pacs_pull import expected, pulled_files
+from pacs_helpers import Uploaded, expected, pulled_files
 from typer.testing import CliRunner
 
 import client_site.pacs.pull as pull_module

@@ -54,7 +54,8 @@ def finding_sentences(finding: str, language: str) -> list[str]:
         }
     else:
         options = {
-            "nodule": [f"A {d} mm solid nodule in the {lobe}." for lobe in lobes for d in NODULE_SIZES_MM],
+            "nodule": [f"{'An' if str(d).startswith('8') else 'A'} {d} mm solid nodule in the {lobe}."
+                       for lobe in lobes for d in NODULE_SIZES_MM],
             "consolidation": [f"Consolidation in the {lobe} with air bronchograms." for lobe in lobes],
             "ground_glass_opacity": [f"Patchy ground-glass opacities in the {lobe}, predominantly peripheral."
                                      for lobe in lobes],

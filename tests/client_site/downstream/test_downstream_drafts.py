@@ -166,3 +166,21 @@ def test_drafted_cache_is_what_the_case_viewer_reads(tmp_path: Path, tiny_cfg, s
     assert any("\u4e00" <= ch <= "\u9fff" for ch in chinese) and drafts["s-zh"].medications == []
     with pytest.raises(KeyError, match="not in"):
         draft_cached_studies(model, site, ["nope"], config=FAST, progress=False)
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_every_grammar_sentence_is_lexicon_only_and_read_back_as_its_finding(language: str) -> None:
+    # Prepare
+    from client_site.downstream.draft_grammar import finding_sentences, negative_sentences
+
+    tok = ReportTokenizer()
+    for finding in FINDINGS:
+        # Execute
+        sentences = finding_sentences(finding, language)
+        # Assert
+        for sentence in sentences:
+            assert tok.unknown_words(sentence) == [], sentence
+            assert extract_findings(sentence, language) == {f: f == finding for f in FINDINGS}, sentence
+    negatives = " ".join(negative_sentences([], language))
+    assert tok.unknown_words(negatives) == [] and not any(extract_findings(negatives, language).values())
+    assert "An 8 mm" in " ".join(finding_sentences("nodule", "en"))

@@ -34,9 +34,10 @@ orthanc:
 test: install browser orthanc
 	$(PY) -m pytest
 
-# Multi-process tests (SuperLink + proxy + SuperNodes on loopback; two concurrent federate runs); minutes long.
+# Every test marked integration: the multi-process deployments (SuperLink + proxy + SuperNodes
+# on loopback, driven through the fedmpt commands; two concurrent federate runs); minutes long.
 integration: install
-	$(PY) -m pytest -m integration tests/federation/test_deployment.py tests/security/test_concurrent_federate.py
+	$(PY) -m pytest -m integration
 
 bench: install
 	$(PY) -m benchmarks.run_all

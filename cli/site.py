@@ -76,18 +76,22 @@ def site_start(
 
     found = _preflight(data, bundle, superlink or None)
     config = load_site_config(data)
+    logs = Path(bundle).resolve() / "logs"  # appended to: follow only what this start writes
+    offsets = {p: p.stat().st_size for p in logs.glob("*.log")} if logs.is_dir() else {}
     processes = start_site(bundle, data, runtime_port=runtime_port, superlink=superlink or None)
     typer.echo(f"SuperNode pid {processes.supernode.pid}, gated executor pid {processes.executor.pid}; "
                f"logs in {processes.supernode.log_path.parent}")
 
-    def epsilon() -> float | None:
+    def ledger() -> tuple[float, dict[str, object] | None] | None:
         try:
-            ledger = PrivacyLedger(SiteLayout(data).ledger_path, mechanism=config.accountant)
-            return ledger.epsilon(delta=config.budget.delta)
+            book = PrivacyLedger(SiteLayout(data).ledger_path, mechanism=config.accountant)
         except (OSError, ValueError):
             return None
+        segments = [e for e in book.entries if e["event"] == "segment_started"]
+        return book.epsilon(delta=config.budget.delta), (segments[-1] if segments else None)
 
-    watch = SiteWatch(found.site, processes.supernode.log_path, processes.executor.log_path, epsilon)
+    watch = SiteWatch(found.bundle_site, processes.supernode.log_path, processes.executor.log_path,
+                      ledger, offsets)
     serve_until_signal(processes.stop, [processes.supernode, processes.executor],
                        on_tick=lambda: [typer.echo(line) for line in watch.poll()])
 

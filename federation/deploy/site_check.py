@@ -39,7 +39,8 @@ class Preflight:
     """What the checks found (each line a passed check, also given to ``report``), site and address."""
 
     report: Callable[[str], object] = lambda line: None
-    site: str = ""
+    site: str = ""  # the name in site.toml
+    bundle_site: str = ""  # the name the consortium registered (bundle.toml): the site's identity
     address: str = ""
     passed: list[str] = field(default_factory=list)
 
@@ -111,7 +112,8 @@ def _bundle(bundle: Path, found: Preflight, superlink: str | None) -> None:
         except (ValueError, TypeError) as e:
             raise PreflightError(INVALID, f"{path} is not {what}: {e}",
                                  "copy the whole bundle from the consortium lead again") from None
-    found.ok(f"bundle {bundle} (site {info['site']['name']}, dials {found.address})")
+    found.bundle_site = str(info["site"]["name"])
+    found.ok(f"bundle {bundle} (site {found.bundle_site}, dials {found.address})")
     hashes = approved(bundle)
     found.ok(f"approved app bundles: {len(hashes)}" + ("" if hashes else
                         " (every task will be refused until `fedmpt site approve HASH`)"))

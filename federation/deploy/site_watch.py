@@ -1,10 +1,10 @@
 """What ``fedmpt site start`` prints while it runs: the connection, then one line per task.
 
-Flower's SuperNode logs ``SuperNode ID: N`` once connected, ``[RUN r, ROUND k]`` and
+Flower's SuperNode logs ``SuperNode ID: N`` once connected, ``[RUN r]`` and
 ``Receiving: <phase> message`` for every task and ``Sending: <phase> message`` when the reply
-goes out. The outcome is read from what the task left behind: a new entry in the site's
-privacy ledger (trained, with the epsilon spent so far), or the refusal the gated ClientApp
-wrote to the executor's log.
+goes out. The log names Flower's run id but no round; the outcome is read from what the task
+left behind: a new entry in the site's privacy ledger (trained: the run's name and round, and
+the epsilon spent so far), or the refusal the gated ClientApp wrote to the executor's log.
 """
 
 from __future__ import annotations
@@ -12,9 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+LedgerState = tuple[float, dict[str, Any] | None]  # epsilon spent, last segment entry
 
 _NODE = re.compile(r"SuperNode ID: (\d+)")
-_TASK = re.compile(r"\[RUN (\d+)(?:, ROUND (\S+?))?\]")
+_TASK = re.compile(r"\[RUN (\d+)")
 _RECEIVE = re.compile(r"Receiving: (\w+) message")
 _SEND = re.compile(r"Sending: (\w+) message")
 _RETRY = "Connection attempt failed"
@@ -23,10 +26,10 @@ _REFUSALS = (re.compile(r"(app bundle \w+ is not approved by this site)"),
 
 
 class _Tail:
-    """New lines of a growing log file."""
+    """New lines of a growing log file, from ``offset`` (bytes) on."""
 
-    def __init__(self, path: Path) -> None:
-        self.path, self.offset = Path(path), 0
+    def __init__(self, path: Path, offset: int = 0) -> None:
+        self.path, self.offset = Path(path), offset
 
     def new_lines(self) -> list[str]:
         if not self.path.exists():
@@ -48,18 +51,22 @@ class SiteWatch:
         The site's name in its bundle.
     supernode_log, executor_log : Path
         Log files of the two processes ``fedmpt site start`` runs.
-    epsilon : callable returning float or None
-        The epsilon the site's ledger has recorded so far (None when it cannot be read).
+    ledger : callable returning (float, dict or None) or None
+        The epsilon the site's ledger has recorded so far and its last DP segment (run_id,
+        round), or None when it cannot be read.
+    offsets : mapping of Path to int
+        Where each log ended before these processes started (the logs are appended to).
     """
 
     def __init__(self, name: str, supernode_log: Path, executor_log: Path,
-                 epsilon: Callable[[], float | None]) -> None:
+                 ledger: Callable[[], LedgerState | None], offsets: dict[Path, int]) -> None:
         self.name = name
-        self.supernode, self.executor = _Tail(supernode_log), _Tail(executor_log)
-        self.epsilon = epsilon
+        self.supernode = _Tail(supernode_log, offsets.get(Path(supernode_log), 0))
+        self.executor = _Tail(executor_log, offsets.get(Path(executor_log), 0))
+        self.ledger = ledger
         self.node_id: int | None = None
-        self._task: tuple[str, str] = ("?", "?")
-        self._before: float | None = None
+        self._run = "?"
+        self._before: LedgerState | None = None
         self._retrying = False
         self._refusal = ""
 
@@ -83,21 +90,22 @@ class SiteWatch:
             self._retrying = True
             return ["cannot reach the SuperLink yet; retrying (fedmpt site check tells why)"]
         if found := _TASK.search(line):
-            self._task = (found.group(1), found.group(2) or "-")
-        elif found := _RECEIVE.search(line):
-            self._before = self.epsilon()
+            self._run = found.group(1)
+        elif _RECEIVE.search(line):
+            self._before = self.ledger()
         elif found := _SEND.search(line):
             return [self._outcome(found.group(1))]
         return []
 
     def _outcome(self, phase: str) -> str:
-        run, rnd = self._task
-        after = self.epsilon()
+        after = self.ledger()
+        task = f"run {self._run} {phase}"
         if self._refusal:
             outcome, self._refusal = f"refused: {self._refusal}", ""
-        elif phase == "train" and after is not None and after != self._before:
-            outcome = "trained"
+        elif phase == "train" and after is not None and after != self._before and after[1]:
+            segment = after[1]
+            task, outcome = f"run {segment['run_id']} round {segment['round']} train", "trained"
         else:
             outcome = "evaluated" if phase == "evaluate" else "replied"
-        eps = "" if after is None else f", epsilon after {after:.3f}"
-        return f"run {run} round {rnd} {phase}: {outcome}{eps}"
+        eps = "" if after is None else f", epsilon after {after[0]:.3f}"
+        return f"{task}: {outcome}{eps}"

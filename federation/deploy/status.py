@@ -136,8 +136,8 @@ def results_report(directory: Path, run_name: str | None = None) -> dict[str, An
     for name, s in sorted(sites.items()):
         last = s["last"]
         eps, budget = last.get("train/epsilon"), last.get("train/epsilon_budget")
-        shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(last.items())
-                          if not k.endswith(("epsilon", "epsilon_budget")))
+        shown = ", ".join(f"{k} {'n/a' if v is None else format(v, '.4g')}"  # NaN is stored as NULL
+                          for k, v in sorted(last.items()) if not k.endswith(("epsilon", "epsilon_budget")))
         lines.append(f"{name:<16} {s['trained']:>8} {s['evaluated']:>10} "
                      f"{'-' if eps is None else f'{eps:.3f}':>9} {'-' if budget is None else f'{budget:g}':>7}  "
                      f"{shown or '-'}")

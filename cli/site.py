@@ -49,17 +49,6 @@ def _preflight(site_dir: Path, bundle: Path, superlink: str | None):  # noqa: AN
         raise kinds[e.kind](e.message, e.hint) from None
 
 
-@site_app.command("check")
-def site_check(
-    site_dir: Path = typer.Argument(..., help="The site directory (site.toml, cache/)."),
-    bundle: Path = typer.Option(..., "--bundle", help="The site bundle from `fedmpt consortium add-site`."),
-    superlink: str = typer.Option("", help="Override the bundle's Fleet address (HOST:PORT)."),
-) -> None:
-    """Check the site before it connects: config, cache, budget, bundle, approvals, SuperLink (TLS)."""
-    _preflight(site_dir, bundle, superlink or None)
-    typer.echo("ready: `fedmpt site start` will connect")
-
-
 @site_app.command("start")
 def site_start(
     bundle: Path = typer.Argument(..., help="The site bundle from `fedmpt consortium add-site`."),
@@ -155,20 +144,35 @@ def site_pull(
 
 @site_app.command("check")
 def site_check(
-    site_dir: Path = typer.Argument(..., help="The hospital's site directory (site.toml with [pacs], secrets/)."),
+    site_dir: Path = typer.Argument(..., help="The hospital's site directory (site.toml, cache/)."),
+    bundle: Path = typer.Option(None, "--bundle", help="The site bundle: also check it and the SuperLink "
+                                                      "(what `fedmpt site start` checks first)."),
+    superlink: str = typer.Option("", help="With --bundle: override its Fleet address (HOST:PORT)."),
     dicomweb: str = pacs.DICOMWEB,
     dimse: str = pacs.DIMSE,
     called_aet: str = pacs.CALLED_AET,
     calling_aet: str = pacs.CALLING_AET,
     user: str = pacs.USER,
 ) -> None:
-    """Check the PACS connection and credentials (C-ECHO or one QIDO-RS search); retrieves nothing."""
+    """Check the PACS connection (C-ECHO or one QIDO-RS search; retrieves nothing) and, with
+    --bundle, what `fedmpt site start` needs: site.toml, cache and preset, budget, bundle, SuperLink (TLS)."""
     from client_site.pacs import check_pacs, load_pacs_config
 
-    _quiet_pynetdicom()
-    overrides = pacs.pacs_overrides(dicomweb=dicomweb, dimse=dimse, called_aet=called_aet,
-                                    calling_aet=calling_aet, user=user)
-    typer.echo(f"ok: {check_pacs(site_dir, load_pacs_config(site_dir, **overrides))}")
+    if bundle is not None:
+        _preflight(site_dir, bundle, superlink or None)
+    if bundle is None or _has_pacs_table(site_dir) or dicomweb or dimse:
+        _quiet_pynetdicom()
+        overrides = pacs.pacs_overrides(dicomweb=dicomweb, dimse=dimse, called_aet=called_aet,
+                                        calling_aet=calling_aet, user=user)
+        typer.echo(f"ok: {check_pacs(site_dir, load_pacs_config(site_dir, **overrides))}")
+    if bundle is not None:
+        typer.echo("ready: `fedmpt site start` will connect")
+
+
+def _has_pacs_table(site_dir: Path) -> bool:
+    import tomllib
+
+    return "pacs" in tomllib.loads((site_dir / "site.toml").read_text(encoding="utf-8"))
 
 
 def _quiet_pynetdicom() -> None:

@@ -39,7 +39,7 @@ test: install browser orthanc
 integration: install
 	$(PY) -m pytest -m integration
 
-bench: install
+bench: install orthanc
 	$(PY) -m benchmarks.run_all
 
 dashboard: install

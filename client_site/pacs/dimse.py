@@ -147,7 +147,7 @@ class DimseSource:
         for uid in STORAGE_CLASSES:
             scp.add_supported_context(uid, list(TRANSFER_SYNTAXES))
         server = scp.start_server((self.config.store_bind, self.config.store_port), block=False,
-                                  evt_handlers=[(evt.EVT_CONN_OPEN, _no_delay), (evt.EVT_C_STORE, receiver.on_store)])
+                                  evt_handlers=[(evt.EVT_C_STORE, receiver.on_store)])
         try:
             with self._association([build_context(StudyRootQueryRetrieveInformationModelMove)]) as assoc:
                 for query in queries:
@@ -160,9 +160,7 @@ class DimseSource:
     @contextmanager
     def _association(self, contexts: list[Any], **kwargs: Any) -> Iterator[Association]:
         cfg = self.config
-        handlers = [(evt.EVT_CONN_OPEN, _no_delay), *kwargs.pop("evt_handlers", [])]
-        assoc = self._ae.associate(cfg.host, cfg.port, contexts=contexts, ae_title=cfg.called_aet,
-                                   evt_handlers=handlers, **kwargs)
+        assoc = self._ae.associate(cfg.host, cfg.port, contexts=contexts, ae_title=cfg.called_aet, **kwargs)
         if not assoc.is_established:
             raise _association_error(assoc, cfg)
         try:
@@ -212,14 +210,6 @@ class _Receiver:
     def raise_if_failed(self) -> None:
         if self.store_error is not None:
             raise PacsError(f"could not write a retrieved instance: {self.store_error}") from self.store_error
-
-
-def _no_delay(event: evt.Event) -> None:
-    """Send each DIMSE message at once: with Nagle's algorithm and delayed ACKs, every small
-    C-STORE response waited ~40 ms, capping a retrieval at ~25 instances per second."""
-    sock = event.assoc.dul.socket
-    if sock is not None and sock.socket is not None:
-        sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _storage_contexts() -> list[Any]:

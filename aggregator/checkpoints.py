@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from aggregator.signing import CHECKPOINT_PURPOSE, SignatureError, fingerprint, sign, statement, verify
 from infra.atomic_files import write_bytes_atomic, write_json_atomic
+from infra.signatures import CHECKPOINT_PURPOSE, SignatureError, fingerprint, sign, statement, verify
 
 logger = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from pathlib import Path
 from types import TracebackType
 
 from flwr.app import Array, Message, RecordDict
-from flwr.proto.node_pb2 import NodeInfo  # pylint: disable=E0611
 from flwr.serverapp import Grid
-from flwr.supercore.run import Run
+
+from infra.compat import NodeInfo, Run, set_array_metadata
 
 POLL_INTERVAL_S = 0.5
 
@@ -41,8 +41,7 @@ class SpilledArray(Array):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as file:
             file.write(array.data)
-        # Array.__init__ would need the bytes; set the fields as its "direct" path does.
-        self.dtype, self.shape, self.stype = array.dtype, array.shape, array.stype
+        set_array_metadata(self, array)  # Array.__init__ would need the bytes
         self.path = path
 
     @property

@@ -3,7 +3,7 @@
 It delegates the maths to the wrapped Flower strategy (as Flower's DP wrappers do) and adds
 what a consortium must keep: per-site metrics, who took part and why a site did not, update
 validation before aggregation (:mod:`aggregator.update_validation`), signed global models
-(:mod:`aggregator.model_integrity`) and a signed checkpoint after each round.
+(:mod:`infra.round_integrity`) and a signed checkpoint after each round.
 
 Rounds are numbered from ``round_offset + 1``: a run resumed from the checkpoint of round
 ``k`` passes ``round_offset=k`` and asks Flower for the remaining rounds only.
@@ -24,16 +24,14 @@ from flwr.serverapp.strategy import Strategy
 
 from aggregator.checkpoints import save_checkpoint, save_signed_checkpoint
 from aggregator.failure_reasons import concise_reason
-from aggregator.model_integrity import INTEGRITY_RECORD, sign_global_model
 from aggregator.results_store import ResultsStore
-from aggregator.signing import arrays_digest
 from aggregator.strategies import export_strategy_state, is_per_site_only
 from aggregator.update_validation import ValidationPolicy, validate_round
+from infra.record_keys import RecordKey
+from infra.round_integrity import sign_round
+from infra.signatures import arrays_digest
 
 logger = logging.getLogger(__name__)
-
-SITE_RECORD = "site"  # ConfigRecord in each reply: {"name": <site name from its node config>}
-
 
 def _drop_per_site_only(replies: list[Message]) -> None:
     """Remove per-site-only metrics (already recorded) from the replies before the wrapped strategy sees them.
@@ -51,7 +49,7 @@ def _drop_per_site_only(replies: list[Message]) -> None:
 
 def site_name_of(reply: Message) -> str | None:
     """The site name a reply carries, if any."""
-    record = reply.content.config_records.get(SITE_RECORD) if not reply.has_error() else None
+    record = reply.content.config_records.get(RecordKey.SITE) if not reply.has_error() else None
     return str(record["name"]) if record is not None and "name" in record else None
 
 
@@ -145,11 +143,12 @@ class SiteRecordingStrategy(Strategy):
         self, phase: str, rnd: int, arrays: ArrayRecord, messages: list[Message]
     ) -> list[Message]:
         self._sampled[(phase, rnd)] = [m.metadata.dst_node_id for m in messages]
-        if self.signing_key is not None and messages:
-            integrity = sign_global_model(arrays, run_id=self.run_id, round=rnd, phase=phase,
-                                          key=self.signing_key, digest=self._digest(arrays))
-            for message in messages:  # FedAvg shares one RecordDict; setting it twice is harmless
-                message.content[INTEGRITY_RECORD] = integrity
+        if self.signing_key is not None:
+            for message in messages:  # FedAvg shares one RecordDict: signing it twice is harmless
+                config = message.content.config_records[RecordKey.CONFIG]
+                message.content[RecordKey.INTEGRITY] = sign_round(
+                    arrays, config, run_id=self.run_id, round=rnd, phase=phase,
+                    key=self.signing_key, digest=self._digest(arrays))
         return messages
 
     # -- aggregate ----------------------------------------------------------------------

@@ -16,10 +16,10 @@ import torch
 from flwr.app import MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAdam, FedAvg, FedMedian, FedProx, FedTrimmedAvg, Strategy
 
+from infra.compat import FEDOPT_MOMENT_ATTRIBUTES  # server-side optimiser state: moments per array key
+
 STRATEGIES = ("fedavg", "fedprox", "fedadam")
 AGGREGATIONS = ("mean", "median", "trimmed-mean")
-# Server-side optimiser state (FedOpt family): first and second moments, per array key.
-_MOMENT_ATTRIBUTES = ("m_t", "v_t")
 
 # Each site's own privacy position: an average over sites would mean nothing, so these are
 # kept per site (results store) and left out of the consortium aggregate.
@@ -115,7 +115,7 @@ def build_strategy(
 def export_strategy_state(strategy: Strategy) -> dict[str, Any]:
     """Server-side optimiser state to checkpoint (FedAdam's ``m_t`` and ``v_t``; else empty)."""
     state: dict[str, Any] = {}
-    for name in _MOMENT_ATTRIBUTES:
+    for name in FEDOPT_MOMENT_ATTRIBUTES:
         moments = getattr(strategy, name, None)
         if moments:
             state[name] = {k: torch.from_numpy(np.array(v, copy=True)) for k, v in moments.items()}
@@ -125,7 +125,7 @@ def export_strategy_state(strategy: Strategy) -> dict[str, Any]:
 def import_strategy_state(strategy: Strategy, state: dict[str, Any]) -> None:
     """Restore what :func:`export_strategy_state` saved (resume after a crash)."""
     for name, moments in state.items():
-        if name not in _MOMENT_ATTRIBUTES or not hasattr(strategy, name):
+        if name not in FEDOPT_MOMENT_ATTRIBUTES or not hasattr(strategy, name):
             raise ValueError(
                 f"checkpoint holds strategy state {name!r} that {type(strategy).__name__} does not "
                 f"have; resume with the strategy the run started with"

@@ -42,10 +42,10 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
+
+from experiments.push_pull_grid import PushPullGrid
 
 logger = logging.getLogger("bench_federation")
 RESULTS = Path(__file__).resolve().parent / "results" / "federation.json"
@@ -60,34 +60,8 @@ def _set_task_identity() -> None:
     TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 1, 1
 
 
-class _PushPullGrid(ABC):
-    """Pushed messages wait until pulled; ``deliver`` answers each one when pulled.
-
-    Push and pull as Flower's Grids do: ``run_rounds`` wraps a Grid in a ``SpillingGrid``,
-    which pulls one reply at a time.
-    """
-
-    def __init__(self) -> None:
-        self.pending: dict[str, Any] = {}
-
-    def push_messages(self, messages: Any) -> list[str]:
-        ids = []
-        for message in messages:
-            message.metadata.__dict__["_message_id"] = str(uuid4())  # as Flower's InMemoryGrid
-            ids.append(message.metadata.message_id)
-            self.pending[ids[-1]] = message
-        return ids
-
-    def pull_messages(self, message_ids: Any) -> list[Any]:
-        return [self.deliver(self.pending.pop(i)) for i in message_ids]
-
-    @abstractmethod
-    def deliver(self, message: Any) -> Any:
-        """The reply to ``message`` (its site runs when the message is pulled)."""
-
-
 # -- 1. overhead share ----------------------------------------------------------------------------
-class _SerialisingGrid(_PushPullGrid):
+class _SerialisingGrid(PushPullGrid):
     """Delivers messages to in-process ClientApps through Flower's protobuf serde, timing sites.
 
     Each push starts a phase; each pulled message runs its site.
@@ -188,16 +162,17 @@ def _memory_child(n_sites: int, preset: str) -> dict[str, Any]:
     from aggregator.reply_spill import SpillingGrid
     from aggregator.results_store import ResultsStore
     from aggregator.signing import load_or_create_signing_key
-    from aggregator.site_recorder import SITE_RECORD, SiteRecordingStrategy
+    from aggregator.site_recorder import SiteRecordingStrategy
     from client_site.model import MedMPT
     from federation.presets import get_preset
+    from infra.record_keys import RecordKey
 
     _set_task_identity()
     torch.manual_seed(0)
     reference = {k: v.numpy() for k, v in MedMPT(get_preset(preset).model).state_dict().items()}
     model_bytes = sum(v.nbytes for v in reference.values())
 
-    class _Grid(_PushPullGrid):
+    class _Grid(PushPullGrid):
         """Sites that build their training reply only when it is pulled."""
 
         def get_node_ids(self) -> list[int]:
@@ -211,7 +186,7 @@ def _memory_child(n_sites: int, preset: str) -> dict[str, Any]:
             return Message(RecordDict({
                 "arrays": ArrayRecord(update),
                 "metrics": MetricRecord({"num-examples": 10 + node, "train_loss": 1.0}),
-                SITE_RECORD: ConfigRecord({"name": f"site-{node}"})}), reply_to=message)
+                RecordKey.SITE: ConfigRecord({"name": f"site-{node}"})}), reply_to=message)
 
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
         strategy = SiteRecordingStrategy(

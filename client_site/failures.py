@@ -22,6 +22,8 @@ class Reason(StrEnum):
     ALREADY_EVALUATED = "already-evaluated"
     DELTA_TOO_LARGE = "delta-too-large"
     BAD_UPDATE = "bad-update"
+    ROUND_REPLAYED = "round-replayed"
+    ROUND_ROLLED_BACK = "round-rolled-back"
     INTERNAL = "internal-error"
 
 
@@ -34,6 +36,8 @@ PUBLIC_TEXT: dict[Reason, str] = {
     Reason.ALREADY_EVALUATED: "the site already released metrics for this model or this round",
     Reason.DELTA_TOO_LARGE: "the site's delta is above 1/(number of patients); the site must lower it",
     Reason.BAD_UPDATE: "the site's local update was not finite; nothing was sent",
+    Reason.ROUND_REPLAYED: "the site already trained this round with another model or request",
+    Reason.ROUND_ROLLED_BACK: "the site already took part in a newer round of this run",
     Reason.INTERNAL: "the site failed; the details are in the site's log",
 }
 

@@ -28,6 +28,11 @@ class SiteLayout:
         return self.root / "privacy" / "ledger.jsonl"
 
     @property
+    def rounds_seen_path(self) -> Path:
+        """Rounds this site took part in, per run (replay and rollback refusal)."""
+        return self.root / "federation" / "rounds_seen.json"
+
+    @property
     def interactions_path(self) -> Path:
         """The consortium's drug-interaction table (public reference data)."""
         return self.root / "reference" / "drug_interactions.csv"

@@ -1,1 +1,1 @@
-"""Tooling no hospital runs: the baselines comparison, the end-to-end demo, the membership-inference audit, run summaries."""
+"""Tooling no hospital runs: the baselines comparison, the end-to-end demo, the membership-inference audit, run summaries, and the in-process Grid that tests and benchmarks drive the real apps with."""

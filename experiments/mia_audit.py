@@ -19,7 +19,6 @@ import torch
 
 from aggregator.checkpoints import latest_checkpoint, load_signed_checkpoint
 from aggregator.results_store import ResultsStore
-from aggregator.signing import load_public_key
 from client_site.downstream.model import BACKBONE_PREFIX
 from client_site.membership_audit import audit_site
 from client_site.tasks import PRETRAIN
@@ -27,6 +26,7 @@ from federation.config import FederationConfig
 from federation.presets import get_preset
 from federation.server_app import RESULTS_STORE, initial_arrays
 from infra.atomic_files import write_json_atomic
+from infra.signatures import load_public_key
 
 logger = logging.getLogger(__name__)
 

@@ -178,7 +178,8 @@ class FederationConfig:
         return cls(**values)
 
     def site_request(self) -> dict[str, Scalar]:
-        """The train request sent to every site (it decides whether its budget allows it)."""
-        keys = ("run_name", "local_steps", "expected_batch_size", "lr", "noise_multiplier",
-                "max_grad_norm", "dp", "model_preset", "seed", "task")
-        return {k.replace("_", "-"): v for k, v in asdict(self).items() if k in keys}
+        """The round request sent to every site (it decides whether its budget allows it)."""
+        from federation.protocol import RoundSettings, encode_round_request  # loads torch
+
+        names = {f.name for f in fields(RoundSettings)}
+        return encode_round_request(RoundSettings(**{k: v for k, v in asdict(self).items() if k in names}))

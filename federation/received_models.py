@@ -14,11 +14,11 @@ from pathlib import Path
 
 from flwr.app import Context, Message
 
-from aggregator.model_integrity import INTEGRITY_RECORD
 from client_site.model_store import save_received_model
-from client_site.tasks import FINETUNE, PRETRAIN
-from federation.presets import get_preset
+from client_site.tasks import FINETUNE
+from federation.protocol import RequestKey, decode_round_request
 from federation.site_binding import aggregator_key_of, site_dir_of
+from infra.record_keys import RecordKey
 
 logger = logging.getLogger(__name__)
 
@@ -32,20 +32,19 @@ def keep_global_model(msg: Message, context: Context) -> Path | None:
         The file written (``SITE_DIR/models/finetune/latest.pt``); None for other tasks, or when
         the write failed (logged: keeping a copy must never fail the federated round).
     """
-    config = msg.content["config"]
-    task = str(config.get("task", PRETRAIN))
-    if task != FINETUNE:
+    config = msg.content.config_records[RecordKey.CONFIG]
+    request = decode_round_request(config)
+    if request.task != FINETUNE:
         return None
-    integrity = msg.content.config_records.get(INTEGRITY_RECORD)
-    preset = str(config["model-preset"])
+    integrity = msg.content.config_records.get(RecordKey.INTEGRITY)
     try:
         return save_received_model(
-            site_dir_of(context.node_config), msg.content["arrays"].to_torch_state_dict(),  # type: ignore[union-attr]
-            task=task, model_config=get_preset(preset).model, preset=preset, run_id=str(config["run-name"]),
-            round=int(config["server-round"]),  # type: ignore[arg-type]
+            site_dir_of(context.node_config), msg.content.array_records[RecordKey.ARRAYS].to_torch_state_dict(),
+            task=request.task, model_config=request.model, preset=str(config[RequestKey.MODEL_PRESET]),
+            run_id=request.run_id, round=request.round,
             digest=str(integrity["digest"]) if integrity is not None else None,
             verified=aggregator_key_of(context.node_config) is not None,
         )
     except OSError as e:
-        logger.warning("could not keep the received %s model at the site (%s)", task, e)
+        logger.warning("could not keep the received %s model at the site (%s)", request.task, e)
         return None

@@ -26,21 +26,21 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
-from flwr.app import ConfigRecord, Context
-from flwr.client import ClientApp, NumPyClient
+from flwr.app import Context
+from flwr.client import Client, ClientApp, NumPyClient
 from flwr.client.mod import secaggplus_mod
 
 from client_site.failures import Reason, SiteRefusal
 from client_site.site_runtime import RoundRequest, SiteRuntime
 from client_site.tasks import build_model
-from federation.client_app import _request  # the same request parsing as the Message-API app
 from federation.log_setup import configure_logging
+from federation.protocol import RequestKey, decode_round_request
 from federation.site_binding import site_dir_of
 from federation.site_failures import fixed_reason_mod
 
 logger = logging.getLogger(__name__)
 
-NORM_BOUND_KEY = "update-norm-bound"
+NORM_BOUND_KEY = RequestKey.UPDATE_NORM_BOUND.value
 NDArrays = list[np.ndarray]
 
 
@@ -66,6 +66,13 @@ def clip_update(update: NDArrays, bound: float) -> tuple[NDArrays, float]:
     return [(a * scale).astype(a.dtype, copy=False) for a in update], norm
 
 
+def _norm_bound(config: Mapping[str, object]) -> float:
+    value = config.get(NORM_BOUND_KEY)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SiteRefusal(Reason.INTERNAL, f"the round request needs a number {NORM_BOUND_KEY!r}, got {value!r}")
+    return float(value)
+
+
 class SecureSiteClient(NumPyClient):
     """A site answering legacy fit/evaluate calls with :class:`SiteRuntime`."""
 
@@ -80,8 +87,8 @@ class SecureSiteClient(NumPyClient):
 
     def fit(self, parameters: NDArrays, config: Mapping[str, object]) -> tuple[NDArrays, int, dict]:
         """Train under the site's own budget; return the clipped update and public metrics."""
-        request = _request(ConfigRecord(dict(config)))  # type: ignore[arg-type]
-        bound = float(config[NORM_BOUND_KEY])  # type: ignore[arg-type]
+        request = decode_round_request(config)
+        bound = _norm_bound(config)
         state = self._state(parameters, request)
         new_state, metrics = self.runtime.train_round(state, request)
         update = [(new_state[k] - state[k]).numpy() for k in state]
@@ -95,12 +102,12 @@ class SecureSiteClient(NumPyClient):
 
     def evaluate(self, parameters: NDArrays, config: Mapping[str, object]) -> tuple[float, int, dict]:
         """Held-out validation of the global model (aggregate numbers only)."""
-        request = _request(ConfigRecord(dict(config)))  # type: ignore[arg-type]
+        request = decode_round_request(config)
         metrics = self.runtime.evaluate(self._state(parameters, request), request)
         return float(metrics["val_loss"]), int(metrics["num-examples"]), {**metrics, "site": self.runtime.name}
 
 
-def _client_fn(context: Context):  # type: ignore[no-untyped-def]
+def _client_fn(context: Context) -> Client:
     configure_logging()
     torch.set_num_threads(1)  # one core per simulated site; a real site sets its own
     return SecureSiteClient(SiteRuntime(site_dir_of(context.node_config))).to_client()

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
-from flwr.serverapp.strategy import Result
+from flwr.serverapp.strategy import Result, Strategy
 
 from aggregator.checkpoints import latest_good_checkpoint
 from aggregator.quorum import QuorumNotMet, require_quorum
@@ -95,7 +95,8 @@ def run_rounds(grid: Grid, config: FederationConfig) -> Result | None:
     """Run ``config.num_rounds`` federated rounds, recording every site's results.
 
     A round in which fewer than ``min_sites`` sites trained (:class:`QuorumNotMet`) is tried
-    again from the last good checkpoint, up to ``round_retries`` times; then the run fails.
+    again from the last good checkpoint, up to ``round_retries`` times; then the run fails. The
+    results store is closed however a try ends; a try that raised is marked failed in it.
     Returns None when a resumed run had already completed all its rounds.
     """
     for retry in range(config.round_retries + 1):
@@ -120,18 +121,25 @@ def _run_rounds_once(grid: Grid, config: FederationConfig) -> Result | None:
     )
     require_quorum(inner, min_sites=config.min_sites)
     store = ResultsStore(config.aggregator_dir / RESULTS_STORE)
-    store.start_run(
-        config.run_name,
-        strategy=config.strategy,
-        num_rounds=config.num_rounds,
-        config=config.as_run_config(),
-    )
     try:
-        done, arrays = resume_point(config, inner) if config.resume else (0, None)
-    except BaseException as e:
-        store.finish_run(config.run_name, status="failed", detail=f"{type(e).__name__}: {e}")
+        store.start_run(config.run_name, strategy=config.strategy, num_rounds=config.num_rounds,
+                        config=config.as_run_config())
+        try:
+            result = _run_recorded(grid, config, inner, store)
+        except BaseException as e:
+            store.finish_run(config.run_name, status="failed", detail=f"{type(e).__name__}: {e}")
+            raise
+        store.finish_run(config.run_name, status="completed")
+        return result
+    finally:
         store.close()
-        raise
+
+
+def _run_recorded(grid: Grid, config: FederationConfig, inner: Strategy, store: ResultsStore) -> Result | None:
+    done, arrays = resume_point(config, inner) if config.resume else (0, None)
+    if done >= config.num_rounds:
+        logger.info("run %s already has all %d rounds", config.run_name, config.num_rounds)
+        return None
     strategy = SiteRecordingStrategy(
         inner,
         store=store,
@@ -145,14 +153,9 @@ def _run_rounds_once(grid: Grid, config: FederationConfig) -> Result | None:
                           "config": {k: v for k, v in config.as_run_config().items()
                                      if k not in ("signing-key", "site-registry", "workdir")}},
     )
-    if done >= config.num_rounds:
-        logger.info("run %s already has all %d rounds", config.run_name, config.num_rounds)
-        store.finish_run(config.run_name, status="completed")
-        store.close()
-        return None
     spilling = SpillingGrid(grid, config.aggregator_dir / "spill" / config.run_name)
     try:
-        result = strategy.start(
+        return strategy.start(
             grid=spilling,
             initial_arrays=arrays if arrays is not None else initial_arrays(config),
             num_rounds=config.num_rounds - done,
@@ -160,14 +163,8 @@ def _run_rounds_once(grid: Grid, config: FederationConfig) -> Result | None:
             train_config=ConfigRecord(config.site_request()),
             evaluate_config=ConfigRecord(config.site_request()),
         )
-    except BaseException as e:
-        store.finish_run(config.run_name, status="failed", detail=f"{type(e).__name__}: {e}")
-        raise
     finally:
         spilling.close()
-    store.finish_run(config.run_name, status="completed")
-    store.close()
-    return result
 
 
 def build_server_app(config: FederationConfig) -> ServerApp:

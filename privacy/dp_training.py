@@ -22,7 +22,7 @@ than materialised per-sample gradients). ``"ew"`` needs the batch as the module'
 positional argument and only Linear/Embedding/LayerNorm/Conv-type parametrised layers fed
 batch-first tensors; use ``"hooks"`` otherwise.
 
-This package imports no other package of the project.
+This package imports no other package of the project but the leaf ``infra``.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from opacus.validators import ModuleValidator
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from infra.compat import hoist_scale_grad
 from privacy.errors import PrivacyError
 
 logger = logging.getLogger(__name__)
@@ -86,20 +87,11 @@ class PrivateTraining:
     sample_rate: float
     grad_sample_mode: str
 
-    def unwrapped(self) -> nn.Module:
-        """The original model (parameters shared with :attr:`module`)."""
-        return unwrap(self.module)
-
     def close(self) -> nn.Module:
         """Remove Opacus hooks and per-parameter attributes; return the original model."""
         if isinstance(self.module, AbstractGradSampleModule):
             return self.module.to_standard_module()
         return self.module
-
-
-def unwrap(module: nn.Module) -> nn.Module:
-    """Strip Opacus' wrapper (its ``_module.`` state-dict prefix) if present."""
-    return module._module if isinstance(module, AbstractGradSampleModule) else module
 
 
 def poisson_data_loader(
@@ -186,7 +178,7 @@ def make_private(
     # Opacus took q = 1 / len(loader) = 1 / int(1 / q); use the exact q instead.
     dp_optimizer.expected_batch_size = q * n
     dp_optimizer.attach_step_hook(engine.accountant.get_optimizer_hook_fn(sample_rate=q))
-    _hoist_accumulated_iterations(dp_optimizer)
+    hoist_scale_grad(dp_optimizer)
     module.forbid_grad_accumulation()
     return PrivateTraining(
         module=module, optimizer=dp_optimizer, data_loader=dp_loader, criterion=wrapped_criterion,
@@ -208,25 +200,6 @@ def step_on_empty_batch(private: PrivateTraining) -> None:
         else:
             p.grad_sample = p.new_zeros((0, *p.shape))
     optimizer.step()
-
-
-def _hoist_accumulated_iterations(optimizer: DPOptimizer) -> None:
-    """Same arithmetic as ``DPOptimizer.scale_grad``, without its O(P^2) Python loop.
-
-    Opacus 1.6 re-evaluates ``accumulated_iterations`` (itself a loop over all parameters) once
-    per parameter; with MedMPT's ~180 tensors that was ~9 % of a DP step's CPU time. Only
-    done where ``scale_grad`` is Opacus' own (flat clipping optimizers).
-    """
-    if type(optimizer).scale_grad is not DPOptimizer.scale_grad:
-        return
-
-    def scale_grad() -> None:
-        if optimizer.loss_reduction == "mean":
-            denominator = optimizer.expected_batch_size * optimizer.accumulated_iterations
-            for p in optimizer.params:
-                p.grad /= denominator
-
-    optimizer.scale_grad = scale_grad  # type: ignore[method-assign]
 
 
 def _as_poisson(data_loader: DataLoader) -> DPDataLoader:

@@ -253,8 +253,3 @@ def revoke_site(consortium: Consortium, site: str) -> dict[str, Any]:
     private = consortium.bundle_dir(site) / "node_key"
     private.unlink(missing_ok=True)  # a revoked key is useless; do not keep it around
     return entry
-
-
-def node_registry(consortium: Consortium) -> Path:
-    """Path of the registry file the ServerApp reads (``site-registry`` in the run config)."""
-    return consortium.registry_path

@@ -23,15 +23,14 @@ from typing import Any
 from federation.config import FederationConfig
 from federation.deploy.consortium import Consortium
 from federation.deploy.flower_cli import CONNECTION, FlowerCommandError, run_flwr_json
+from infra.compat import build_fab as compat_build_fab
 
 APP_DIR = Path(__file__).resolve().parents[2]  # the FedMPT project: pyproject.toml + packages
 
 
 def build_fab(app_dir: Path = APP_DIR) -> tuple[bytes, str]:
     """The FAB ``flwr run`` would submit, and its SHA-256 (what sites approve)."""
-    from flwr.cli.build import build_fab_from_disk
-
-    fab = build_fab_from_disk(Path(app_dir).resolve())
+    fab = compat_build_fab(app_dir)
     return fab, hashlib.sha256(fab).hexdigest()
 
 

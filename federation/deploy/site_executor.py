@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from infra.compat import acquire_client_app_task, runtime_client
+
 logger = logging.getLogger(__name__)
 
 GATE_SCRIPT = Path(__file__).with_name("fab_gate.py")
@@ -33,28 +35,16 @@ def gate_command(runtime_api_address: str, token: str, approved: Path) -> list[s
 
 def serve(runtime_api_address: str, approved: Path, *, poll_s: float = 0.5) -> None:
     """Acquire ClientApp tasks forever and launch each behind the gate."""
-    from flwr.proto.runtime_pb2 import AcquireTaskRequest
-    from flwr.supercore.constant import TaskType
-    from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
-    from flwr.supercore.retry import make_simple_http_retry_invoker
-    from flwr.supercore.runtime import RuntimeHttpClient
-
-    client = RuntimeHttpClient.from_server_address(
-        server_address=runtime_api_address, insecure=True, root_certificates=None,
-        interceptors=[RuntimeVersionHttpInterceptor(component_name="SuperExec")],
-        retry_invoker=make_simple_http_retry_invoker(),
-    )
+    client = runtime_client(runtime_api_address)
     children: list[subprocess.Popen[bytes]] = []
     logger.info("site executor on %s, allowlist %s", runtime_api_address, approved)
     try:
         while True:
-            response = client.AcquireTask(AcquireTaskRequest(
-                supported_task_types=[TaskType.CLIENT_APP], agentapp_fab_hashes=[]))
-            if response.HasField("task") and response.token:
-                logger.info("task %d of run %d: starting the gated ClientApp",
-                            response.task.task_id, response.task.run_id)
-                children.append(subprocess.Popen(gate_command(runtime_api_address, response.token,
-                                                              approved)))
+            task = acquire_client_app_task(client)
+            if task is not None:
+                token, task_id, run_id = task
+                logger.info("task %d of run %d: starting the gated ClientApp", task_id, run_id)
+                children.append(subprocess.Popen(gate_command(runtime_api_address, token, approved)))
             children = [c for c in children if c.poll() is None]
             time.sleep(poll_s)
     finally:

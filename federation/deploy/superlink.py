@@ -16,27 +16,16 @@ from __future__ import annotations
 import os
 import sys
 
+from infra.compat import patch_sqlite_busy_timeout, run_flower_superlink
+
 BUSY_TIMEOUT_MS = int(os.environ.get("FEDMPT_SUPERLINK_BUSY_TIMEOUT_MS", "120000"))
 
 
-def patch_busy_timeout(milliseconds: int = BUSY_TIMEOUT_MS) -> tuple[tuple[str, str], ...]:
-    """Replace the ``busy_timeout`` pragma Flower applies to every SQLite connection."""
-    from flwr.supercore import constant, sql_mixin
-
-    pragmas = tuple((name, str(milliseconds) if name == "busy_timeout" else value)
-                    for name, value in constant.SQLITE_PRAGMAS)
-    constant.SQLITE_PRAGMAS = pragmas  # type: ignore[misc]
-    sql_mixin.SQLITE_PRAGMAS = pragmas  # type: ignore[attr-defined]
-    return pragmas
-
-
 def main() -> None:
-    """Patch, then hand over to Flower's ``flower-superlink``."""
-    patch_busy_timeout()
-    from flwr.superlink.cli import flower_superlink
-
+    """Raise the busy timeout, then hand over to Flower's ``flower-superlink``."""
+    patch_sqlite_busy_timeout(BUSY_TIMEOUT_MS)
     sys.argv[0] = "flower-superlink"
-    sys.exit(flower_superlink())
+    sys.exit(run_flower_superlink())
 
 
 if __name__ == "__main__":

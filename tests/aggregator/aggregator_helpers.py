@@ -3,7 +3,7 @@
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
-from aggregator.site_recorder import SITE_RECORD
+from infra.record_keys import RecordKey
 
 
 class FakeGrid:
@@ -31,7 +31,7 @@ def reply_to(message, arrays, *, site, n=10, metrics=None):
     content = RecordDict({
         "arrays": as_record(arrays),
         "metrics": MetricRecord({"num-examples": n, "train_loss": 1.0, **(metrics or {})}),
-        SITE_RECORD: ConfigRecord({"name": site}),
+        RecordKey.SITE: ConfigRecord({"name": site}),
     })
     return Message(content, reply_to=message)
 

@@ -13,7 +13,7 @@ from flwr.serverapp.strategy import FedAvg
 from aggregator.reply_spill import SpilledArray, SpillingGrid
 from aggregator.update_validation import check_reply
 from aggregator_helpers import as_record, global_model, honest_update
-from grid_fakes import PushPullGrid
+from experiments.push_pull_grid import PushPullGrid
 
 NODES = [101, 102, 103]
 

@@ -7,7 +7,8 @@ from flwr.app import ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
 from aggregator.results_store import ResultsStore
-from aggregator.site_recorder import SITE_RECORD, SiteRecordingStrategy
+from aggregator.site_recorder import SiteRecordingStrategy
+from infra.record_keys import RecordKey
 from aggregator.strategies import build_strategy, nan_aware_weighted_mean
 from aggregator_helpers import FakeGrid, as_record, global_model
 
@@ -48,7 +49,7 @@ def test_sites_sharing_different_qa_statistics_are_recorded_and_still_aggregated
     for m in messages:
         site, qa = shared[m.metadata.dst_node_id]
         content = RecordDict({"metrics": MetricRecord({"num-examples": 4, "val_loss": 1.0, **qa}),
-                              SITE_RECORD: ConfigRecord({"name": site})})
+                              RecordKey.SITE: ConfigRecord({"name": site})})
         replies.append(Message(content, reply_to=m))
 
     # Execute

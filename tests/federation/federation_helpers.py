@@ -3,7 +3,7 @@
 from flwr.app import Context, Error, Message, RecordDict
 
 from federation.client_app import app as client_app
-from grid_fakes import PushPullGrid
+from experiments.push_pull_grid import PushPullGrid
 
 
 class InProcessGrid(PushPullGrid):

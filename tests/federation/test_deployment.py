@@ -29,8 +29,9 @@ from flwr.supercore.task_identity import TaskIdentity
 
 from aggregator.checkpoints import SIGNATURE_SUFFIX, checkpoint_path, load_signed_checkpoint
 from aggregator.results_store import ResultsStore
-from aggregator.signing import load_or_create_signing_key, load_public_key
+from aggregator.signing import load_or_create_signing_key
 from client_site.layout import SiteLayout
+from infra.signatures import load_public_key
 from federation.deploy.approval import approve
 from federation.deploy.consortium import add_site, init_consortium
 from federation.deploy.flower_cli import CONNECTION, executable, flower_env, run_flwr

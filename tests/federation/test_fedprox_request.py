@@ -5,7 +5,7 @@ import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord
 
 from aggregator.strategies import build_strategy
-from federation.client_app import _request
+from federation.protocol import decode_round_request
 from federation.config import FederationConfig
 
 
@@ -26,7 +26,7 @@ def test_site_trains_with_the_mu_the_strategy_sends(strategy, expected):
 
     # Execute: what Flower's configure_train puts in the message, as the site parses it
     messages = list(inner.configure_train(1, arrays, ConfigRecord(config.site_request()), _OneNodeGrid()))
-    request = _request(messages[0].content["config"])
+    request = decode_round_request(messages[0].content["config"])
 
     # Assert
     assert request.train.proximal_mu == expected

@@ -9,7 +9,7 @@ from aggregator.results_store import ResultsStore
 from aggregator.signing import load_or_create_signing_key
 from client_site.downstream import BACKBONE_PREFIX, ClinicalMedMPT
 from client_site.model import MedMPT
-from federation.client_app import _request
+from federation.protocol import decode_round_request
 from federation.config import FederationConfig
 from federation.presets import get_preset
 from federation.secagg_client import state_keys
@@ -42,11 +42,11 @@ def test_task_travels_to_the_sites_and_defaults_to_pretraining(tmp_path):
     # Prepare
     config = FederationConfig.from_run_config({"task": "finetune", "init-checkpoint": "x.pt"})
     # Execute
-    request = _request(ConfigRecord({**config.site_request(), "server-round": 1}))
+    request = decode_round_request(ConfigRecord({**config.site_request(), "server-round": 1}))
     legacy = {k: v for k, v in config.site_request().items() if k != "task"}
     # Assert
     assert config.site_request()["task"] == "finetune" and "init-checkpoint" not in config.site_request()
-    assert request.task == "finetune" and _request(ConfigRecord({**legacy, "server-round": 1})).task == "pretrain"
+    assert request.task == "finetune" and decode_round_request(ConfigRecord({**legacy, "server-round": 1})).task == "pretrain"
     assert state_keys(request) == list(ClinicalMedMPT(request.model).state_dict())
     with pytest.raises(ValueError, match="task"):
         FederationConfig(task="distill")

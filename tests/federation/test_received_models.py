@@ -2,37 +2,28 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, Metadata, RecordDict
+from flwr.app import Context, Message, RecordDict
 
-from aggregator.model_integrity import INTEGRITY_RECORD, sign_global_model
 from aggregator.signing import generate_signing_key, load_private_key
 from client_site.downstream.model import ClinicalMedMPT
 from client_site.model_store import latest_model_path, read_model_file
-from client_site.failures import SiteRefusal
+from client_site.failures import Reason
 from client_site.tasks import FINETUNE, PRETRAIN
-from federation.client_app import evaluate
+from federation.client_app import app
 from federation.presets import get_preset
 from federation.received_models import keep_global_model
+from round_messages import round_message
 
 TINY = get_preset("tiny").model
 
 
 def _evaluate_message(state: dict[str, torch.Tensor], task: str, key_path: Path) -> Message:
-    arrays = ArrayRecord(state)
-    content = RecordDict({
-        "arrays": arrays,
-        "config": ConfigRecord({"run-name": "run-7", "server-round": 4, "model-preset": "tiny", "task": task}),
-        INTEGRITY_RECORD: sign_global_model(arrays, run_id="run-7", round=4, phase="evaluate",
-                                            key=load_private_key(key_path)),
-    })
-    metadata = Metadata(run_id=1, message_id="m1", src_node_id=1, dst_node_id=7, reply_to_message_id="",
-                        group_id="4", created_at=time.time(), ttl=3600.0, message_type=MessageType.EVALUATE)
-    return Message(content, metadata=metadata)
+    return round_message(state, key=load_private_key(key_path), phase="evaluate", run="run-7", round=4,
+                         preset="tiny", task=task)
 
 
 @pytest.mark.parametrize("pinned", [True, False])
@@ -55,7 +46,7 @@ def test_a_finetune_model_is_kept_with_its_provenance(tmp_path: Path, pinned: bo
     assert stored.model_config == TINY and stored.preset == "tiny"
     assert (stored.meta["run_id"], stored.meta["round"], stored.meta["task"]) == ("run-7", 4, FINETUNE)
     assert stored.meta["verified"] is pinned
-    assert stored.meta["digest"] == message.content[INTEGRITY_RECORD]["digest"]
+    assert stored.meta["digest"] == message.content["integrity"]["digest"]
 
 
 def test_pretraining_models_are_not_kept(tmp_path: Path) -> None:
@@ -95,9 +86,8 @@ def test_the_client_app_keeps_only_a_model_that_passed_verification(tmp_path: Pa
     context = Context(run_id=1, node_id=7, state=RecordDict(), run_config={}, node_config={
         "site-dir": str(tmp_path / "site"), "aggregator-key": str(tmp_path / "aggregator.pub")})
     # Execute
-    with pytest.raises(Exception) as raised:
-        evaluate(message, context)
-    # Assert
+    reply = app(message, context)
+    # Assert: both fail (no cache), but only the aggregator's model got past the signature check
     kept = latest_model_path(tmp_path / "site", FINETUNE).is_file()
     assert kept is (signer == "aggregator")
-    assert isinstance(raised.value, SiteRefusal) is (signer == "mallory")
+    assert reply.has_error() and (Reason.MODEL_NOT_VERIFIED.value in reply.error.reason) is (signer == "mallory")

@@ -10,8 +10,8 @@ import pytest
 
 from aggregator.checkpoints import checkpoint_path, latest_good_checkpoint
 from aggregator.results_store import ResultsStore
-from aggregator.signing import load_public_key
 from client_site.layout import SiteLayout
+from infra.signatures import load_public_key
 from federation.config import FederationConfig
 from federation.server_app import ResumeError, resume_point, run_rounds
 from federation_helpers import InProcessGrid

@@ -24,6 +24,7 @@ from dashboard.users import LOCKOUT_S, MAX_FAILED_LOGINS, UserStore
 from federation.client_app import train
 from federation.config import FederationConfig
 from federation.presets import get_preset
+from federation.round_guard import signed_round_mod
 from federation.server_app import initial_arrays
 from federation.site_binding import SIMULATION_AGGREGATOR_KEY_ENV
 
@@ -43,7 +44,7 @@ def test_a_site_without_a_pinned_key_refuses_the_model(make_site, monkeypatch):
                       node_config={"site-dir": str(site_dir)})
     # Execute / Assert
     with pytest.raises(SiteRefusal) as refused:
-        train(Message(content, metadata=metadata), context)
+        signed_round_mod(Message(content, metadata=metadata), context, train)
     assert refused.value.reason == Reason.MODEL_NOT_VERIFIED
     assert not (site_dir / "privacy" / "ledger.jsonl").exists()  # nothing trained, nothing spent
 

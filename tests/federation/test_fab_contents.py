@@ -1,0 +1,31 @@
+"""The app bundle (FAB) a site reviews holds exactly the modules its apps import."""
+
+import io
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from federation.deploy.rounds import APP_DIR, build_fab
+
+APPS = ("federation.client_app", "federation.server_app", "federation.secagg_client", "federation.secagg_server")
+OURS = ("federation", "aggregator", "client_site", "privacy", "infra", "dashboard", "synthetic", "experiments", "cli")
+
+
+def _module_file(name: str) -> str:
+    path = Path(*name.split("."))
+    return (path / "__init__.py").as_posix() if (APP_DIR / path).is_dir() else path.with_suffix(".py").as_posix()
+
+
+def test_the_fab_ships_what_the_apps_import_and_nothing_else():
+    # Prepare: what the apps import, in a fresh interpreter
+    listing = subprocess.run(
+        [sys.executable, "-c", f"import sys, {', '.join(APPS)}; print('\\n'.join(sys.modules))"],
+        cwd=APP_DIR, capture_output=True, text=True, check=True).stdout.split()
+    imported = {_module_file(m) for m in listing if m.split(".")[0] in OURS}
+    # Execute
+    fab, _ = build_fab()
+    shipped = {n for n in zipfile.ZipFile(io.BytesIO(fab)).namelist() if n.endswith(".py")}
+    # Assert
+    assert sorted(imported - shipped) == []  # an app would fail to import at a site
+    assert sorted(shipped - imported) == []  # a site would review code its apps never run

@@ -1,0 +1,1 @@
+"""Threat-model tests: each file is one threat, its test the defence that stops it."""

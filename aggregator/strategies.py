@@ -16,10 +16,11 @@ import torch
 from flwr.app import MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAdam, FedAvg, FedMedian, FedProx, FedTrimmedAvg, Strategy
 
+from aggregator.auto_robust import AutoRobustFedAvg
 from infra.compat import FEDOPT_MOMENT_ATTRIBUTES  # server-side optimiser state: moments per array key
 
 STRATEGIES = ("fedavg", "fedprox", "fedadam")
-AGGREGATIONS = ("mean", "median", "trimmed-mean")
+AGGREGATIONS = ("auto", "mean", "median", "trimmed-mean")
 
 # Each site's own privacy position: an average over sites would mean nothing, so these are
 # kept per site (results store) and left out of the consortium aggregate.
@@ -64,7 +65,7 @@ def build_strategy(
     min_sites: int,
     proximal_mu: float = 0.01,
     server_lr: float = 0.01,
-    aggregation: str = "mean",
+    aggregation: str = "auto",
     trim_beta: float = 0.2,
 ) -> FedAvg:
     """Create a strategy by name.
@@ -80,14 +81,17 @@ def build_strategy(
     server_lr : float
         FedAdam server learning rate eta (default: 0.01).
     aggregation : str
-        ``mean`` (weighted by ``num-examples``), or with ``fedavg`` only the robust ``median``
-        (FedMedian) or ``trimmed-mean`` (FedTrimmedAvg). (default: ``mean``)
+        ``auto``: with ``fedavg``, the trimmed mean from three sites in a round on and the
+        weighted mean below (:class:`~aggregator.auto_robust.AutoRobustFedAvg`); with
+        ``fedprox`` / ``fedadam``, their own mean. ``mean`` (weighted by ``num-examples``), or
+        with ``fedavg`` only the robust ``median`` (FedMedian) or ``trimmed-mean``
+        (FedTrimmedAvg). (default: ``auto``)
     trim_beta : float
         Fraction cut at each end by the trimmed mean, in [0, 0.5). (default: 0.2)
     """
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"unknown aggregation {aggregation!r}; expected one of {', '.join(AGGREGATIONS)}")
-    if aggregation != "mean" and name != "fedavg":
+    if aggregation not in ("auto", "mean") and name != "fedavg":
         raise ValueError(
             f"robust aggregation {aggregation!r} replaces FedAvg's mean; use strategy 'fedavg' "
             f"with it, not {name!r}"
@@ -99,6 +103,8 @@ def build_strategy(
         train_metrics_aggr_fn=nan_aware_weighted_mean,
         evaluate_metrics_aggr_fn=nan_aware_weighted_mean,
     )
+    if name == "fedavg" and aggregation == "auto":
+        return AutoRobustFedAvg(trim_beta=trim_beta, **common)
     if name == "fedavg" and aggregation == "median":
         return FedMedian(**common)  # type: ignore[arg-type]
     if name == "fedavg" and aggregation == "trimmed-mean":

@@ -8,7 +8,11 @@ A reply is rejected, with a reason that names what was expected and what was rec
 2. its arrays do not match the global model that was sent: missing or extra keys, another
    shape or another dtype;
 3. it holds NaN or +/-Inf;
-4. its update norm ``||w_site - w_global||_2`` is far outside the round's distribution:
+4. its update norm ``||w_site - w_global||_2`` exceeds the run's absolute bound
+   (``update-norm-bound``, to which every honest site clips its own update before sending it:
+   clipping DP-SGD's output is post-processing and costs no privacy), so one site cannot move
+   the model further than the bound, whatever the other sites do; or
+5. its update norm is far outside the round's distribution:
    larger than ``norm_factor`` x the median of the *other* sites' update norms in the same
    round. The median of the others is robust to the outlier itself and to a minority of
    other outliers; with two sites it is simply the other site's norm, and a lone site is
@@ -31,8 +35,10 @@ from dataclasses import dataclass
 import numpy as np
 from flwr.app import RecordDict
 
-WEIGHT_KEY = "num-examples"
+from infra.record_keys import WEIGHT_KEY
+
 _SHOWN = 3  # how many offending keys a reason names
+BOUND_TOLERANCE = 1e-3  # a site clips in float32; the aggregator recomputes the difference
 
 
 @dataclass(frozen=True)
@@ -49,13 +55,20 @@ class ValidationPolicy:
         not reject every non-zero update. (default: 1e-12)
     weight_key : str
         Metric that weights a site in the aggregate. (default: ``"num-examples"``)
+    norm_bound : float
+        Reject an update whose L2 norm exceeds this absolute bound (with a relative tolerance
+        of :data:`BOUND_TOLERANCE` for the float32 rounding of the site's own clipping);
+        ``0`` disables it. (default: 0.0)
     """
 
     norm_factor: float = 10.0
     norm_floor: float = 1e-12
     weight_key: str = WEIGHT_KEY
+    norm_bound: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.norm_bound < 0:
+            raise ValueError(f"norm_bound must be >= 0 (0: off), got {self.norm_bound}")
         if not (self.norm_factor == 0 or self.norm_factor > 1):
             raise ValueError(f"norm_factor must be 0 (off) or > 1, got {self.norm_factor}")
         if self.norm_floor < 0:
@@ -204,6 +217,11 @@ def validate_round(
         key: check_reply(content, reference, weight_key=policy.weight_key)
         for key, content in contents.items()
     }
+    if policy.norm_bound > 0:
+        for key, verdict in verdicts.items():
+            if verdict.norm is not None and verdict.norm > policy.norm_bound * (1 + BOUND_TOLERANCE):
+                verdicts[key] = Verdict(f"update norm {verdict.norm:.4g} exceeds the run's "
+                                        f"update-norm-bound {policy.norm_bound:g}", verdict.norm)
     norms = {k: v.norm for k, v in verdicts.items() if v.accepted and v.norm is not None}
     for key, reason in norm_outliers(norms, factor=policy.norm_factor,
                                      floor=policy.norm_floor).items():

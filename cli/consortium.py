@@ -35,12 +35,14 @@ def consortium_add_site(
     name: str = typer.Argument(..., help="Site name (lower-case, digits, - or _)."),
     public_key: Path = typer.Option(None, help="Register the site's own OpenSSH EC public key "
                                                "instead of generating a key pair here."),
+    patients: int = typer.Option(None, help="The site's number of training patients, as agreed with "
+                                            "it: the most its update can weigh in the aggregate."),
 ) -> None:
     """Create a site bundle and register its node key with the SuperLink."""
     from federation.deploy.consortium import Consortium, add_site
 
     consortium = Consortium.load(directory)
-    bundle = add_site(consortium, name, public_key=public_key)
+    bundle = add_site(consortium, name, public_key=public_key, patients=patients)
     node_id = consortium.registry()[name]["node_id"]
     typer.echo(f"bundle {bundle} (hand it to the site over a trusted channel, then delete the "
                f"private node_key here)")

@@ -23,7 +23,8 @@ def _option(field: str, *flags: str, help: str) -> Any:
 ROUNDS = _option("num_rounds", "--rounds", help="Federated rounds.")
 STRATEGY = _option("strategy", "--strategy", help="fedavg, fedprox or fedadam.")
 PROXIMAL_MU = _option("proximal_mu", "--proximal-mu", help="FedProx weight mu of the sites' proximal term.")
-AGGREGATION = _option("aggregation", "--aggregation", help="mean, or with fedavg: median or trimmed-mean.")
+AGGREGATION = _option("aggregation", "--aggregation",
+                      help="auto (fedavg: trimmed mean from 3 sites on), mean, or with fedavg: median or trimmed-mean.")
 LOCAL_STEPS = _option("local_steps", "--local-steps", help="DP-SGD steps per site per round.")
 EXPECTED_BATCH_SIZE = _option("expected_batch_size", "--expected-batch-size",
                               help="Expected Poisson batch (patients).")
@@ -39,5 +40,5 @@ ROUND_RETRIES = _option("round_retries", "--round-retries",
                         help="Retries of a round with fewer than --min-sites trained sites.")
 ROUND_TIMEOUT = _option("round_timeout_s", "--round-timeout", help="Seconds to wait for replies in a round.")
 UPDATE_NORM_BOUND = _option("update_norm_bound", "--update-norm-bound",
-                            help="With --secure-aggregation: L2 bound each site clips its update to.")
+                            help="L2 bound each site clips its update to; the aggregator rejects larger updates.")
 TASK = _option("task", "--task", help="pretrain (SSL) or finetune (diagnosis, medication, reports).")

@@ -1,7 +1,8 @@
 """The site's Flower ClientApp: turns aggregator messages into :class:`SiteRuntime` calls.
 
-What goes back is exactly one ArrayRecord (weights, train only), one MetricRecord of
-whitelisted numbers (:mod:`client_site.egress`) and the site's name. No handler runs before
+What goes back is exactly one ArrayRecord (train only: the global model plus the site's update
+clipped to the run's ``update-norm-bound``, :mod:`federation.update_bound`), one MetricRecord
+of whitelisted numbers (:mod:`client_site.egress`) and the site's name. No handler runs before
 the ClientApp's mod (:mod:`federation.round_guard`) has checked the aggregator's signature over
 the global model and the whole round request against the key the site pins, and refused a
 replayed or rolled-back round. The fine-tuned global model of an evaluate request stays at the
@@ -10,18 +11,23 @@ site as its latest model (:mod:`federation.received_models`), for site-local dra
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from client_site.site_runtime import SiteRuntime
 from federation.log_setup import configure_logging
-from federation.protocol import decode_round_request
+from federation.protocol import decode_round_request, decode_update_norm_bound
 from federation.received_models import keep_global_model
 from federation.round_guard import signed_round_mod
 from federation.site_binding import site_dir_of
 from federation.site_failures import fixed_reason_mod
+from federation.update_bound import clip_state
 from infra.record_keys import RecordKey
+
+logger = logging.getLogger(__name__)
 
 # Outermost first: any failure (a refused request included) leaves as a fixed code and text,
 # details stay in the site's log; then no handler runs on a request the site has not accepted.
@@ -46,9 +52,12 @@ def train(msg: Message, context: Context) -> Message:
     """Train the received global model on this site's patients under DP."""
     runtime = _runtime(context)
     state = msg.content.array_records[RecordKey.ARRAYS].to_torch_state_dict()
-    request = decode_round_request(msg.content.config_records[RecordKey.CONFIG])
-    new_state, metrics = runtime.train_round(state, request)
-    return _reply(msg, metrics, runtime.name, ArrayRecord(new_state))
+    config = msg.content.config_records[RecordKey.CONFIG]
+    new_state, metrics = runtime.train_round(state, decode_round_request(config))
+    bound = decode_update_norm_bound(config)
+    clipped, norm = clip_state(new_state, state, bound)
+    logger.info("%s: update norm %.4g (bound %g%s)", runtime.name, norm, bound, ", clipped" if norm > bound else "")
+    return _reply(msg, metrics, runtime.name, ArrayRecord(clipped))
 
 
 @app.evaluate()

@@ -57,8 +57,17 @@ class FederationConfig:
     seed : int
         Seed of the initial model and the SSL masks; never of a site's DP sampling or noise,
         which each site draws itself (:mod:`privacy.randomness`). (default: 0)
+    secure_aggregation : bool
+        Flower SecAgg+ on the legacy path (docs/secure-aggregation.md). (default: False)
+    update_norm_bound : float
+        L2 bound on a site's update in a round: every site clips its update to it (clipping
+        DP-SGD's output is post-processing) and the aggregator rejects any update above it,
+        so one site cannot move the model further whatever the others send. Part of the
+        signed round request. (default: 10.0)
     aggregation : str
-        ``mean``, or with ``fedavg`` the robust ``median`` / ``trimmed-mean``. (default: ``mean``)
+        ``auto`` (with ``fedavg``: trimmed mean from three sites in a round on, weighted mean
+        below; :mod:`aggregator.auto_robust`), ``mean``, or with ``fedavg`` the robust
+        ``median`` / ``trimmed-mean``. (default: ``auto``)
     trim_beta : float
         Fraction the trimmed mean cuts at each end. (default: 0.2)
     norm_factor : float
@@ -103,7 +112,7 @@ class FederationConfig:
     seed: int = 0
     secure_aggregation: bool = False
     update_norm_bound: float = 10.0
-    aggregation: str = "mean"
+    aggregation: str = "auto"
     trim_beta: float = 0.2
     norm_factor: float = 10.0
     resume: bool = False

@@ -39,7 +39,7 @@ class RequestKey(StrEnum):
     SEED = "seed"
     TASK = "task"
     PROXIMAL_MU = "proximal-mu"  # added by Flower's FedProx only
-    UPDATE_NORM_BOUND = "update-norm-bound"  # secure aggregation only
+    UPDATE_NORM_BOUND = "update-norm-bound"
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class RoundSettings:
     dp: bool
     model_preset: str
     seed: int
+    update_norm_bound: float
     task: str = PRETRAIN
 
 
@@ -94,6 +95,20 @@ def decode_round_request(config: Mapping[str, object]) -> RoundRequest:
             proximal_mu=_get(config, RequestKey.PROXIMAL_MU, float, 0.0),
         ),
     )
+
+
+def decode_update_norm_bound(config: Mapping[str, object]) -> float:
+    """The L2 bound a site clips its update to (:mod:`federation.update_bound`).
+
+    Raises
+    ------
+    RequestError
+        If the key is missing, not a number, or not positive.
+    """
+    bound = _get(config, RequestKey.UPDATE_NORM_BOUND, float)
+    if not bound > 0:
+        raise RequestError(f"round request key {RequestKey.UPDATE_NORM_BOUND.value!r} must be > 0, got {bound}")
+    return bound
 
 
 def _get(config: Mapping[str, object], key: RequestKey, kind: type[T], default: T | None = None) -> T:

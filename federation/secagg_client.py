@@ -21,7 +21,6 @@ ServerApp ``federation.secagg_server:app``; the simulation picks both when
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -34,43 +33,19 @@ from client_site.failures import Reason, SiteRefusal
 from client_site.site_runtime import RoundRequest, SiteRuntime
 from client_site.tasks import build_model
 from federation.log_setup import configure_logging
-from federation.protocol import RequestKey, decode_round_request
+from federation.protocol import RequestKey, decode_round_request, decode_update_norm_bound
 from federation.site_binding import site_dir_of
 from federation.site_failures import fixed_reason_mod
+from federation.update_bound import NDArrays, clip_update
 
 logger = logging.getLogger(__name__)
 
 NORM_BOUND_KEY = RequestKey.UPDATE_NORM_BOUND.value
-NDArrays = list[np.ndarray]
 
 
 def state_keys(request: RoundRequest) -> list[str]:
     """Order of the model's tensors in the flat NDArrays list (the task's model at the preset)."""
     return list(build_model(request.task, request.model).state_dict())
-
-
-def clip_update(update: NDArrays, bound: float) -> tuple[NDArrays, float]:
-    """Scale ``update`` to L2 norm at most ``bound``; return it and its norm before clipping.
-
-    Raises
-    ------
-    ValueError
-        If the update has a NaN or infinite entry, or ``bound`` is not positive.
-    """
-    if not bound > 0:
-        raise ValueError(f"{NORM_BOUND_KEY} must be > 0, got {bound}")
-    norm = math.sqrt(sum(float(np.square(a, dtype=np.float64).sum()) for a in update))
-    if not math.isfinite(norm):
-        raise ValueError("the local update is not finite; refusing to send it")
-    scale = min(1.0, bound / norm) if norm > 0 else 1.0
-    return [(a * scale).astype(a.dtype, copy=False) for a in update], norm
-
-
-def _norm_bound(config: Mapping[str, object]) -> float:
-    value = config.get(NORM_BOUND_KEY)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SiteRefusal(Reason.INTERNAL, f"the round request needs a number {NORM_BOUND_KEY!r}, got {value!r}")
-    return float(value)
 
 
 class SecureSiteClient(NumPyClient):
@@ -88,7 +63,7 @@ class SecureSiteClient(NumPyClient):
     def fit(self, parameters: NDArrays, config: Mapping[str, object]) -> tuple[NDArrays, int, dict]:
         """Train under the site's own budget; return the clipped update and public metrics."""
         request = decode_round_request(config)
-        bound = _norm_bound(config)
+        bound = decode_update_norm_bound(config)
         state = self._state(parameters, request)
         new_state, metrics = self.runtime.train_round(state, request)
         update = [(new_state[k] - state[k]).numpy() for k in state]

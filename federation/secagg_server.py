@@ -45,7 +45,6 @@ from aggregator.results_store import ResultsStore
 from aggregator.signing import load_or_create_signing_key
 from aggregator.strategies import is_per_site_only
 from federation.config import FederationConfig
-from federation.secagg_client import NORM_BOUND_KEY
 from federation.server_app import RESULTS_STORE, initial_arrays
 
 logger = logging.getLogger(__name__)
@@ -92,7 +91,7 @@ class SecureFedAvg(FedAvg):
     Parameters
     ----------
     config : FederationConfig
-        The run; its ``site_request()`` plus the norm bound is every site's fit/evaluate config.
+        The run; its ``site_request()`` (norm bound included) is every site's fit/evaluate config.
     store : ResultsStore
         Results store of the aggregator.
     """
@@ -101,7 +100,7 @@ class SecureFedAvg(FedAvg):
         state = initial_arrays(config).to_torch_state_dict()
         self._keys = list(state)
         self._global = [t.numpy() for t in state.values()]
-        request = {**config.site_request(), NORM_BOUND_KEY: config.update_norm_bound}
+        request = config.site_request()
         n = config.min_sites
         super().__init__(
             min_fit_clients=n, min_evaluate_clients=n, min_available_clients=n,

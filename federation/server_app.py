@@ -60,13 +60,18 @@ def initial_arrays(config: FederationConfig) -> ArrayRecord:
     return ArrayRecord(model.state_dict())
 
 
-def load_registry(path: str) -> dict[int, str] | None:
-    """Registered node id -> site name (``fedmpt consortium add-site``), or None when unset."""
+def load_registry(path: str) -> tuple[dict[int, str] | None, dict[int, int] | None]:
+    """Registered node id -> site name, and -> registered patients (``fedmpt consortium add-site``).
+
+    (None, None) when no registry is set; sizes are None unless every active site has one.
+    """
     if not path:
-        return None
+        return None, None
     entries = json.loads(Path(path).read_text(encoding="utf-8"))
-    return {int(e["node_id"]): str(name) for name, e in entries.items()
-            if e.get("node_id") is not None and not e.get("revoked")}
+    active = {int(e["node_id"]): (str(name), e.get("patients")) for name, e in entries.items()
+              if e.get("node_id") is not None and not e.get("revoked")}
+    sizes = {node: int(size) for node, (_, size) in active.items() if size is not None}
+    return {node: name for node, (name, _) in active.items()}, sizes if len(sizes) == len(active) else None
 
 
 def resume_point(config: FederationConfig, strategy_obj: object) -> tuple[int, ArrayRecord | None]:
@@ -140,14 +145,16 @@ def _run_recorded(grid: Grid, config: FederationConfig, inner: Strategy, store: 
     if done >= config.num_rounds:
         logger.info("run %s already has all %d rounds", config.run_name, config.num_rounds)
         return None
+    registry, sizes = load_registry(config.site_registry)
     strategy = SiteRecordingStrategy(
         inner,
         store=store,
         run_id=config.run_name,
         checkpoint_dir=config.checkpoint_dir,
-        validation=ValidationPolicy(norm_factor=config.norm_factor),
+        validation=ValidationPolicy(norm_factor=config.norm_factor, norm_bound=config.update_norm_bound),
         signing_key=load_or_create_signing_key(config.signing_key_path),
-        registry=load_registry(config.site_registry),
+        registry=registry,
+        registered_sizes=sizes,
         round_offset=done,
         checkpoint_extra={"config_hash": config.config_hash(),
                           "config": {k: v for k, v in config.as_run_config().items()

@@ -174,16 +174,21 @@ def init_consortium(
     return consortium
 
 
-def add_site(consortium: Consortium, site: str, *, public_key: Path | None = None) -> Path:
+def add_site(consortium: Consortium, site: str, *, public_key: Path | None = None,
+             patients: int | None = None) -> Path:
     """Create a site bundle (CA cert, node key pair, aggregator key, config) and register it.
 
     With ``public_key``, the site made its own key pair and only its public half is
-    registered (the better practice: the private key never leaves the hospital).
+    registered (the better practice: the private key never leaves the hospital). ``patients``,
+    the site's number of training patients as agreed with it, bounds its weight in the aggregate
+    (:mod:`aggregator.example_weights`); without sizes for all sites, sites weigh equally.
     Registration needs the SuperLink running; otherwise it happens at the next
     ``fedmpt aggregator start``.
     """
     if not _SITE_NAME.match(site):
         raise ValueError(f"site name {site!r}: use lower-case letters, digits, '-' or '_'")
+    if patients is not None and patients < 1:
+        raise ValueError(f"--patients must be >= 1, got {patients}")
     registry = consortium.registry()
     if site in registry:
         raise FileExistsError(f"site {site!r} exists (revoked: {registry[site].get('revoked', False)})")
@@ -206,7 +211,7 @@ def add_site(consortium: Consortium, site: str, *, public_key: Path | None = Non
         encoding="utf-8",
     )
     registry[site] = {"public_key": str(node_pub.relative_to(consortium.root)), "node_id": None,
-                      "revoked": False}
+                      "revoked": False, "patients": patients}
     consortium.save_registry(registry)
     if superlink_up(consortium):  # else: registered at the next `fedmpt aggregator start`
         register_pending(consortium)

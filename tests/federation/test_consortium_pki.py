@@ -54,14 +54,19 @@ def test_site_bundle_holds_what_a_hospital_needs_and_waits_for_registration(tmp_
 
 def test_registry_is_what_the_server_app_trusts(tmp_path):
     consortium = init_consortium(tmp_path / "c", superlink_port=1)
-    add_site(consortium, "hospital-a")
+    add_site(consortium, "hospital-a", patients=40)
     add_site(consortium, "hospital-b")
+    add_site(consortium, "hospital-c", patients=900)
     registry = consortium.registry()
     registry["hospital-a"]["node_id"] = 111
     registry["hospital-b"].update(node_id=222, revoked=True)
+    registry["hospital-c"]["node_id"] = 333
     consortium.save_registry(registry)
 
-    assert load_registry(str(consortium.registry_path)) == {111: "hospital-a"}
+    names, sizes = load_registry(str(consortium.registry_path))
+
+    assert names == {111: "hospital-a", 333: "hospital-c"}
+    assert sizes == {111: 40, 333: 900}  # the revoked site's missing size does not matter
 
 
 def test_cli_never_prints_key_material(tmp_path):

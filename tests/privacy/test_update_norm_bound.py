@@ -10,7 +10,8 @@ from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
 from client_site.failures import SiteRefusal
 from client_site.site_runtime import SiteRuntime
 from federation.config import FederationConfig
-from federation.secagg_client import NORM_BOUND_KEY, SecureSiteClient, clip_update
+from federation.secagg_client import NORM_BOUND_KEY, SecureSiteClient
+from federation.update_bound import clip_update
 from federation.server_app import initial_arrays
 
 

@@ -13,11 +13,10 @@ import numpy as np
 import opacus.optimizers.optimizer as dp_optimizer
 import pytest
 import torch
-from flwr.app import ConfigRecord
 
 from client_site.site_config import SITE_CONFIG
 from client_site.site_runtime import SiteRuntime
-from federation.client_app import _request
+from federation.protocol import decode_round_request
 from federation.config import FederationConfig
 from federation.server_app import initial_arrays
 
@@ -49,7 +48,7 @@ def _train_twice(site_dir, config, drawn):
     noises = []
     for _ in range(2):
         drawn.clear()
-        SiteRuntime(site_dir).train_round(state, _request(ConfigRecord(config)))
+        SiteRuntime(site_dir).train_round(state, decode_round_request(config))
         noises.append([noise for _, noise in drawn])
     return noises
 

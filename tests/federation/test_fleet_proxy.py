@@ -3,13 +3,13 @@
 import pytest
 from starlette.testclient import TestClient
 
-from federation.deploy.proxy import build_app
+from federation.deploy.proxy import ProxyLimits, build_app
 
 
 @pytest.fixture
 def client():
     # Nothing listens upstream: a forwarded request ends as 502, a refused one as 403.
-    with TestClient(build_app("https://127.0.0.1:1", ca_file=None)) as test_client:
+    with TestClient(build_app("https://127.0.0.1:1", ca_file=None, limits=ProxyLimits(max_body_bytes=1 << 20))) as test_client:
         yield test_client
 
 

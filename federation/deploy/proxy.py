@@ -88,8 +88,13 @@ async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _TooLarge
+    return await _bounded(request.stream(), limit)
+
+
+async def _bounded(stream: AsyncIterator[bytes], limit: int) -> bytes:
+    """All of ``stream``, or :class:`_TooLarge` as soon as it passes ``limit`` bytes."""
     chunks, size = [], 0
-    async for chunk in request.stream():
+    async for chunk in stream:
         size += len(chunk)
         if size > limit:
             raise _TooLarge
@@ -142,7 +147,7 @@ def build_app(upstream: str, *, ca_file: str | None, limits: ProxyLimits,
         try:
             async with state["client"].stream(request.method, path, params=request.query_params,
                                               headers=headers, content=body) as upstream_response:
-                content = await _read_response(upstream_response, limits.max_body_bytes)
+                content = await _bounded(upstream_response.aiter_bytes(), limits.max_body_bytes)
         except httpx.HTTPError as e:
             logger.error("upstream %s unreachable: %s", upstream, e)
             return PlainTextResponse("aggregator unavailable\n", status_code=502)
@@ -155,16 +160,6 @@ def build_app(upstream: str, *, ca_file: str | None, limits: ProxyLimits,
 
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
     return Starlette(routes=[Route("/{path:path}", forward, methods=methods)], lifespan=lifespan)
-
-
-async def _read_response(response: httpx.Response, limit: int) -> bytes:
-    chunks, size = [], 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def main(argv: list[str] | None = None) -> None:

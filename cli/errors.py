@@ -123,7 +123,7 @@ def as_cli_error(error: BaseException) -> CliError | None:
     """The user-facing form of an expected failure; None for a bug (keep its traceback)."""
     from aggregator.checkpoints import CheckpointError
     from client_site.pacs.errors import PacsAccessRefused, PacsConfigError, PacsError, PacsUnavailable
-    from aggregator.signing import SignatureError
+    from infra.signatures import SignatureError
     from federation.deploy.flower_cli import FlowerCommandError
     from federation.simulation import FederatedRunError
     from privacy.errors import BudgetExceededError, PrivacyError

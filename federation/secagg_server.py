@@ -174,10 +174,11 @@ def run_secure_rounds(grid: Grid, context: Context, config: FederationConfig,
     """Run ``config.num_rounds`` SecAgg+ rounds, recording them like :func:`run_rounds`."""
     if not config.secure_aggregation:
         raise ValueError("config.secure_aggregation is false: use federation.server_app instead")
-    if config.strategy != "fedavg" or getattr(config, "aggregation", "mean") != "mean":
+    # "auto" (the default) is the mean here: the aggregator never sees single updates to trim.
+    if config.strategy != "fedavg" or config.aggregation not in ("auto", "mean"):
         raise ValueError(
             f"secure aggregation only yields the weighted mean of the updates: use strategy='fedavg' "
-            f"and aggregation='mean', got {config.strategy!r} / {getattr(config, 'aggregation', 'mean')!r}"
+            f"and aggregation='mean' or 'auto', got {config.strategy!r} / {config.aggregation!r}"
         )
     if config.min_sites < 3:
         raise ValueError(f"SecAgg+ needs at least 3 sites per round, got min_sites={config.min_sites}")

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pathspec
+
 from federation.config import FederationConfig
 from federation.deploy.consortium import Consortium
 from federation.deploy.flower_cli import CONNECTION, FlowerCommandError, run_flwr_json
@@ -50,10 +52,29 @@ def snapshot_app(app_dir: Path, dest: Path) -> str:
             target = dest / name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(archive.read(name))
+    _copy_excluded(Path(app_dir), dest)
     _, rebuilt = build_fab(dest)
     if rebuilt != fab_hash:
         raise RuntimeError(f"snapshot of {app_dir} rebuilds to {rebuilt[:12]}, not {fab_hash[:12]}")
     return fab_hash
+
+
+def _copy_excluded(app_dir: Path, dest: Path) -> None:
+    """Copy the files ``fab-exclude`` leaves out of the FAB next to the snapshot.
+
+    Flower refuses to build when a ``fab-exclude`` pattern matches no file, and the snapshot
+    holds only the FAB's files: with these beside them the rebuild sees the same tree, and
+    excludes them again (they never reach a site).
+    """
+    app = tomllib.loads((app_dir / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["flwr"]["app"]
+    patterns = list(app.get("fab-exclude", []))
+    spec = pathspec.GitIgnoreSpec.from_lines(patterns)
+    for top in sorted({p.split("/")[0] for p in patterns}):  # not the whole tree (.venv)
+        for path in sorted((app_dir / top).rglob("*")):
+            relative = path.relative_to(app_dir).as_posix()
+            if path.is_file() and spec.match_file(relative) and not (dest / relative).exists():
+                (dest / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, dest / relative)
 
 
 def _toml_value(value: object) -> str:

@@ -6,7 +6,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from federation.deploy.rounds import APP_DIR, build_fab
+from federation.deploy.rounds import APP_DIR, build_fab, snapshot_app
 
 APPS = ("federation.client_app", "federation.server_app", "federation.secagg_client", "federation.secagg_server")
 OURS = ("federation", "aggregator", "client_site", "privacy", "infra", "dashboard", "synthetic", "experiments", "cli")
@@ -29,3 +29,10 @@ def test_the_fab_ships_what_the_apps_import_and_nothing_else():
     # Assert
     assert sorted(imported - shipped) == [], "the apps import these: remove them from fab-exclude (pyproject.toml)"
     assert sorted(shipped - imported) == [], "the apps never run these: add them to fab-exclude (pyproject.toml)"
+
+
+def test_the_frozen_snapshot_rebuilds_to_the_same_fab(tmp_path):
+    # fab-exclude patterns must still match files in the snapshot `flwr run` rebuilds from
+    _, fab_hash = build_fab()
+
+    assert snapshot_app(APP_DIR, tmp_path / "app") == fab_hash

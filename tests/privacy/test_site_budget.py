@@ -9,7 +9,6 @@ import torch
 from flwr.app import ConfigRecord, Context, Message, Metadata, RecordDict
 from flwr.app.message_type import MessageType
 
-from aggregator.model_integrity import INTEGRITY_RECORD, sign_global_model
 from aggregator.signing import generate_signing_key, load_private_key
 from client_site.datasets import load_cache_index
 from client_site.layout import SiteLayout
@@ -21,6 +20,7 @@ from federation import client_app
 from federation.config import FederationConfig
 from federation.server_app import initial_arrays
 from federation.site_binding import SIMULATION_AGGREGATOR_KEY_ENV
+from infra.round_integrity import sign_round
 from privacy.accountant import epsilon_of
 from privacy.ledger import PrivacyLedger
 
@@ -53,11 +53,12 @@ def _train_message(config, server_round, extra):
                         reply_to_message_id="", group_id=str(server_round), created_at=time.time(),
                         ttl=3600.0, message_type=MessageType.TRAIN)
     arrays = initial_arrays(config)
+    request = ConfigRecord({**config.site_request(), "server-round": server_round, **extra})
     content = RecordDict({
         "arrays": arrays,
-        "config": ConfigRecord({**config.site_request(), "server-round": server_round, **extra}),
-        INTEGRITY_RECORD: sign_global_model(arrays, run_id=config.run_name, round=server_round, phase="train",
-                                            key=_SIGNER["key"]),
+        "config": request,
+        "integrity": sign_round(arrays, request, run_id=config.run_name, round=server_round, phase="train",
+                                key=_SIGNER["key"]),
     })
     return Message(content, metadata=metadata)
 

@@ -15,7 +15,6 @@ import pytest
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, Metadata, MessageType, RecordDict
 
-from aggregator.model_integrity import INTEGRITY_RECORD, sign_global_model
 from aggregator.signing import generate_signing_key, load_private_key
 from client_site.failures import Reason, SiteRefusal
 from client_site.site_runtime import RoundRequest, SiteRuntime
@@ -24,6 +23,7 @@ from federation.client_app import app as client_app
 from federation.config import FederationConfig
 from federation.presets import get_preset
 from federation.server_app import initial_arrays
+from infra.round_integrity import sign_round
 
 TINY = get_preset("tiny")
 SECRET = "/data/pacs/DOE^JANE/1.2.840.113619.dcm: pydicom could not read 'MRN0012345'"
@@ -74,7 +74,7 @@ def test_a_failure_reaches_the_aggregator_as_a_fixed_code(make_site, tmp_path, m
     arrays = ArrayRecord(_state())
     config = {**FederationConfig(model_preset="tiny", run_name="egress").site_request(), "server-round": 1}
     content = RecordDict({"arrays": arrays, "config": ConfigRecord(config),
-                          INTEGRITY_RECORD: sign_global_model(arrays, run_id="egress", round=1, phase="train", key=key)})
+                          "integrity": sign_round(arrays, config, run_id="egress", round=1, phase="train", key=key)})
     metadata = Metadata(run_id=1, message_id="m1", src_node_id=1, dst_node_id=7, reply_to_message_id="",
                         group_id="1", created_at=time.time(), ttl=3600.0, message_type=MessageType.TRAIN)
     site_dir = make_site(epsilon=50.0)

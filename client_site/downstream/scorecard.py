@@ -8,7 +8,9 @@ tunes anything. Per study it computes the diagnosis probabilities, the free-runn
 report, the clinician draft (grammar findings + impression + medications), then every metric of
 :func:`~client_site.downstream.evaluate.evaluate_downstream` from those per-study results, plus
 the pointing game and the DDI rate of the prescriptions on file (the reference the
-recommendation's DDI rate is compared with). Each metric's CI is the 2.5-97.5 percentile
+recommendation's DDI rate is compared with). Jaccard, F1 and PR-AUC count the visits with a
+prescription on file (as :func:`~client_site.clinical_metrics.set_metrics` does), the DDI rates every
+visit with a clinical record. Each metric's CI is the 2.5-97.5 percentile
 interval of the metric over bootstrap resamples of the scored studies (Efron & Tibshirani, "An
 Introduction to the Bootstrap", 1993); ``n`` is the number of studies (pointing game: of
 (study, finding) pairs) the metric is computed from.
@@ -201,19 +203,29 @@ def _metrics(model: ClinicalMedMPT, scored: list[_Scored], graph: DrugGraph, cal
                               [s.record for s in picked])
 
     with_record = [s for s in scored if s.drug_probabilities is not None]
+    prescribed = [s for s in with_record if _on_file(s)]  # set metrics and PR-AUC skip the others
 
-    def medication(idx: np.ndarray) -> dict[str, float]:
-        picked = [with_record[i] for i in idx]
-        if not picked:
-            return {**medication_metrics(model, torch.zeros(0), [], graph.interactions, calibration),
-                    "med_ddi_rate_on_file": math.nan}
-        on_file = [[d.strip().lower() for d in (s.record.clinical or {}).get("medications") or ()] for s in picked]
-        return {**medication_metrics(model, torch.stack([s.drug_probabilities for s in picked]),  # type: ignore[misc]
-                                     [s.record for s in picked], graph.interactions, calibration),
-                "med_ddi_rate_on_file": ddi_rate(on_file, graph.interactions)}
+    def medication(group: list[_Scored], keys: tuple[str, ...]) -> Callable[[np.ndarray], dict[str, float]]:
+        def statistic(idx: np.ndarray) -> dict[str, float]:
+            picked = [group[i] for i in idx]
+            probabilities = torch.stack([s.drug_probabilities for s in picked]) if picked \
+                else torch.zeros(0, len(model.drugs))  # type: ignore[misc]
+            values = medication_metrics(model, probabilities, [s.record for s in picked], graph.interactions,
+                                        calibration)
+            values["med_ddi_rate_on_file"] = ddi_rate([_on_file(s) for s in picked], graph.interactions) \
+                if picked else math.nan
+            return {k: values[k] for k in keys}
+        return statistic
 
     out = bootstrap(diagnosis, len(scored), samples=samples)
     out.update(bootstrap(reports, len(reported), samples=samples))
-    out.update(bootstrap(medication, len(with_record), samples=samples))
+    out.update(bootstrap(medication(prescribed, ("med_jaccard", "med_f1", "med_prauc")), len(prescribed),
+                         samples=samples))
+    out.update(bootstrap(medication(with_record, ("med_ddi_rate", "med_ddi_rate_on_file")), len(with_record),
+                         samples=samples))
     return out
 
+
+def _on_file(scored: _Scored) -> list[str]:
+    """Prescriptions on file of a scored study (lower case)."""
+    return [d.strip().lower() for d in (scored.record.clinical or {}).get("medications") or ()]

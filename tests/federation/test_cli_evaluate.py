@@ -47,6 +47,8 @@ def test_json_scorecard_has_every_metric_with_a_ci_around_the_value(ingested_sit
         assert set(metric) == {"value", "ci_low", "ci_high", "n"} and metric["n"] >= 0
         if metric["value"] is not None:
             assert metric["ci_low"] <= metric["value"] <= metric["ci_high"], name
+    # set metrics count the visits with a prescription, the DDI rates every visit with a record
+    assert card["metrics"]["med_f1"]["n"] <= card["metrics"]["med_ddi_rate"]["n"]
     assert card["studies"]
     for study in card["studies"]:
         assert set(study) == {"study", "probabilities", "truth", "draft"}

@@ -8,7 +8,6 @@ anywhere. Leads and the site's own users may log in; reviewers may not.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import os
 import sys
@@ -25,6 +24,7 @@ from dashboard.site_reader import site_name  # noqa: E402
 from dashboard.users import Role, User, UserStore, site_users_path  # noqa: E402
 from dashboard.views._guard import run_guarded  # noqa: E402
 from dashboard.views._site import SiteContext, publish_site  # noqa: E402
+from dashboard.workdir import resolve_folder  # noqa: E402
 
 #: Environment variable naming the site directory when no ``--site`` argument is given.
 SITE_DIR_ENV = "FEDMPT_SITE_DIR"
@@ -32,13 +32,7 @@ SITE_DIR_ENV = "FEDMPT_SITE_DIR"
 
 def resolve_site_dir(argv: Sequence[str], environ: Mapping[str, str]) -> Path | None:
     """The site directory from ``--site DIR``, else from ``FEDMPT_SITE_DIR``; None if neither."""
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    parser.add_argument("--site", type=Path, default=None)
-    args, _unknown = parser.parse_known_args(list(argv))
-    if args.site is not None:
-        return Path(args.site)
-    value = environ.get(SITE_DIR_ENV, "").strip()
-    return Path(value) if value else None
+    return resolve_folder(argv, environ, flag="--site", env=SITE_DIR_ENV)
 
 
 def refusal(user: User, name: str) -> str | None:

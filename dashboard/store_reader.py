@@ -50,6 +50,13 @@ class RunData:
         return str(self.run["run_id"])
 
 
+def _unreadable(path: Path, error: sqlite3.Error) -> StoreReadError:
+    """The error for a store that opened but cannot be read (logged once here)."""
+    logger.warning("results store %s unreadable: %s", path, error)
+    return StoreReadError(f"{path} is not a readable results store ({error}); it may be corrupt, "
+                          "truncated or not a FedMPT results store")
+
+
 @contextmanager
 def _open(path: Path) -> Iterator[ResultsStore]:
     """Open the store read-only; translate sqlite failures into ``StoreReadError``."""
@@ -63,11 +70,7 @@ def _open(path: Path) -> Iterator[ResultsStore]:
     try:
         yield store
     except sqlite3.Error as e:
-        logger.warning("results store %s unreadable: %s", path, e)
-        raise StoreReadError(
-            f"{path} is not a readable results store ({e}); it may be corrupt, truncated or not "
-            "a FedMPT results store"
-        ) from e
+        raise _unreadable(path, e) from e
     finally:
         store.close()
 
@@ -170,11 +173,7 @@ def load_qa_metrics(path: Path) -> list[Row]:
         ).fetchall()
         return [dict(row) for row in rows]
     except sqlite3.Error as e:
-        logger.warning("results store %s unreadable: %s", path, e)
-        raise StoreReadError(
-            f"{path} is not a readable results store ({e}); it may be corrupt, truncated or not "
-            "a FedMPT results store"
-        ) from e
+        raise _unreadable(path, e) from e
     finally:
         db.close()
 

@@ -6,7 +6,9 @@ import argparse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["STORE_RELATIVE_PATH", "WORKDIR_ENV", "demo_commands", "resolve_workdir", "store_path"]
+__all__ = [
+    "STORE_RELATIVE_PATH", "WORKDIR_ENV", "demo_commands", "resolve_folder", "resolve_workdir", "store_path",
+]
 
 #: Environment variable that names the workdir when no ``--workdir`` argument is given.
 WORKDIR_ENV = "FEDMPT_WORKDIR"
@@ -32,8 +34,8 @@ def store_path(workdir: Path) -> Path:
     return Path(workdir) / STORE_RELATIVE_PATH
 
 
-def resolve_workdir(argv: Sequence[str], environ: Mapping[str, str]) -> Path | None:
-    """Find the workdir from the script's arguments, else from ``FEDMPT_WORKDIR``.
+def resolve_folder(argv: Sequence[str], environ: Mapping[str, str], *, flag: str, env: str) -> Path | None:
+    """A folder named by ``flag`` in the script's arguments, else by the variable ``env``.
 
     Parameters
     ----------
@@ -41,21 +43,28 @@ def resolve_workdir(argv: Sequence[str], environ: Mapping[str, str]) -> Path | N
         Arguments after the script name (``streamlit run dashboard/app.py -- --workdir DIR``
         gives ``["--workdir", "DIR"]``). Unknown arguments are ignored.
     environ : Mapping[str, str]
-        Environment; ``FEDMPT_WORKDIR`` is used when ``--workdir`` is absent.
+        Environment; ``env`` is used when ``flag`` is absent.
+    flag, env : str
+        The option (``--workdir``) and the environment variable (``FEDMPT_WORKDIR``).
 
     Returns
     -------
     Path | None
-        The workdir, or None when neither names one.
+        The folder, or None when neither names one.
     """
     # allow_abbrev=False: an unrelated "--w..." flag must not be taken for --workdir.
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument(flag, dest="folder", type=Path, default=None)
     args, _unknown = parser.parse_known_args(list(argv))
-    if args.workdir is not None:
-        return Path(args.workdir)
-    value = environ.get(WORKDIR_ENV, "").strip()
+    if args.folder is not None:
+        return Path(args.folder)
+    value = environ.get(env, "").strip()
     return Path(value) if value else None
+
+
+def resolve_workdir(argv: Sequence[str], environ: Mapping[str, str]) -> Path | None:
+    """The workdir from ``--workdir DIR``, else from ``FEDMPT_WORKDIR``; None if neither."""
+    return resolve_folder(argv, environ, flag="--workdir", env=WORKDIR_ENV)
 
 
 def demo_commands(workdir: Path) -> tuple[str, str]:

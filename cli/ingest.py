@@ -13,8 +13,8 @@ def ingest(
     out: Path = typer.Option(None, "--out", help="Cache folder (default: SITE_DIR/cache)."),
     preset: str = typer.Option("demo", help="Model preset whose input grid to ingest to."),
     qa: bool = typer.Option(False, "--qa", help="Also write CACHE/qa.json: shareable data-QA statistics."),
-    workers: int = typer.Option(1, "--workers", help="Processes building volumes in parallel (e.g. the "
-                                                   "number of cores)."),
+    workers: int = typer.Option(None, "--workers", min=1, help="Processes reading files and building volumes "
+                                "(default: one per CPU core)."),
 ) -> None:
     """Validate, de-identify and cache a site's DICOM series and reports.
 

@@ -119,7 +119,8 @@ def site_pull(
     limit: int = typer.Option(None, "--limit", help="Retrieve at most N studies this time."),
     no_ingest: bool = typer.Option(False, "--no-ingest", help="Only retrieve; do not run the ingest after."),
     preset: str = typer.Option("demo", help="Model preset whose input grid to ingest to."),
-    workers: int = typer.Option(1, "--workers", help="Processes building volumes in the ingest."),
+    workers: int = typer.Option(None, "--workers", min=1, help="Processes reading files and building volumes "
+                                "(default: one per CPU core)."),
 ) -> None:
     """Retrieve the CT studies not yet here from the hospital PACS into SITE_DIR/dicom/pacs/, then ingest.
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import multiprocessing
 import sys
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,10 +15,10 @@ from tqdm import tqdm
 
 from client_site.ingestion.errors import FileRejected, RejectCode
 from client_site.ingestion.outcomes import FileOutcomes
-from client_site.ingestion.reading import read_file
+from client_site.ingestion.reading import FileRead, read_file
 from client_site.ingestion.slices import Identity, SliceHeader
 from client_site.ingestion.state import FileState, StateStore
-from client_site.ingestion.walk import walk_files
+from client_site.ingestion.walk import WalkedFile, walk_files
 from client_site.pseudonym import pseudonymize
 
 logger = logging.getLogger(__name__)
@@ -22,6 +26,8 @@ logger = logging.getLogger(__name__)
 COMMIT_INTERVAL_S = 5.0  # a killed run re-reads at most this many seconds of headers
 # Not remembered: the cause may go away without the file changing (permissions fixed, disk back).
 _TRANSIENT = {RejectCode.UNREADABLE_FILE}
+_MIN_FILES_PER_WORKER = 8  # fewer files are read here: a fork costs more than parsing them
+_MAX_CHUNK = 32  # files per task: bounds what waits in the result queue
 
 
 @dataclass
@@ -55,7 +61,7 @@ class HeaderPass:
 
 def read_headers(
     dicom_dir: Path, site_dir: Path, *, salt: bytes, state: StateStore, outcomes: FileOutcomes,
-    progress: bool, rehash: bool,
+    progress: bool, rehash: bool, workers: int = 1,
 ) -> HeaderPass:
     """Walk ``dicom_dir``; read each new or changed file's header, reuse the cached result of the others.
 
@@ -73,24 +79,34 @@ def read_headers(
         Show a tqdm bar on stderr.
     rehash : bool
         Ignore the cache and read every file.
+    workers : int
+        Processes parsing and hashing the files to read (default: 1, this process). Results are
+        taken in walk order, and only this process touches the state and the outcomes.
     """
     found = HeaderPass()
-    walked = walk_files(dicom_dir, site_dir)
-    for item in tqdm(walked, desc="DICOM headers", unit="file", file=sys.stderr, disable=not progress):
+    plan: list[tuple[WalkedFile, str, FileState | None]] = []
+    for item in walk_files(dicom_dir, site_dir):
+        if item.rejection is not None:
+            plan.append((item, "", None))
+            continue
+        file_key = pseudonymize("file", item.rel_path, salt)
+        prior = None if rehash else state.file(file_key)
+        unchanged = prior is not None and (prior.size, prior.mtime_ns) == (item.size, item.mtime_ns)
+        plan.append((item, file_key, prior if unchanged else None))
+    reads = _read_files([item for item, key, prior in plan if key and prior is None], salt, workers)
+    for item, file_key, prior in tqdm(plan, desc="DICOM headers", unit="file", file=sys.stderr, disable=not progress):
         if item.rejection is not None:
             outcomes.reject(item.rel_path, "dicom", item.rejection)
             continue
-        file_key = pseudonymize("file", item.rel_path, salt)
         found.file_keys.add(file_key)
-        prior = None if rehash else state.file(file_key)
-        if prior is not None and (prior.size, prior.mtime_ns) == (item.size, item.mtime_ns):
+        if prior is not None:
             found.n_reused += 1
             _reuse(prior, item.path, item.rel_path, found, outcomes)
             continue
         found.n_read += 1
-        try:
-            read = read_file(item.path, item.rel_path, salt=salt)
-        except FileRejected as rejection:
+        read = next(reads)
+        if isinstance(read, FileRejected):
+            rejection = read
             logger.debug("rejected a file (path in ingest/ingest_report.json): %s", rejection.reason)
             outcomes.reject(item.rel_path, "dicom", rejection)
             if rejection.code not in _TRANSIENT:
@@ -122,3 +138,24 @@ def _reuse(prior: FileState, path: Path, rel_path: str, found: HeaderPass, outco
         return
     found.slices.extend(SliceHeader.from_record(r, path, rel_path) for r in prior.record["slices"])
     found.content_keys[rel_path] = prior.content_key
+
+
+def _read_or_reject(item: WalkedFile, salt: bytes) -> FileRead | FileRejected:
+    """:func:`read_file` with its rejection returned, not raised (it crosses processes)."""
+    try:
+        return read_file(item.path, item.rel_path, salt=salt)
+    except FileRejected as rejection:
+        return rejection
+
+
+def _read_files(items: list[WalkedFile], salt: bytes, workers: int) -> Iterator[FileRead | FileRejected]:
+    """Read ``items`` in order, in ``workers`` forked processes when there are enough files to share."""
+    read_one = functools.partial(_read_or_reject, salt=salt)
+    if workers <= 1 or len(items) < _MIN_FILES_PER_WORKER * 2:
+        yield from map(read_one, items)
+        return
+    n_workers = min(workers, len(items) // _MIN_FILES_PER_WORKER)
+    chunk = max(1, min(_MAX_CHUNK, len(items) // (4 * n_workers)))
+    # fork: the workers start at once and share the parent's imports; they only read files.
+    with ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        yield from pool.map(read_one, items, chunksize=chunk)

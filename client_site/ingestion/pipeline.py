@@ -91,7 +91,7 @@ def ingest_site(
     progress: bool = True,
     qa: bool = False,
     rehash: bool = False,
-    workers: int = 1,
+    workers: int | None = None,
 ) -> IngestResult:
     """Ingest one site directory into ``cache_dir``, reprocessing only what changed since the last run.
 
@@ -122,8 +122,10 @@ def ingest_site(
         ``qa.json`` is removed, as it would describe an older cache (default: False).
     rehash : bool
         Re-read every file even if its size and mtime are unchanged (default: False).
-    workers : int
-        Processes that load and preprocess volumes, one study each (default: 1, this process).
+    workers : int | None
+        Processes that parse the new files' headers and that load and preprocess volumes, one study
+        each; 1 does all in this process (default: one per CPU core available to this process, at
+        most one per study to build).
 
     Raises
     ------
@@ -131,6 +133,7 @@ def ingest_site(
         If ``site_dir/dicom`` is missing or ``cache_dir`` lies inside it.
     """
     started = time.perf_counter()
+    workers = workers if workers is not None else len(os.sched_getaffinity(0))
     site_dir, cache_dir = _check_layout(Path(site_dir).resolve(), Path(cache_dir).resolve())
     salt = load_or_create_salt(site_dir)
     run = _read_build_and_link(site_dir, cache_dir, salt=salt, config=config, progress=progress, rehash=rehash,
@@ -198,7 +201,7 @@ def _read_build_and_link(site_dir: Path, cache_dir: Path, *, salt: bytes, config
     state = StateStore.open(cache_dir)
     try:
         headers = read_headers(site_dir / "dicom", site_dir, salt=salt, state=state, outcomes=outcomes,
-                               progress=progress, rehash=rehash)
+                               progress=progress, rehash=rehash, workers=workers)
         timing = {"headers": time.perf_counter() - started}
         groups, duplicates = group_by_series(headers.slices)
         for rel, rejection in duplicates.items():

@@ -99,8 +99,8 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path: Path, monkeypatch: p
         return real(*args, **kwargs)
 
     monkeypatch.setattr(volume_pass, "preprocess_volume", _interrupting)
-    with pytest.raises(KeyboardInterrupt):
-        _ingest(tmp_path)
+    with pytest.raises(KeyboardInterrupt):  # in this process: an interrupt of a worker is a failed build
+        ingest_site(tmp_path, tmp_path / "cache", config=NATIVE, progress=False, workers=1)
     monkeypatch.undo()
     # Execute
     result = _ingest(tmp_path)

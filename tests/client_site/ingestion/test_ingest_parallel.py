@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 from ingestion_builders import Person, build_site, write_series
 
-from client_site.ingestion import PreprocessConfig, ingest_site
+from client_site.ingestion import PreprocessConfig, header_pass, ingest_site
+from client_site.ingestion.walk import WalkedFile
 from client_site.pseudonym import load_or_create_salt
 
 TINY = PreprocessConfig(spacing_mm=(2.5, 2.0, 2.0), shape=(4, 16, 16))
@@ -39,3 +42,15 @@ def test_parallel_ingest_equals_serial_and_keeps_the_incremental_cache(tmp_path:
     assert _outputs(copy) == _outputs(site)
     again = ingest_site(copy, copy / "cache", config=TINY, progress=False, workers=2)
     assert (again.n_volumes_built, again.n_volumes_reused) == (0, serial.n_volumes_built)
+
+
+def test_header_pass_reads_files_in_worker_processes_in_walk_order(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare: 40 files; read_file stands in for the parse and says which process ran it
+    items = [WalkedFile(path=tmp_path / f"f{k:02d}", rel_path=f"dicom/f{k:02d}") for k in range(40)]
+    monkeypatch.setattr(header_pass, "read_file", lambda path, rel_path, salt: (os.getpid(), rel_path))
+    # Execute
+    reads = list(header_pass._read_files(items, b"salt", workers=2))
+    # Assert: every file once, in walk order, none parsed by this process
+    assert [rel for _, rel in reads] == [item.rel_path for item in items]
+    assert os.getpid() not in {pid for pid, _ in reads}

@@ -11,6 +11,7 @@ HU = stored * RescaleSlope + RescaleIntercept per frame, computed exactly as
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,8 +41,35 @@ def decoder_fingerprint() -> str:
     return f"pydicom {pydicom.__version__}; " + "; ".join(plugins)
 
 
-def read_hu_frames(slices: Sequence[SliceHeader]) -> tuple[np.ndarray, dict[str, FileRejected]]:
+class VolumeScratch:
+    """float32 storage reused for the successive HU volumes built by one process.
+
+    The kernel maps a fresh (slices, 512, 512) array page by page on first write, which costs about
+    as much as the HU conversion itself; one buffer reused for a run's series avoids that. A volume
+    taken from it is valid until the next :meth:`take`; peak memory stays one (the largest) volume.
+    """
+
+    def __init__(self) -> None:
+        self._flat = np.empty(0, dtype=np.float32)
+
+    def take(self, shape: tuple[int, ...]) -> np.ndarray:
+        """An uninitialised float32 array of ``shape`` backed by the buffer (grown if needed)."""
+        size = math.prod(shape)
+        if self._flat.size < size:
+            self._flat = np.empty(0, dtype=np.float32)  # release the old buffer before the new one
+            self._flat = np.empty(size, dtype=np.float32)
+        return self._flat[:size].reshape(shape)
+
+    def release(self) -> None:
+        """Give the buffer's memory back."""
+        self._flat = np.empty(0, dtype=np.float32)
+
+
+def read_hu_frames(slices: Sequence[SliceHeader],
+                   scratch: VolumeScratch | None = None) -> tuple[np.ndarray, dict[str, FileRejected]]:
     """Fill a (len(slices), rows, columns) float32 HU volume, slice k from ``slices[k]``.
+
+    The volume is a fresh array, or backed by ``scratch`` when given.
 
     Returns
     -------
@@ -51,7 +79,8 @@ def read_hu_frames(slices: Sequence[SliceHeader]) -> tuple[np.ndarray, dict[str,
         Relative path -> why its pixels could not be read (empty when all were read).
     """
     first = slices[0]
-    volume = np.empty((len(slices), first.rows, first.columns), dtype=np.float32)
+    shape = (len(slices), first.rows, first.columns)
+    volume = scratch.take(shape) if scratch is not None else np.empty(shape, dtype=np.float32)
     by_file: dict[Path, list[int]] = {}
     for k, header in enumerate(slices):
         by_file.setdefault(header.path, []).append(k)

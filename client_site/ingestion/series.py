@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from client_site.ingestion.errors import FileRejected, RejectCode, SeriesRejected
-from client_site.ingestion.pixels import read_hu_frames
+from client_site.ingestion.pixels import VolumeScratch, read_hu_frames
 from client_site.ingestion.slices import SliceHeader
 
 logger = logging.getLogger(__name__)
@@ -233,8 +233,8 @@ def _check_spacing(gaps: np.ndarray) -> float:
     return spacing
 
 
-def load_hu_volume(series: OrderedSeries) -> np.ndarray:
-    """Read every slice of a checked series and stack them in HU.
+def load_hu_volume(series: OrderedSeries, scratch: VolumeScratch | None = None) -> np.ndarray:
+    """Read every slice of a checked series and stack them in HU (into ``scratch`` when given).
 
     Returns
     -------
@@ -247,7 +247,7 @@ def load_hu_volume(series: OrderedSeries) -> np.ndarray:
         If any slice's pixels are unreadable; ``failed_files`` names those files, the reason
         says how many slices failed (the series would have a gap).
     """
-    volume, failed = read_hu_frames(series.slices)
+    volume, failed = read_hu_frames(series.slices, scratch)
     if failed:
         n_failed = sum(1 for s in series.slices if s.rel_path in failed)
         raise SeriesRejected(

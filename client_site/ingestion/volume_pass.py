@@ -27,13 +27,15 @@ from infra.atomic_files import write_json_atomic, write_npy_atomic
 from client_site.ingestion.deid import header_summary
 from client_site.ingestion.errors import FileRejected, RejectCode, SeriesRejected
 from client_site.ingestion.outcomes import ACCEPTED, REJECTED, FileOutcomes
-from client_site.ingestion.pixels import decoder_fingerprint
+from client_site.ingestion.pixels import VolumeScratch, decoder_fingerprint
 from client_site.ingestion.preprocess import PreprocessConfig, preprocess_volume
 from client_site.ingestion.series import OrderedSeries, load_hu_volume, selection_key
 from client_site.ingestion.state import STATE_VERSION, StateStore
 from client_site.ingestion.study import StudyInfo
 
 logger = logging.getLogger(__name__)
+# HU volumes of this process's builds (the parent's, or a worker's): one buffer, not one per series.
+_SCRATCH = VolumeScratch()
 
 
 @dataclass
@@ -88,10 +90,13 @@ def build_volumes(
     with tqdm(total=len(studies), desc="volumes", unit="study", file=sys.stderr, disable=not progress) as bar:
         bar.update(len(studies) - len(jobs))
         if workers <= 1 or len(jobs) < 2:
-            for plan, job in jobs:
-                while job is not None:
-                    job = builder.settle(plan, job, _build(job.series, *builder.paths(plan), config, salt))
-                bar.update(1)
+            try:
+                for plan, job in jobs:
+                    while job is not None:
+                        job = builder.settle(plan, job, _build(job.series, *builder.paths(plan), config, salt))
+                    bar.update(1)
+            finally:
+                _SCRATCH.release()
             return counts
         # fork: workers start at once with everything imported (spawn re-imports torch and MONAI in each,
         # tens of seconds on a busy host); they only load, preprocess and write files, never touching the
@@ -197,7 +202,7 @@ def _build(series: OrderedSeries, volume_path: Path, summary_path: Path, config:
     Returns the volume's record, or the series' rejection (returned, not raised: it crosses processes).
     """
     try:
-        hu = load_hu_volume(series)
+        hu = load_hu_volume(series, _SCRATCH)
         volume = preprocess_volume(hu, series.affine, config)
     except SeriesRejected as rejection:
         return rejection

@@ -130,7 +130,7 @@ def test_unreadable_pixels_remembered_until_the_file_changes(tmp_path: Path, mon
     first = _ingest(tmp_path)
     calls: list[int] = []
     real = volume_pass.load_hu_volume
-    monkeypatch.setattr(volume_pass, "load_hu_volume", lambda s: calls.append(1) or real(s))
+    monkeypatch.setattr(volume_pass, "load_hu_volume", lambda *args: calls.append(1) or real(*args))
     # Execute
     second = _ingest(tmp_path)
     files = {f["path"]: f["reason"] for f in json.loads(second.report_path.read_text())["files"]}

@@ -15,6 +15,7 @@ from client_site.ingestion.series import (
     order_series,
     selection_key,
 )
+from client_site.ingestion.pixels import VolumeScratch
 from client_site.ingestion.slices import SliceHeader
 
 
@@ -66,3 +67,17 @@ def test_grouping_drops_duplicate_instances_and_selection_prefers_thin(site: Sit
     assert list(duplicates) == ["dicom/zz_copy"]
     ordered = sorted([order_series(thick), order_series(thin)], key=selection_key)
     assert len(ordered[0].slices) == 8
+
+
+def test_successive_volumes_reuse_one_scratch_buffer_and_stay_exact(site: Site) -> None:
+    # Prepare: one scratch buffer for two loads, as a run's builds use it
+    series = order_series(_headers(site.thin_paths, site.root))
+    scratch = VolumeScratch()
+    # Execute
+    first = load_hu_volume(series, scratch).copy()
+    second = load_hu_volume(series, scratch)
+    third = load_hu_volume(series, scratch)
+    # Assert: the same memory each time (no fresh volume to page in), and the same HU as a fresh array
+    assert np.shares_memory(second, third)
+    np.testing.assert_array_equal(third, first)
+    np.testing.assert_array_equal(third, load_hu_volume(series))

@@ -122,6 +122,7 @@ def _flower_error(error: Exception) -> CliError:
 def as_cli_error(error: BaseException) -> CliError | None:
     """The user-facing form of an expected failure; None for a bug (keep its traceback)."""
     from aggregator.checkpoints import CheckpointError
+    from aggregator.quorum import QuorumNotMet
     from client_site.pacs.errors import PacsAccessRefused, PacsConfigError, PacsError, PacsUnavailable
     from infra.signatures import SignatureError
     from federation.deploy.flower_cli import FlowerCommandError
@@ -134,6 +135,8 @@ def as_cli_error(error: BaseException) -> CliError | None:
         return AccessRefused(str(error), "use the model and key the aggregator published")
     if isinstance(error, BudgetExceededError):
         return BudgetRefused(str(error), "see the site's ledger: fedmpt privacy ledger SITE_DIR")
+    if isinstance(error, QuorumNotMet):
+        return RunFailed(f"the run failed: {error}", "see each site's reason: fedmpt rounds results WORKDIR")
     if isinstance(error, FederatedRunError):
         return RunFailed(str(error), "see each site's reason: fedmpt rounds results WORKDIR --run NAME")
     if isinstance(error, PacsConfigError):

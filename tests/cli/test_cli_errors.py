@@ -95,3 +95,13 @@ def test_site_check_names_the_unreachable_superlink(consortium, make_site, tmp_p
     assert "ok  cache:" in result.output and "ok  approved app bundles: 0" in result.output
     assert f"cannot reach the SuperLink at {consortium.advertised}" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_run_that_failed_its_quorum_is_reported_as_such_not_as_a_bug():
+    from aggregator.quorum import QuorumNotMet
+    from cli.errors import as_cli_error
+
+    error = as_cli_error(QuorumNotMet(1, 0, 2))
+
+    assert error is not None and error.exit_code == 1
+    assert "round 1: 0 of the required 2 site(s) trained" in error.message

@@ -1,6 +1,6 @@
 """`fedmpt demo`, then the audit the dashboard's Privacy page tells reviewers to run, and the baselines.
 
-Small consortia (2 sites, 6 patients, 1 round each), through the real command line in its own
+Small consortia (demo: 3 sites of 24 patients, its budgets; compare: 2 sites of 8; 1 round each), through the real command line in its own
 process; minutes long, so marked integration (`make integration`).
 """
 
@@ -24,20 +24,20 @@ def _fedmpt(*args, cwd):
 
 def test_demo_then_audit_mia_audits_the_fine_tuned_release(tmp_path):
     workdir = tmp_path / "fedmpt-demo"
-    _fedmpt("demo", "--workdir", workdir, "--sites", "2", "--patients", "6", "--rounds", "1",
+    _fedmpt("demo", "--workdir", workdir, "--sites", "3", "--patients", "24", "--rounds", "1",
             "--finetune-rounds", "1", cwd=tmp_path)
 
     out = _fedmpt("audit", "mia", "--workdir", workdir, "--draws", "1", "--threads", "1", cwd=tmp_path)
 
     report = json.loads((workdir / "aggregator" / "reports" / "mia.json").read_text())
     assert report["task"] == "finetune" and len(report["runs_in_model"]) == 2, out
-    assert len(report["sites"]) == 2 and all(0 <= s["auc"] <= 1 for s in report["sites"].values())
+    assert len(report["sites"]) == 3 and all(0 <= s["auc"] <= 1 for s in report["sites"].values())
     results = _fedmpt("rounds", "results", workdir, "--run", report["run"], cwd=tmp_path)
     assert "completed (1 rounds)" in results
 
 
 def test_experiment_compare_writes_the_comparison(tmp_path):
     workdir = tmp_path / "w"
-    _fedmpt("experiment", "compare", "--workdir", workdir, "--sites", "2", "--patients", "6",
+    _fedmpt("experiment", "compare", "--workdir", workdir, "--sites", "2", "--patients", "8",
             "--preset", "tiny", "--rounds", "1", "--local-steps", "1", "--epsilons", "8", cwd=tmp_path)
     assert (workdir / "aggregator" / "reports" / "comparison.csv").exists()

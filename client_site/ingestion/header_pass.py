@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import functools
 import logging
-import multiprocessing
 import sys
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +25,7 @@ logger = logging.getLogger(__name__)
 COMMIT_INTERVAL_S = 5.0  # a killed run re-reads at most this many seconds of headers
 # Not remembered: the cause may go away without the file changing (permissions fixed, disk back).
 _TRANSIENT = {RejectCode.UNREADABLE_FILE}
-_MIN_FILES_PER_WORKER = 8  # fewer files are read here: a fork costs more than parsing them
+_MIN_FILES_TO_SHARE = 16  # fewer files are read here: shipping them to workers costs more
 _MAX_CHUNK = 32  # files per task: bounds what waits in the result queue
 
 
@@ -61,7 +60,7 @@ class HeaderPass:
 
 def read_headers(
     dicom_dir: Path, site_dir: Path, *, salt: bytes, state: StateStore, outcomes: FileOutcomes,
-    progress: bool, rehash: bool, workers: int = 1,
+    progress: bool, rehash: bool, pool: Executor | None = None,
 ) -> HeaderPass:
     """Walk ``dicom_dir``; read each new or changed file's header, reuse the cached result of the others.
 
@@ -79,9 +78,9 @@ def read_headers(
         Show a tqdm bar on stderr.
     rehash : bool
         Ignore the cache and read every file.
-    workers : int
-        Processes parsing and hashing the files to read (default: 1, this process). Results are
-        taken in walk order, and only this process touches the state and the outcomes.
+    pool : Executor | None
+        Worker processes parsing and hashing the files to read (default: None, this process). Results
+        are taken in walk order, and only this process touches the state and the outcomes.
     """
     found = HeaderPass()
     plan: list[tuple[WalkedFile, str, FileState | None]] = []
@@ -93,7 +92,7 @@ def read_headers(
         prior = None if rehash else state.file(file_key)
         unchanged = prior is not None and (prior.size, prior.mtime_ns) == (item.size, item.mtime_ns)
         plan.append((item, file_key, prior if unchanged else None))
-    reads = _read_files([item for item, key, prior in plan if key and prior is None], salt, workers)
+    reads = _read_files([item for item, key, prior in plan if key and prior is None], salt, pool)
     for item, file_key, prior in tqdm(plan, desc="DICOM headers", unit="file", file=sys.stderr, disable=not progress):
         if item.rejection is not None:
             outcomes.reject(item.rel_path, "dicom", item.rejection)
@@ -148,14 +147,11 @@ def _read_or_reject(item: WalkedFile, salt: bytes) -> FileRead | FileRejected:
         return rejection
 
 
-def _read_files(items: list[WalkedFile], salt: bytes, workers: int) -> Iterator[FileRead | FileRejected]:
-    """Read ``items`` in order, in ``workers`` forked processes when there are enough files to share."""
+def _read_files(items: list[WalkedFile], salt: bytes, pool: Executor | None) -> Iterator[FileRead | FileRejected]:
+    """Read ``items`` in order, in the ``pool``'s processes when there are enough files to share."""
     read_one = functools.partial(_read_or_reject, salt=salt)
-    if workers <= 1 or len(items) < _MIN_FILES_PER_WORKER * 2:
+    if pool is None or len(items) < _MIN_FILES_TO_SHARE:
         yield from map(read_one, items)
         return
-    n_workers = min(workers, len(items) // _MIN_FILES_PER_WORKER)
-    chunk = max(1, min(_MAX_CHUNK, len(items) // (4 * n_workers)))
-    # fork: the workers start at once and share the parent's imports; they only read files.
-    with ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        yield from pool.map(read_one, items, chunksize=chunk)
+    chunk = max(1, min(_MAX_CHUNK, len(items) // 8))  # several chunks per worker, few waiting results
+    yield from pool.map(read_one, items, chunksize=chunk)

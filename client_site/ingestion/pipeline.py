@@ -20,7 +20,7 @@ from client_site.ingestion.series_check import check_series, mark_not_selected
 from client_site.ingestion.sidecars import link_clinical, link_reports, patient_identities
 from client_site.ingestion.state import StateStore
 from client_site.ingestion.study import StudyInfo, study_entry
-from client_site.ingestion.volume_pass import VolumeCounts, build_volumes
+from client_site.ingestion.volume_pass import VolumeCounts, build_volumes, worker_pool
 from client_site.layout import SiteLayout
 from client_site.pseudonym import load_or_create_salt
 from infra.cache_index import CachedStudy
@@ -200,16 +200,17 @@ def _read_build_and_link(site_dir: Path, cache_dir: Path, *, salt: bytes, config
     started, outcomes = time.perf_counter(), FileOutcomes()
     state = StateStore.open(cache_dir)
     try:
-        headers = read_headers(site_dir / "dicom", site_dir, salt=salt, state=state, outcomes=outcomes,
-                               progress=progress, rehash=rehash, workers=workers)
-        timing = {"headers": time.perf_counter() - started}
-        groups, duplicates = group_by_series(headers.slices)
-        for rel, rejection in duplicates.items():
-            outcomes.reject(rel, "dicom", rejection)
-        series_log: dict[str, dict[str, Any]] = {}
-        studies = check_series(groups, headers, outcomes, series_log)
-        volumes = build_volumes(list(studies.values()), cache_dir=cache_dir, config=config, salt=salt, state=state,
-                                outcomes=outcomes, series_log=series_log, progress=progress, workers=workers)
+        with worker_pool(workers) as pool:  # one pool for both passes
+            headers = read_headers(site_dir / "dicom", site_dir, salt=salt, state=state, outcomes=outcomes,
+                                   progress=progress, rehash=rehash, pool=pool)
+            timing = {"headers": time.perf_counter() - started}
+            groups, duplicates = group_by_series(headers.slices)
+            for rel, rejection in duplicates.items():
+                outcomes.reject(rel, "dicom", rejection)
+            series_log: dict[str, dict[str, Any]] = {}
+            studies = check_series(groups, headers, outcomes, series_log)
+            volumes = build_volumes(list(studies.values()), cache_dir=cache_dir, config=config, salt=salt, state=state,
+                                    outcomes=outcomes, series_log=series_log, progress=progress, pool=pool)
         mark_not_selected(studies, outcomes, series_log)
         timing["volumes"] = time.perf_counter() - started - sum(timing.values())
         report_keys: set[str] = set()

@@ -12,6 +12,7 @@ import pytest
 from ingestion_builders import Person, build_site, write_series
 
 from client_site.ingestion import PreprocessConfig, header_pass, ingest_site
+from client_site.ingestion.volume_pass import worker_pool
 from client_site.ingestion.walk import WalkedFile
 from client_site.pseudonym import load_or_create_salt
 
@@ -50,7 +51,8 @@ def test_header_pass_reads_files_in_worker_processes_in_walk_order(tmp_path: Pat
     items = [WalkedFile(path=tmp_path / f"f{k:02d}", rel_path=f"dicom/f{k:02d}") for k in range(40)]
     monkeypatch.setattr(header_pass, "read_file", lambda path, rel_path, salt: (os.getpid(), rel_path))
     # Execute
-    reads = list(header_pass._read_files(items, b"salt", workers=2))
+    with worker_pool(2) as pool:
+        reads = list(header_pass._read_files(items, b"salt", pool))
     # Assert: every file once, in walk order, none parsed by this process
     assert [rel for _, rel in reads] == [item.rel_path for item in items]
     assert os.getpid() not in {pid for pid, _ in reads}

@@ -1,4 +1,4 @@
-"""The baselines comparison at ``fedmpt experiment compare``'s default size.
+"""The end-to-end baselines comparison (``fedmpt experiment compare --end-to-end``) at 40 patients per site.
 
 Runs every arm (local-only per site, centralized, federated, federated with DP at each default
 epsilon) on a fresh synthetic consortium in a temporary workdir, copies the reports
@@ -29,7 +29,7 @@ import torch
 from cli.experiment import EXPERIMENT_SITES
 from experiments.demo import prepare_sites
 from experiments.baselines import Experiment, ExperimentConfig, write_reports
-from experiments.baselines.report import target_checks
+from experiments.baselines.report import Comparison, target_checks
 
 logger = logging.getLogger("benchmarks.bench_experiment")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -37,6 +37,28 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def _finite(value: Any) -> Any:
     return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def comparison_result(comparison: Comparison, *, name: str, patients: int, seconds: float,
+                      reports: list[Path], kept: Path) -> dict[str, Any]:
+    """Copy ``reports`` to ``kept`` and return the JSON-ready result of one comparison."""
+    kept.mkdir(parents=True, exist_ok=True)
+    for report in reports:
+        shutil.copy2(report, kept / report.name)
+    return {
+        "benchmark": name,
+        "settings": {**comparison.settings, "patients_per_site": patients},
+        "wall_seconds": round(seconds, 1),
+        "rows": [{k: _finite(v) for k, v in row.items()} for row in comparison.rows],
+        "cross_site_diag_auc_macro": [{"trained_at": a, "evaluated_at": b, "value": _finite(v)}
+                                      for (a, b), v in comparison.cross_site.items()],
+        "targets": target_checks(comparison.table()),
+        "reports": [str(kept.relative_to(RESULTS.parent.parent) / p.name) for p in reports],
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
+                    "python": platform.python_version(), "torch": torch.__version__,
+                    "torch_threads": torch.get_num_threads()},
+    }
 
 
 def run(workdir: Path, config: ExperimentConfig, *, sites: int = 3, patients: int = 40) -> dict[str, Any]:
@@ -48,23 +70,8 @@ def run(workdir: Path, config: ExperimentConfig, *, sites: int = 3, patients: in
     comparison = Experiment(site_dirs, workdir / "aggregator" / "experiments", config).run()
     seconds = time.perf_counter() - started
     reports = write_reports(comparison, workdir / "aggregator" / "reports")  # for the dashboard
-    kept = RESULTS / "experiment"
-    kept.mkdir(parents=True, exist_ok=True)
-    for report in reports:
-        shutil.copy2(report, kept / report.name)
-    return {
-        "benchmark": "experiment_compare",
-        "settings": {**comparison.settings, "patients_per_site": patients},
-        "wall_seconds": round(seconds, 1),
-        "rows": [{k: _finite(v) for k, v in row.items()} for row in comparison.rows],
-        "cross_site_diag_auc_macro": [{"trained_at": a, "evaluated_at": b, "value": _finite(v)}
-                                      for (a, b), v in comparison.cross_site.items()],
-        "targets": target_checks(comparison.table()),
-        "reports": [f"benchmarks/results/experiment/{p.name}" for p in reports],
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpu_count": os.cpu_count(), "python": platform.python_version(),
-                    "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
-    }
+    return comparison_result(comparison, name="experiment_compare", patients=patients, seconds=seconds,
+                             reports=reports, kept=RESULTS / "experiment")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -7,7 +7,8 @@ import logging
 import sys
 
 BENCHMARKS = ("benchmarks.bench_training", "benchmarks.bench_federation", "benchmarks.bench_ingestion",
-              "benchmarks.bench_pacs", "benchmarks.bench_privacy", "benchmarks.bench_experiment")
+              "benchmarks.bench_pacs", "benchmarks.bench_privacy", "benchmarks.bench_diagnosis",
+              "benchmarks.bench_experiment")
 
 
 def main() -> int:

@@ -13,15 +13,12 @@ Usage: ``python -m benchmarks.bench_diagnosis [--workdir DIR] [--patients N]``.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_experiment import RESULTS, comparison_result
+from benchmarks.bench_experiment import RESULTS, comparison_result, run_and_write
 from cli.experiment import DEFAULT_PATIENTS, EXPERIMENT_SITES
 from experiments.baselines import write_reports
 from experiments.baselines.diagnosis import DiagnosisBenchmarkConfig, run_diagnosis_benchmark
@@ -36,24 +33,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--patients", type=int, default=DEFAULT_PATIENTS)
     args = parser.parse_args(argv)
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="fedmpt-diagnosis-"))
     config = DiagnosisBenchmarkConfig(training=HeadTraining(delta=min(1e-4, 0.1 / args.patients)))
-    try:
+
+    def job(workdir: Path) -> dict[str, Any]:
         started = time.perf_counter()
         comparison = run_diagnosis_benchmark(workdir, sites=3, patients=args.patients, seed=0, preset="demo",
                                              folder=EXPERIMENT_SITES, config=config,
                                              on_arm=lambda arm: logger.info("arm: %s", arm))
         seconds = time.perf_counter() - started
         reports = write_reports(comparison, workdir / "aggregator" / "reports")
-        result = comparison_result(comparison, name="diagnosis", patients=args.patients, seconds=seconds,
-                                   reports=reports, kept=RESULTS / "diagnosis")
-    finally:
-        if args.workdir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
-    path = RESULTS / "diagnosis.json"
-    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    logger.info("wrote %s", path)
-    return result
+        return comparison_result(comparison, name="diagnosis", patients=args.patients, seconds=seconds,
+                                 reports=reports, kept=RESULTS / "diagnosis")
+
+    return run_and_write("diagnosis", args.workdir, job)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -79,13 +79,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args(argv)
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="fedmpt-experiment-"))
+    return run_and_write("experiment_compare", args.workdir, lambda workdir: run(workdir, ExperimentConfig()))
+
+
+def run_and_write(name: str, workdir: Path | None, job: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``job`` in ``workdir`` (a temporary folder, removed afterwards, when None) and write its
+    result to ``benchmarks/results/NAME.json``."""
+    folder = workdir or Path(tempfile.mkdtemp(prefix=f"fedmpt-{name}-"))
     try:
-        result = run(workdir, ExperimentConfig())
+        result = job(folder)
     finally:
-        if args.workdir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
-    path = RESULTS / "experiment_compare.json"
+        if workdir is None:
+            shutil.rmtree(folder, ignore_errors=True)
+    path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     logger.info("wrote %s", path)
     return result

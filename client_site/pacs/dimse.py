@@ -254,7 +254,9 @@ def _association_error(assoc: Association, config: PacsConfig) -> PacsUnavailabl
                          f"({config.called_aet}) and that the PACS registers this site as {config.calling_aet} "
                          "from this host")
     if assoc.is_aborted and _reachable(config):
-        return PacsAccessRefused(f"{where} aborted the association request: check that {config.calling_aet} is "
-                         "registered at the PACS for this host")
+        # Some PACS close the connection right after A-ASSOCIATE-RJ, so the reason can be lost to an abort.
+        return PacsAccessRefused(f"{where} aborted the association request: check [pacs] called_aet "
+                         f"({config.called_aet}) and that the PACS registers this site as {config.calling_aet} "
+                         "from this host")
     return PacsUnavailable(f"cannot reach {where} (no DICOM association): check [pacs] host and port, that the "
                      "PACS is up, and that the firewall lets this host connect to it")

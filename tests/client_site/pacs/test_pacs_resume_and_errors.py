@@ -81,8 +81,8 @@ def _cli(*args: str) -> tuple[int, str]:
 
 @pytest.mark.parametrize(("protocol", "settings", "code", "says"), [
     ("dicomweb", {"password": "wrong password"}, 7, "refused the credentials (HTTP 401)"),
-    ("dimse", {"called_aet": "NOTTHEPACS"}, 7, "called AE title not recognised"),
-    ("dimse", {"calling_aet": "STRANGER"}, 7, "rejected the association"),
+    ("dimse", {"called_aet": "NOTTHEPACS"}, 7, "check [pacs] called_aet (NOTTHEPACS)"),
+    ("dimse", {"calling_aet": "STRANGER"}, 7, "registers this site as STRANGER"),
     ("dicomweb", {"url": f"http://127.0.0.1:{free_port()}/dicom-web"}, 6, "cannot reach the PACS"),
     ("dimse", {"port": free_port()}, 6, "cannot reach the PACS"),
 ])

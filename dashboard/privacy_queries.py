@@ -10,11 +10,15 @@ import pandas as pd
 
 from dashboard.queries import OK, TRAIN, Row, metric_table, site_label
 
-__all__ = ["epsilon_history", "privacy_table", "projected_rounds_left", "stage_split_table"]
+__all__ = ["epsilon_history", "privacy_table", "projected_rounds_left", "stage_shares", "stage_split_table"]
 
 STAGE_COLUMNS = {"epsilon_ssl": "SSL epsilon", "epsilon_ssl_cap": "SSL share",
                  "epsilon_fine_tuning": "fine-tuning epsilon", "epsilon_fine_tuning_cap": "fine-tuning share"}
 """Train-reply metrics of the budget split (each stage priced on its own segments) and their labels."""
+STAGES = {stage: (STAGE_COLUMNS[f"epsilon_{key}"], STAGE_COLUMNS[f"epsilon_{key}_cap"])
+          for stage, key in (("SSL", "ssl"), ("fine-tuning", "fine_tuning"))}
+"""Each stage's spent and cap columns of :func:`stage_split_table`."""
+CONFIGURED, SPENT = "configured", "spent"
 
 # 0.3 left / 0.1 per round is 2.9999999999999996 in floats; it must project 3 rounds, not 2.
 _RATIO_SLACK = 1e-9
@@ -179,3 +183,36 @@ def stage_split_table(site_metrics: Iterable[Row]) -> pd.DataFrame:
     frame = pd.DataFrame(columns)
     frame.index.name = "site"
     return frame
+
+
+def stage_shares(site_metrics: Iterable[Row]) -> pd.DataFrame:
+    """Each stage's share of each site's budget, as configured (its cap) and as spent.
+
+    Built on :func:`stage_split_table` (the sites' last reported values) and each site's last
+    reported budget. A site without a split (``ssl_share`` unset) reports the whole budget as
+    both caps: its configured shares are NaN, not 100% each.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Long table, columns site, basis (``configured`` or ``spent``), stage (``SSL`` or
+        ``fine-tuning``), epsilon and share (epsilon / the site's budget); empty when no site
+        reported the split or its budget.
+    """
+    rows = list(site_metrics)
+    split = stage_split_table(rows)
+    budgets = metric_table(rows, TRAIN, "epsilon_budget")
+    records = []
+    for site, values in split.iterrows():
+        budget = _last(budgets, str(site))
+        if not budget:
+            continue
+        caps = [values.get(cap, math.nan) for _, cap in STAGES.values()]
+        no_split = all(math.isclose(c, budget) for c in caps)
+        for stage, (spent, cap) in STAGES.items():
+            for basis, column in ((CONFIGURED, cap), (SPENT, spent)):
+                epsilon = values.get(column, math.nan)
+                share = math.nan if basis == CONFIGURED and no_split else epsilon / budget
+                records.append({"site": site, "basis": basis, "stage": stage, "epsilon": epsilon,
+                                "share": share})
+    return pd.DataFrame.from_records(records, columns=["site", "basis", "stage", "epsilon", "share"])

@@ -2,8 +2,9 @@
 
 ``fedmpt experiment compare --workdir DIR`` writes tables (CSV) and plots (PNG) to
 ``DIR/aggregator/reports/``, among them ``cross_site_matrix.csv``; ``fedmpt audit mia --workdir
-DIR`` writes ``mia.json`` there. Every failure to read one becomes a ``ReportReadError`` whose
-message the page shows.
+DIR`` writes ``mia.json`` there. The diagnosis benchmark also writes ``roc_curves.csv``: the ROC
+points of every (arm, site, finding), whose areas are the AUCs of ``comparison.csv``. Every
+failure to read one becomes a ``ReportReadError`` whose message the page shows.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import pandas as pd
 from dashboard.errors import DashboardError
 
 __all__ = [
+    "COMPARISON",
+    "ROC_CURVES",
     "CROSS_SITE_MATRIX",
     "MAX_REPORT_BYTES",
     "MIA_FILE",
@@ -28,11 +31,15 @@ __all__ = [
     "find_reports",
     "read_cross_site_matrix",
     "read_mia",
+    "read_roc_curves",
     "read_table",
     "reports_dir",
 ]
 
+COMPARISON = "comparison.csv"
 CROSS_SITE_MATRIX = "cross_site_matrix.csv"
+ROC_CURVES = "roc_curves.csv"
+ROC_COLUMNS = ("baseline", "site", "finding", "fpr", "tpr")
 MIA_FILE = "mia.json"
 #: Files larger than this are listed, not loaded into the browser.
 MAX_REPORT_BYTES = 5 * 1024 * 1024
@@ -54,11 +61,12 @@ class ReportFiles:
     tables: list[Path] = field(default_factory=list)
     plots: list[Path] = field(default_factory=list)
     cross_site_matrix: Path | None = None
+    roc_curves: Path | None = None
 
     @property
     def empty(self) -> bool:
-        """No baseline table, plot or matrix."""
-        return not (self.tables or self.plots or self.cross_site_matrix)
+        """No baseline table, plot, matrix or ROC curves."""
+        return not (self.tables or self.plots or self.cross_site_matrix or self.roc_curves)
 
 
 def find_reports(folder: Path) -> ReportFiles:
@@ -67,11 +75,12 @@ def find_reports(folder: Path) -> ReportFiles:
     if not folder.is_dir():
         return ReportFiles()
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    matrix = folder / CROSS_SITE_MATRIX
+    matrix, roc = folder / CROSS_SITE_MATRIX, folder / ROC_CURVES
     return ReportFiles(
-        tables=[p for p in files if p.suffix.lower() == ".csv" and p.name != CROSS_SITE_MATRIX],
+        tables=[p for p in files if p.suffix.lower() == ".csv" and p.name not in (CROSS_SITE_MATRIX, ROC_CURVES)],
         plots=[p for p in files if p.suffix.lower() == ".png"],
         cross_site_matrix=matrix if matrix.is_file() else None,
+        roc_curves=roc if roc.is_file() else None,
     )
 
 
@@ -140,6 +149,31 @@ def read_cross_site_matrix(path: Path) -> pd.DataFrame:
     matrix.index.name = str(first)
     matrix.columns.name = "evaluated at"
     return matrix.astype("float64")
+
+
+def read_roc_curves(path: Path) -> pd.DataFrame:
+    """The ROC points of ``roc_curves.csv``: one row per point, curves in file order.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns baseline, site, finding (text), fpr, tpr (floats in [0, 1]).
+
+    Raises
+    ------
+    ReportReadError
+        Unreadable, a column missing, or a rate that is not a number in [0, 1].
+    """
+    raw = read_table(path)
+    missing = [c for c in ROC_COLUMNS if c not in raw.columns]
+    if missing:
+        raise ReportReadError(f"{path.name} lacks the column(s) {', '.join(missing)}; "
+                              f"expected {', '.join(ROC_COLUMNS)}")
+    rates = raw[["fpr", "tpr"]].apply(pd.to_numeric, errors="coerce")
+    if rates.isna().any().any() or not rates.stack().between(0.0, 1.0).all():
+        raise ReportReadError(f"{path.name}: fpr and tpr must be numbers in [0, 1]")
+    labels = raw[["baseline", "site", "finding"]].astype(str)
+    return pd.concat([labels, rates.astype("float64")], axis=1)
 
 
 @dataclass(frozen=True)

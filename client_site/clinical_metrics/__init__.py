@@ -1,6 +1,6 @@
 """Clinical metrics for the downstream tasks: finding extractor, diagnosis, reports, medication, pointing game."""
 
-from .diagnosis import macro_auc, per_finding_auc
+from .diagnosis import macro_auc, per_finding_auc, per_finding_roc
 from .extractor import detect_language, extract_findings, finding_term, findings_vector, split_clauses
 from .finding_f1 import label_f1, report_finding_f1
 from .medication import (
@@ -30,6 +30,7 @@ __all__ = [
     "macro_auc",
     "mean_rouge_l",
     "per_finding_auc",
+    "per_finding_roc",
     "pointing_game",
     "pointing_hit",
     "pr_auc",

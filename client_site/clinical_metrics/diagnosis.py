@@ -21,6 +21,17 @@ def _as_2d(name: str, values: ArrayLike, n_labels: int) -> np.ndarray:
     return array
 
 
+def _checked(y_true: ArrayLike, y_score: ArrayLike, n_labels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Truth and scores as (n_cases, n_labels) arrays of the same shape, truth 0/1 only."""
+    truth = _as_2d("y_true", y_true, n_labels)
+    score = _as_2d("y_score", y_score, n_labels)
+    if truth.shape != score.shape:
+        raise ValueError(f"y_true and y_score shapes differ: {truth.shape} vs {score.shape}")
+    if not np.isin(truth, (0.0, 1.0)).all():
+        raise ValueError("y_true must hold only 0 and 1")
+    return truth, score
+
+
 def per_finding_auc(
     y_true: ArrayLike, y_score: ArrayLike, *, names: Sequence[str] = FINDINGS
 ) -> dict[str, float]:
@@ -47,12 +58,7 @@ def per_finding_auc(
     """
     from sklearn.metrics import roc_auc_score  # seconds to import: only where AUCs are computed
 
-    truth = _as_2d("y_true", y_true, len(names))
-    score = _as_2d("y_score", y_score, len(names))
-    if truth.shape != score.shape:
-        raise ValueError(f"y_true and y_score shapes differ: {truth.shape} vs {score.shape}")
-    if not np.isin(truth, (0.0, 1.0)).all():
-        raise ValueError("y_true must hold only 0 and 1")
+    truth, score = _checked(y_true, y_score, len(names))
     out: dict[str, float] = {}
     for j, name in enumerate(names):
         if np.unique(truth[:, j]).size < 2:
@@ -61,6 +67,27 @@ def per_finding_auc(
         else:
             out[name] = float(roc_auc_score(truth[:, j], score[:, j]))
     return out
+
+
+def per_finding_roc(
+    y_true: ArrayLike, y_score: ArrayLike, *, names: Sequence[str] = FINDINGS
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """ROC curve of each finding whose truth holds both classes: ``(fpr, tpr)``.
+
+    The points are those :func:`per_finding_auc` integrates (``sklearn.metrics.roc_curve``,
+    collinear points dropped), so the trapezoid area under them is that finding's AUC. A curve
+    starts at (0, 0), ends at (1, 1) and never decreases. Shapes and truth as in
+    :func:`per_finding_auc`; a single-class finding has no curve.
+    """
+    from sklearn.metrics import roc_curve
+
+    truth, score = _checked(y_true, y_score, len(names))
+    curves = {}
+    for j, name in enumerate(names):
+        if np.unique(truth[:, j]).size == 2:
+            fpr, tpr, _ = roc_curve(truth[:, j], score[:, j])
+            curves[name] = (fpr, tpr)
+    return curves
 
 
 def macro_auc(per_finding: dict[str, float]) -> float:

@@ -1,4 +1,5 @@
-"""Results page: baselines (tables and plots), the cross-site matrix, downstream metrics per site."""
+"""Results page: baselines (tables and plots), ROC curves per finding, the cross-site matrix, the
+budget split per stage, downstream metrics per site."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from dashboard.reports_reader import (
     reports_dir,
 )
 from dashboard.store_reader import QA_PREFIX
+from dashboard.views._budget_split import render_budget_split
 from dashboard.views._common import Snapshot, current_snapshot, safe_filename
+from dashboard.views._roc import render_roc
 
 __all__ = ["render"]
 
@@ -135,7 +138,8 @@ def _downstream(snapshot: Snapshot) -> None:
 
 
 def render(snapshot: Snapshot) -> None:
-    """Draw the baselines, the cross-site heatmap and the latest per-site evaluation."""
+    """Draw the baselines, their ROC curves, the cross-site heatmap, the budget split and the
+    latest per-site evaluation."""
     st.title("Results")
     folder = reports_dir(snapshot.workdir)
     files = find_reports(folder)
@@ -148,7 +152,9 @@ def render(snapshot: Snapshot) -> None:
         st.code(f"fedmpt experiment compare --workdir {snapshot.workdir}", language="bash")
     else:
         _baselines(files.tables, files.plots)
+        render_roc(files, snapshot.workdir)
         _cross_site(files.cross_site_matrix, snapshot.workdir)
+    render_budget_split(snapshot.data.site_metrics)
     _downstream(snapshot)
 
 

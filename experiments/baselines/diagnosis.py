@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from client_site.clinical_metrics import macro_auc, per_finding_auc
+from client_site.clinical_metrics import macro_auc, per_finding_auc, per_finding_roc
 from client_site.downstream.scorecard import bootstrap
 from experiments.baselines.features import PatientFeatures, PublicScaler, SiteFeatures, site_features
 from experiments.baselines.head_arms import HeadTraining, TrainedHead, train_head
-from experiments.baselines.report import Comparison
+from experiments.baselines.report import Comparison, roc_records
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +65,14 @@ class DiagnosisBenchmarkConfig:
     bootstrap_samples: int = 1000
 
 
-def score(head: TrainedHead, group: PatientFeatures, feature_set: str, *, samples: int) -> dict[str, float]:
-    """Per-finding and macro AUC of ``head`` against the truth, with the macro-AUC's 95% CI."""
+Scored = tuple[dict[str, object], list[dict[str, object]]]
+"""One (arm, site) result: its comparison row and the ROC points of its findings."""
+
+
+def score(head: TrainedHead, group: PatientFeatures, feature_set: str, *,
+          samples: int) -> tuple[dict[str, float], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Per-finding and macro AUC of ``head`` against the truth, with the macro-AUC's 95% CI, and
+    the ROC curve of each finding those AUCs are the areas of."""
     logits = head.scores(group.columns(feature_set))
 
     def statistic(index: np.ndarray) -> dict[str, float]:
@@ -77,7 +83,7 @@ def score(head: TrainedHead, group: PatientFeatures, feature_set: str, *, sample
     row = {name: ci.value for name, ci in cis.items()}
     row["diag_auc_macro_ci_low"] = cis["diag_auc_macro"].ci_low
     row["diag_auc_macro_ci_high"] = cis["diag_auc_macro"].ci_high
-    return row
+    return row, per_finding_roc(group.truth, logits)
 
 
 class DiagnosisBenchmark:
@@ -94,19 +100,20 @@ class DiagnosisBenchmark:
         return targets
 
     def _rows(self, arm: str, head: TrainedHead, feature_set: str,
-              epsilon: Callable[[int], float]) -> list[dict[str, object]]:
-        rows = []
+              epsilon: Callable[[int], float]) -> list[Scored]:
+        scored: list[Scored] = []
         for index, (name, group) in enumerate(self._targets()):
             spent = epsilon(index) if index < len(self.sites) else math.nan
-            rows.append({"baseline": arm, "site": name, "epsilon": spent,
-                         **score(head, group, feature_set, samples=self.config.bootstrap_samples),
-                         "held_out_patients": float(len(group))})
-        return rows
+            metrics, curves = score(head, group, feature_set, samples=self.config.bootstrap_samples)
+            scored.append(({"baseline": arm, "site": name, "epsilon": spent, **metrics,
+                            "held_out_patients": float(len(group))}, roc_records(arm, name, curves)))
+        return scored
 
     def run(self, on_arm: Callable[[str], None] | None = None) -> Comparison:
         """Train every arm and score it everywhere."""
         c, t = self.config, self.config.training
         rows: list[dict[str, object]] = []
+        roc: list[dict[str, object]] = []
         cross: dict[tuple[str, str], float] = {}
         train = [s.train for s in self.sites]
         nan = math.nan
@@ -116,24 +123,30 @@ class DiagnosisBenchmark:
             if on_arm:
                 on_arm(name)
             trained = train_head(members, features, t, epsilon=epsilon, pooled=pooled)
-            rows.extend(self._rows(name, trained, features,
-                                   lambda i: nan if pooled or epsilon is None else trained.epsilon[i]))
+            for row, curves in self._rows(name, trained, features,
+                                          lambda i: nan if pooled or epsilon is None else trained.epsilon[i]):
+                rows.append(row)
+                roc.extend(curves)
 
         def local_arm(name: str, epsilon: float | None) -> None:
             if on_arm:
                 on_arm(name)
-            external: list[dict[str, object]] = []
+            external: list[Scored] = []
             for i, site in enumerate(self.sites):
                 trained = train_head([site.train], c.features, t, epsilon=epsilon)
-                for row in self._rows(name, trained, c.features, lambda j: trained.epsilon[0] if j == i else nan):
+                for row, curves in self._rows(name, trained, c.features,
+                                              lambda j: trained.epsilon[0] if j == i else nan):
                     if name == "local-only":
                         cross[(site.name, str(row["site"]))] = float(row["diag_auc_macro"])  # type: ignore[arg-type]
                     if row["site"] == site.name:
                         rows.append(row)
+                        roc.extend(curves)
                     elif str(row["site"]).startswith(EXTERNAL_PREFIX):
-                        external.append(row)
+                        external.append((row, curves))
             if external:
-                rows.append(max(external, key=lambda r: float(r["diag_auc_macro"])))  # type: ignore[arg-type]
+                best_row, best_curves = max(external, key=lambda s: float(s[0]["diag_auc_macro"]))  # type: ignore[arg-type]
+                rows.append(best_row)
+                roc.extend(best_curves)
 
         local_arm("local-only", None)
         for e in c.epsilons:
@@ -156,7 +169,7 @@ class DiagnosisBenchmark:
             "CI": f"95% percentile bootstrap over patients, {c.bootstrap_samples} resamples",
             "local-only external row": "the best of the sites' local models at the external site",
         }
-        return Comparison(rows=rows, cross_site=cross, settings=settings)
+        return Comparison(rows=rows, cross_site=cross, settings=settings, roc_curves=roc)
 
 
 

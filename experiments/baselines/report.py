@@ -1,15 +1,17 @@
-"""Write the baselines comparison: CSV + markdown tables, PNG plots, the cross-site matrix.
+"""Write the baselines comparison: CSV + markdown tables, PNG plots, the cross-site matrix, ROC curves.
 
 Everything goes to ``WORKDIR/aggregator/reports/`` (read by the dashboard's Results page,
 ``dashboard.reports_reader``). Rows are ``(baseline, site)`` pairs with one column per metric;
-the cross-site matrix holds the diagnosis macro-AUC of each local-only model at every site.
+the cross-site matrix holds the diagnosis macro-AUC of each local-only model at every site;
+``roc_curves.csv`` holds, per (baseline, site, finding), the ROC points whose trapezoid area is
+that row's ``diag_auc_<finding>`` (only comparisons that keep them: the diagnosis benchmark).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ COMPARISON_MD = "comparison.md"
 CROSS_SITE_CSV = "cross_site_matrix.csv"
 COMPARISON_PNG = "comparison.png"
 CROSS_SITE_PNG = "cross_site_matrix.png"
+ROC_CSV = "roc_curves.csv"
 
 #: Headline metrics, in the order of the issue's targets: (column, label, target). The draft is
 #: a report too (what `fedmpt report draft` gives the clinician), so it is held to the report target.
@@ -45,15 +48,26 @@ class Comparison:
         ``(trained at, evaluated at) -> diag_auc_macro`` of the local-only models.
     settings : dict of str to object
         What was run (sizes, rounds, seeds), printed at the top of the markdown.
+    roc_curves : list of dict
+        ROC points, one per (baseline, site, finding, point): ``baseline``, ``site``,
+        ``finding``, ``fpr``, ``tpr`` (:func:`roc_records`); empty when the run kept none.
     """
 
     rows: list[dict[str, object]]
     cross_site: dict[tuple[str, str], float]
     settings: dict[str, object]
+    roc_curves: list[dict[str, object]] = field(default_factory=list)
 
     def table(self) -> pd.DataFrame:
         """The rows as a DataFrame, baselines in run order."""
         return pd.DataFrame(self.rows)
+
+
+def roc_records(baseline: str, site: str,
+                curves: Mapping[str, tuple[Sequence[float], Sequence[float]]]) -> list[dict[str, object]]:
+    """The ROC points of one (baseline, site) row, finding by finding, as ``roc_curves`` records."""
+    return [{"baseline": baseline, "site": site, "finding": finding, "fpr": float(x), "tpr": float(y)}
+            for finding, (fpr, tpr) in curves.items() for x, y in zip(fpr, tpr, strict=True)]
 
 
 def _fmt(value: object) -> str:
@@ -154,7 +168,8 @@ def cross_site_frame(cross_site: Mapping[tuple[str, str], float], sites: Sequenc
 
 
 def write_reports(comparison: Comparison, folder: Path) -> list[Path]:
-    """Write the CSV/markdown tables, both plots and the cross-site matrix; return their paths."""
+    """Write the CSV/markdown tables, both plots, the cross-site matrix and the ROC points (when
+    the comparison has them; an older run's ROC file is removed otherwise); return their paths."""
     folder.mkdir(parents=True, exist_ok=True)
     frame = comparison.table()
     sites = list(dict.fromkeys(frame["site"]))
@@ -171,4 +186,10 @@ def write_reports(comparison: Comparison, folder: Path) -> list[Path]:
     matrix.reset_index().to_csv(paths[2], index=False)
     _bar_plot(frame, paths[3])
     _heatmap_plot(matrix, paths[4])
+    roc = folder / ROC_CSV
+    if comparison.roc_curves:
+        pd.DataFrame(comparison.roc_curves).to_csv(roc, index=False)
+        paths.append(roc)
+    else:
+        roc.unlink(missing_ok=True)  # it would belong to another run
     return paths

@@ -218,6 +218,40 @@ def add_reports(workdir: Path) -> Path:
     return folder
 
 
+DIAGNOSIS_ARMS = {"federated-dp-eps8": 0.8, "centralized": 1.6}
+"""Arms of :func:`add_diagnosis_reports` and how far a finding shifts their scores."""
+DIAGNOSIS_SITES = ("hospital-a", "external: hospital-d")
+
+
+def add_diagnosis_reports(workdir: Path) -> Path:
+    """comparison.csv, roc_curves.csv and the other reports of the diagnosis benchmark, written by
+    its own writer from seeded scores (two arms, a site and an external site, 40 patients each)."""
+    from client_site.clinical_metrics import macro_auc, per_finding_auc, per_finding_roc
+    from client_site.findings import FINDINGS
+    from experiments.baselines.report import Comparison, roc_records, write_reports
+
+    rng = np.random.default_rng(0)
+    rows, roc = [], []
+    for arm, signal in DIAGNOSIS_ARMS.items():
+        for site in DIAGNOSIS_SITES:
+            truth = rng.integers(0, 2, size=(40, len(FINDINGS))).astype(float)
+            scores = signal * truth + rng.normal(size=truth.shape)
+            per = per_finding_auc(truth, scores)
+            rows.append({"baseline": arm, "site": site, "epsilon": math.nan, "diag_auc_macro": macro_auc(per),
+                         **{f"diag_auc_{k}": v for k, v in per.items()}})
+            roc += roc_records(arm, site, per_finding_roc(truth, scores))
+    folder = workdir / "aggregator" / "reports"
+    write_reports(Comparison(rows, {("hospital-a", "hospital-a"): 0.8}, {"design": "test"}, roc), folder)
+    return folder
+
+
+@pytest.fixture
+def diagnosis_workdir(workdir: Path) -> Path:
+    """:func:`workdir` plus the diagnosis benchmark's reports, ROC curves included."""
+    add_diagnosis_reports(workdir)
+    return workdir
+
+
 @pytest.fixture
 def full_workdir(workdir: Path) -> Path:
     """:func:`workdir` plus data-quality metrics and every report file."""

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -127,23 +129,95 @@ def test_results(monkeypatch: pytest.MonkeyPatch, full_workdir: Path) -> None:
     at = _open(monkeypatch, full_workdir, "views/results.py")
 
     # Assert
-    baselines, downstream = (df.value for df in at.dataframe)
+    baselines, split, downstream = (df.value for df in at.dataframe)
     assert list(baselines.columns) == ["baseline", "site", "macro_auc", "finding_f1"]
     assert len(baselines) == 6
     assert list(downstream.index) == ["hospital-a", "hospital-b"]  # round 3; hospital-c refused
     assert downstream.loc["hospital-a", "probe_auc_nodule"] == pytest.approx(0.8)
     assert "num-examples" not in downstream.columns
-    assert len(at.get("vega_lite_chart")) == 3  # one per baseline metric, and the heatmap
+    assert len(at.get("vega_lite_chart")) == 4  # one per baseline metric, the heatmap, the budget split
     assert len(at.get("image")) == 1
     assert len(at.get("download_button")) == 1
     assert "Row: where the model was trained" in _text(at)
+    assert "ROC data not in this report" in at.info[0].value  # a report from before the ROC file
+    assert at.code[0].value == f"fedmpt experiment compare --workdir {full_workdir}"
+
+
+def _roc_chart(at: AppTest) -> dict[str, Any]:
+    """The Vega-Lite spec of the ROC chart (the one plotting tpr against fpr)."""
+    specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    (roc,) = [s for s in specs if '"tpr"' in json.dumps(s)]
+    return roc
+
+
+def test_results_roc_curves_per_finding(monkeypatch: pytest.MonkeyPatch, diagnosis_workdir: Path) -> None:
+    from client_site.findings import FINDINGS
+    from dashboard.reports_reader import read_roc_curves
+
+    folder = diagnosis_workdir / "aggregator" / "reports"
+    comparison = pd.read_csv(folder / "comparison.csv").set_index(["baseline", "site"])
+    curves = read_roc_curves(folder / "roc_curves.csv")
+    for _, curve in curves.groupby(["baseline", "site", "finding"]):  # as stored: monotone, (0,0) to (1,1)
+        fpr, tpr = curve["fpr"].to_numpy(), curve["tpr"].to_numpy()
+        assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+        assert (np.diff(fpr) >= 0).all() and (np.diff(tpr) >= 0).all()
+
+    # Execute
+    at = _open(monkeypatch, diagnosis_workdir, "views/results.py")
+
+    # Assert: the first arm at the first site, then each other choice of the selectors
+    assert "ROC curves per finding" in [h.value for h in at.subheader]
+    assert at.selectbox(key="roc_arm").options == ["federated-dp-eps8", "centralized"]
+    assert at.selectbox(key="roc_site").options == ["hospital-a", "external: hospital-d"]
+    for arm, site in (("federated-dp-eps8", "hospital-a"), ("centralized", "external: hospital-d")):
+        at.selectbox(key="roc_arm").set_value(arm).run()
+        at.selectbox(key="roc_site").set_value(site).run()
+        assert not at.exception and not at.warning
+        assert _roc_chart(at)["layer"][0]["encoding"]["x"]["field"] == "fpr"
+        table = next(df.value for df in at.dataframe if "finding" in df.value.columns).set_index("finding")
+        assert list(table.index) == list(FINDINGS)
+        for finding in FINDINGS:
+            expected = comparison.loc[(arm, site), f"diag_auc_{finding}"]
+            assert table.loc[finding, "AUC (area under the curve)"] == pytest.approx(expected, abs=1e-9)
+            assert table.loc[finding, "AUC in comparison.csv"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_results_roc_curves_of_another_run_are_flagged(monkeypatch: pytest.MonkeyPatch,
+                                                       diagnosis_workdir: Path) -> None:
+    # Prepare: comparison.csv rewritten by another run, roc_curves.csv left behind
+    path = diagnosis_workdir / "aggregator" / "reports" / "comparison.csv"
+    table = pd.read_csv(path)
+    table.loc[0, "diag_auc_nodule"] = 0.99
+    table.to_csv(path, index=False)
+
+    # Execute
+    at = _open(monkeypatch, diagnosis_workdir, "views/results.py")
+
+    # Assert
+    assert len(at.warning) == 1 and "nodule" in at.warning[0].value
+    assert "different runs" in at.warning[0].value
+
+
+def test_results_budget_split(monkeypatch: pytest.MonkeyPatch, workdir: Path, sites: list[str]) -> None:
+    # Execute
+    at = _open(monkeypatch, workdir, "views/results.py")
+
+    # Assert: conftest gives SSL a quarter of each budget; SSL spent 0.2, fine-tuning epsilon - 0.1
+    assert "Budget split per stage" in [h.value for h in at.subheader]
+    split = next(df.value for df in at.dataframe if "SSL configured" in df.value.columns)
+    assert list(split.index) == sites
+    assert list(split["SSL configured"]) == pytest.approx([0.25] * 3)
+    assert list(split["fine-tuning configured"]) == pytest.approx([0.75] * 3)
+    assert list(split["SSL spent"]) == pytest.approx([0.2 / 4.0, 0.2 / 1.1, 0.2 / 1.0])
+    assert list(split["fine-tuning spent"]) == pytest.approx([2.4 / 4.0, 0.7 / 1.1, 0.6 / 1.0])
+    assert any('"share"' in c.proto.spec for c in at.get("vega_lite_chart"))
 
 
 def test_results_empty_state(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> None:
     at = _open(monkeypatch, workdir, "views/results.py")
     assert "No comparison reports" in at.info[0].value
     assert at.code[0].value == f"fedmpt experiment compare --workdir {workdir}"
-    assert len(at.dataframe) == 1  # the downstream metrics from the store are still shown
+    assert len(at.dataframe) == 2  # the budget split and downstream metrics from the store are still shown
 
 
 def test_results_broken_matrix(monkeypatch: pytest.MonkeyPatch, full_workdir: Path) -> None:

@@ -7,7 +7,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dashboard.privacy_queries import epsilon_history, privacy_table, projected_rounds_left, stage_split_table
+from dashboard.privacy_queries import (
+    epsilon_history,
+    privacy_table,
+    projected_rounds_left,
+    stage_shares,
+    stage_split_table,
+)
 from dashboard.store_reader import load_run, load_runs
 
 
@@ -90,3 +96,29 @@ def test_stage_split_is_the_last_reported_value_of_each_stage() -> None:
     assert table.loc["a"].to_dict() == {"SSL epsilon": 1.0, "SSL share": 2.0, "fine-tuning epsilon": 0.9,
                                         "fine-tuning share": 6.0}
     assert stage_split_table([]).empty
+
+
+def _train(rnd: int, site: str, metric: str, value: float) -> dict[str, object]:
+    return {"round": rnd, "phase": "train", "site": site, "metric": metric, "value": value}
+
+
+def test_stage_shares_are_parts_of_each_sites_budget_as_configured_and_spent() -> None:
+    # Prepare: site a splits 8 as 2 (SSL) + 6 (fine-tuning); site b has no split (both caps = budget)
+    rows = [_train(1, "a", "epsilon_budget", 8.0), _train(1, "a", "epsilon_ssl", 1.0),
+            _train(1, "a", "epsilon_ssl_cap", 2.0), _train(1, "a", "epsilon_fine_tuning", 0.5),
+            _train(2, "a", "epsilon_fine_tuning", 3.0), _train(1, "a", "epsilon_fine_tuning_cap", 6.0),
+            _train(1, "b", "epsilon_budget", 4.0), _train(1, "b", "epsilon_ssl", 0.0),
+            _train(1, "b", "epsilon_ssl_cap", 4.0), _train(1, "b", "epsilon_fine_tuning", 1.0),
+            _train(1, "b", "epsilon_fine_tuning_cap", 4.0)]
+
+    # Execute
+    shares = stage_shares(rows).set_index(["site", "basis", "stage"])["share"]
+
+    # Assert
+    assert shares[("a", "configured", "SSL")] == pytest.approx(0.25)
+    assert shares[("a", "configured", "fine-tuning")] == pytest.approx(0.75)
+    assert shares[("a", "spent", "SSL")] == pytest.approx(1.0 / 8)
+    assert shares[("a", "spent", "fine-tuning")] == pytest.approx(3.0 / 8)  # its last report
+    assert pd.isna(shares[("b", "configured", "SSL")]) and pd.isna(shares[("b", "configured", "fine-tuning")])
+    assert shares[("b", "spent", "fine-tuning")] == pytest.approx(0.25)
+    assert stage_shares([]).empty

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import math
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from client_site.downstream.model import NUM_FEATURES
@@ -12,7 +16,7 @@ from client_site.findings import FINDINGS
 from experiments.baselines.diagnosis import EXTERNAL_PREFIX, DiagnosisBenchmark, DiagnosisBenchmarkConfig
 from experiments.baselines.features import PatientFeatures, PublicScaler, SiteFeatures
 from experiments.baselines.head_arms import HeadTraining
-
+from experiments.baselines.report import COMPARISON_CSV, ROC_CSV, write_reports
 
 
 def _group(rng: np.random.Generator, n: int, shift: float = 0.0) -> PatientFeatures:
@@ -69,3 +73,28 @@ def test_public_scaler_standardises_with_public_statistics_only():
     assert np.allclose(scaled.embedding.std(axis=0), 1, atol=1e-3)
     again = scaler.apply(site)  # a site is shifted by the public statistics, never its own
     assert np.allclose(again.density, (site.density - scaler.mean[:NUM_FEATURES]) / scaler.scale[:NUM_FEATURES])
+
+
+def test_the_roc_points_of_every_row_integrate_to_its_auc(comparison, tmp_path: Path):
+    # Execute
+    write_reports(comparison, tmp_path)
+
+    # Assert: what the Results page reads back from disk
+    table = pd.read_csv(tmp_path / COMPARISON_CSV)
+    roc = pd.read_csv(tmp_path / ROC_CSV)
+    assert len(roc.groupby(["baseline", "site", "finding"])) == len(table) * len(FINDINGS)
+    for _, row in table.iterrows():
+        for finding in FINDINGS:
+            curve = roc[(roc["baseline"] == row["baseline"]) & (roc["site"] == row["site"])
+                        & (roc["finding"] == finding)]
+            fpr, tpr = curve["fpr"].to_numpy(), curve["tpr"].to_numpy()
+            assert (fpr[0], tpr[0]) == (0.0, 0.0) and (fpr[-1], tpr[-1]) == (1.0, 1.0)
+            assert (np.diff(fpr) >= 0).all() and (np.diff(tpr) >= 0).all()
+            # the local-only external row is the best site's model: its curve, no other
+            assert np.trapezoid(tpr, fpr) == pytest.approx(row[f"diag_auc_{finding}"], abs=1e-9)
+
+
+def test_a_run_without_roc_points_removes_an_older_runs_file(comparison, tmp_path: Path):
+    write_reports(comparison, tmp_path)
+    write_reports(replace(comparison, roc_curves=[]), tmp_path)
+    assert not (tmp_path / ROC_CSV).exists()

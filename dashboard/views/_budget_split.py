@@ -13,14 +13,14 @@ __all__ = ["render_budget_split"]
 
 
 def _chart(shares: pd.DataFrame) -> alt.Chart:
-    data = shares.dropna(subset=["share"])
+    data = shares.dropna(subset=["share"]).assign(position=lambda d: d["stage"].map(list(STAGES).index))
     return alt.Chart(data).mark_bar().encode(
         x=alt.X("share:Q", title="share of the site's epsilon budget", scale=alt.Scale(domain=[0, 1]),
                 axis=alt.Axis(format="%")),
         y=alt.Y("basis:N", title=None, sort=[CONFIGURED, SPENT]),
         row=alt.Row("site:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")),
         color=alt.Color("stage:N", title="stage", sort=list(STAGES)),
-        order=alt.Order("stage:N", sort="descending"),
+        order=alt.Order("position:Q"),  # SSL first, as the stages run
         tooltip=["site", "basis", "stage", alt.Tooltip("epsilon:Q", format=".3f"),
                  alt.Tooltip("share:Q", format=".1%")],
     ).properties(height=alt.Step(22))

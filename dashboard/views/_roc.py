@@ -30,7 +30,8 @@ def _chart(points: pd.DataFrame, areas: pd.Series) -> alt.LayerChart:
     lines = alt.Chart(data).mark_line().encode(
         x=alt.X("fpr:Q", title="false-positive rate (1 - specificity)", scale=unit),
         y=alt.Y("tpr:Q", title="true-positive rate (sensitivity)", scale=unit),
-        color=alt.Color("curve:N", title="finding", sort=list(dict.fromkeys(data["curve"]))),
+        color=alt.Color("curve:N", title="finding", sort=list(dict.fromkeys(data["curve"])),
+                        legend=alt.Legend(orient="bottom", columns=3, labelLimit=0)),
         order="step:Q",  # the stored order: vertical steps share an fpr
         tooltip=["finding", alt.Tooltip("fpr:Q", format=".3f"), alt.Tooltip("tpr:Q", format=".3f")],
     )

@@ -33,7 +33,7 @@ def test_dashboard_in_headless_chromium(
     for site, tile in zip(sites, ["ε 2.50 / 4.00", "ε 0.80 / 1.10", "ε 0.70 / 1.00"], strict=True):
         assert site in privacy and tile in privacy, privacy[:2000]
     assert {name: seen[name].charts for name in ("sites", "privacy", "data-quality", "results")} == {
-        "sites": 1, "privacy": 2, "data-quality": 3, "results": 3}
+        "sites": 1, "privacy": 2, "data-quality": 3, "results": 4}
     assert "Logged in as ana" in seen["case-viewer"].text
     for name in SHOTS:
         assert (shots / f"{name}.png").stat().st_size > 10_000, name

@@ -68,7 +68,7 @@ def check_content(ds: Dataset) -> HeaderContent:
         )
     uids = {}
     for keyword, tag, why in _IDENTITY_TAGS:
-        value = (str(ds.get(keyword) or "") if keyword == "PatientID" else tags.text(ds, keyword)).strip()
+        value = (str(tags.value(ds, keyword) or "") if keyword == "PatientID" else tags.text(ds, keyword)).strip()
         if not value:
             raise FileRejected(RejectCode.MISSING_TAG, f"missing tag {keyword} {tag}{why}")
         uids[keyword] = value
@@ -90,7 +90,7 @@ def check_content(ds: Dataset) -> HeaderContent:
     if bits not in (1, 8, 16, 32):
         raise FileRejected(RejectCode.MALFORMED_TAG, f"BitsAllocated {bits} is not 1, 8, 16 or 32")
     stored = tags.unsigned(ds, "BitsStored", little) or bits
-    return HeaderContent(n_frames=frames, enhanced=enhanced, modality_lut="ModalityLUTSequence" in ds, rows=rows,
+    return HeaderContent(n_frames=frames, enhanced=enhanced, modality_lut=tags.tag_of("ModalityLUTSequence") in ds, rows=rows,
                     columns=cols, bits_allocated=bits, bits_stored=min(stored, bits),
                     signed=tags.unsigned(ds, "PixelRepresentation", little) == 1, uids=uids)
 

@@ -23,6 +23,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 
+from client_site.ingestion import tags
 from client_site.ingestion.checks import HeaderContent, check_content, transfer_syntax
 from client_site.ingestion.deflate_guard import check_deflate_ratio
 from client_site.ingestion.errors import FileRejected, RejectCode
@@ -250,11 +251,11 @@ def identity_of(ds: Dataset) -> Identity:
     """The identifying values of a header that report scrubbing needs (PHI: memory only)."""
     names: list[str] = []
     for keyword in _PERSON_NAME_TAGS:
-        value = ds.get(keyword)
+        value = tags.value(ds, keyword)
         values = list(value) if isinstance(value, (list, tuple, MultiValue)) else [value]
         names += [str(v).strip() for v in values if v is not None and str(v).strip()]
-    return Identity(patient_id=str(ds.get("PatientID") or "").strip(),
-                    accession=str(ds.get("AccessionNumber") or "").strip(), names=tuple(names))
+    return Identity(patient_id=str(tags.value(ds, "PatientID") or "").strip(),
+                    accession=str(tags.value(ds, "AccessionNumber") or "").strip(), names=tuple(names))
 
 
 def read_identity(path: Path) -> Identity | None:

@@ -15,6 +15,7 @@ from typing import Any
 import pydicom
 from pydicom.dataset import Dataset
 
+from client_site.ingestion import tags
 from client_site.ingestion.errors import FileRejected, RejectCode
 from client_site.ingestion.reports import ParsedReport
 
@@ -29,7 +30,7 @@ _HEADER_VALUES = ("AccessionNumber", "PatientName", "PatientID", "PatientBirthDa
 
 def is_structured_report(ds: Dataset) -> bool:
     """Whether a header is one of the text-bearing SR storage classes."""
-    return str(ds.get("SOPClassUID", "")) in SR_SOP_CLASSES
+    return tags.text(ds, "SOPClassUID") in SR_SOP_CLASSES
 
 
 def read_structured_report(path: Path, rel_path: str) -> ParsedReport:

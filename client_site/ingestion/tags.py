@@ -4,20 +4,39 @@ pydicom converts an element's bytes to a Python value on first access, with vali
 for the ~20 numeric, code-string and UID tags read per file that conversion costs more than
 parsing the file. These helpers read the raw bytes of still-unconverted elements directly
 (numbers, code strings and UIDs are ASCII by definition) and fall back to the converted value
-otherwise. Character-set-dependent text (IDs, names) is left to pydicom.
+otherwise. Character-set-dependent text (IDs, names) is left to pydicom (:func:`value`).
+Elements are looked up by their tag number, not by keyword: pydicom's keyword lookup costs
+several times the dictionary access itself.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 
+@functools.cache
+def tag_of(keyword: str) -> int:
+    """The tag number of a DICOM keyword (raises KeyError for an unknown keyword)."""
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise KeyError(f"unknown DICOM keyword {keyword!r}")
+    return tag
+
+
 def _value(source: Dataset, keyword: str) -> Any:
-    element = source.get_item(keyword)
+    element = source.get_item(tag_of(keyword))
     return None if element is None else element.value
+
+
+def value(source: Dataset, keyword: str) -> Any:
+    """An element's value converted by pydicom (character sets applied); None if absent."""
+    tag = tag_of(keyword)
+    return source[tag].value if tag in source else None
 
 
 def texts(source: Dataset, keyword: str) -> list[str]:

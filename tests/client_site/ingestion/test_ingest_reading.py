@@ -129,3 +129,20 @@ def test_unconvertible_tag_value_is_a_rejection_not_a_crash(site: Site, tmp_path
     # Assert
     assert caught.value.code == RejectCode.CORRUPT_HEADER
     assert "malformed DICOM header" in caught.value.reason
+
+
+def test_identity_values_are_decoded_with_the_file_character_set(site: Site, tmp_path: Path) -> None:
+    # Names and IDs are looked up by tag number; they must still go through the file's
+    # SpecificCharacterSet (Latin-1 here), as the names that scrub reports must match the report text.
+    ds = read_dataset(site.thin_paths[0])
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.PatientName, ds.PatientID = "Müller^Jürgen", "PÄT-7"
+    ds.ReferringPhysicianName, ds.OperatorsName = "Ødegård^Åse", ["Núñez^José", "Weiß^Grete"]
+    path = tmp_path / "latin1.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    assert "Müller".encode("latin-1") in path.read_bytes()  # stored as Latin-1 bytes, not UTF-8
+
+    identity = read_one(path, "latin1.dcm").identity
+
+    assert identity.patient_id == "PÄT-7"
+    assert {"Müller^Jürgen", "Ødegård^Åse", "Núñez^José", "Weiß^Grete"} <= set(identity.names)

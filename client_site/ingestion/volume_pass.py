@@ -66,10 +66,10 @@ def hu_percentiles(hu: np.ndarray) -> dict[str, float] | None:
     circle, e.g. -2048 or -3024) are left out, so the 1st percentile is air when the scan is right.
     """
     sample = hu[:, ::8, ::8]
-    sample = sample[sample >= -1100.0]
+    sample = sample[sample >= -1100.0]  # a copy: the percentile may partition it in place
     if sample.size == 0:
         return None
-    p01, p50, p99 = np.percentile(sample, [1, 50, 99])
+    p01, p50, p99 = np.percentile(sample, [1, 50, 99], overwrite_input=True)
     return {"p01": round(float(p01)), "p50": round(float(p50)), "p99": round(float(p99))}
 
 

@@ -17,6 +17,7 @@ from client_site.ingestion.series import (
 )
 from client_site.ingestion.pixels import VolumeScratch
 from client_site.ingestion.slices import SliceHeader
+from client_site.ingestion.volume_pass import hu_percentiles
 
 
 def _headers(paths: list[Path], root: Path) -> list[SliceHeader]:
@@ -81,3 +82,18 @@ def test_successive_volumes_reuse_one_scratch_buffer_and_stay_exact(site: Site) 
     assert np.shares_memory(second, third)
     np.testing.assert_array_equal(third, first)
     np.testing.assert_array_equal(third, load_hu_volume(series))
+
+
+def test_hu_percentiles_match_numpy_on_the_sample_and_leave_the_volume_intact() -> None:
+    # The percentiles partition their sample in place; the HU volume they come from must not change.
+    rng = np.random.default_rng(3)
+    hu = rng.normal(-300.0, 400.0, (6, 64, 64)).astype(np.float32)
+    hu[:, :8] = -2048.0  # padding outside the reconstruction circle: left out
+    before = hu.copy()
+    sample = hu[:, ::8, ::8]
+    expected = np.percentile(sample[sample >= -1100.0], [1, 50, 99])
+
+    got = hu_percentiles(hu)
+
+    assert got == {"p01": round(float(expected[0])), "p50": round(float(expected[1])), "p99": round(float(expected[2]))}
+    np.testing.assert_array_equal(hu, before)

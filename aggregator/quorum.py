@@ -28,6 +28,10 @@ class QuorumNotMet(RuntimeError):
         self.required = required
 
 
+class SecureAggregationHalted(RuntimeError):
+    """Flower's SecAgg+ workflow stopped a round (too few sites answered a stage) before aggregating."""
+
+
 def require_quorum(strategy: Strategy, *, min_sites: int) -> Strategy:
     """Make ``strategy.aggregate_train`` raise :class:`QuorumNotMet` below ``min_sites`` updates.
 

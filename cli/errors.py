@@ -122,7 +122,7 @@ def _flower_error(error: Exception) -> CliError:
 def as_cli_error(error: BaseException) -> CliError | None:
     """The user-facing form of an expected failure; None for a bug (keep its traceback)."""
     from aggregator.checkpoints import CheckpointError
-    from aggregator.quorum import QuorumNotMet
+    from aggregator.quorum import QuorumNotMet, SecureAggregationHalted
     from client_site.pacs.errors import PacsAccessRefused, PacsConfigError, PacsError, PacsUnavailable
     from infra.signatures import SignatureError
     from federation.deploy.flower_cli import FlowerCommandError
@@ -135,7 +135,7 @@ def as_cli_error(error: BaseException) -> CliError | None:
         return AccessRefused(str(error), "use the model and key the aggregator published")
     if isinstance(error, BudgetExceededError):
         return BudgetRefused(str(error), "see the site's ledger: fedmpt privacy ledger SITE_DIR")
-    if isinstance(error, QuorumNotMet):
+    if isinstance(error, (QuorumNotMet, SecureAggregationHalted)):
         return RunFailed(f"the run failed: {error}", "see each site's reason: fedmpt rounds results WORKDIR")
     if isinstance(error, FederatedRunError):
         return RunFailed(str(error), "see each site's reason: fedmpt rounds results WORKDIR --run NAME")

@@ -38,9 +38,13 @@ from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import FedAvg
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
+from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD
+from flwr.server.workflow.constant import Key as WorkflowKey
+from flwr.server.workflow.secure_aggregation.secaggplus_workflow import WorkflowState
 from flwr.serverapp import Grid
 
 from aggregator.checkpoints import save_signed_checkpoint
+from aggregator.quorum import QuorumNotMet, SecureAggregationHalted
 from aggregator.results_store import ResultsStore
 from aggregator.signing import load_or_create_signing_key
 from aggregator.strategies import is_per_site_only
@@ -111,14 +115,16 @@ class SecureFedAvg(FedAvg):
         self.config, self.store = config, store
         self.signing_key = load_or_create_signing_key(config.signing_key_path)
         self.checkpoint_dir = config.checkpoint_dir
+        self.aggregated_rounds: set[int] = set()
 
     def configure_fit(self, server_round: int, parameters: Parameters, client_manager: ClientManager):  # type: ignore[no-untyped-def]
         """Remember the global model the sites will compute their updates against."""
         self._global = parameters_to_ndarrays(parameters)
         return super().configure_fit(server_round, parameters, client_manager)
 
-    def _record(self, rnd: int, phase: str, results: list[tuple[ClientProxy, FitRes | EvaluateRes]],
-                failures: list[object]) -> None:
+    def record(self, rnd: int, phase: str, results: list[tuple[ClientProxy, FitRes | EvaluateRes]],
+               failures: list[object]) -> None:
+        """Record each result's site metrics and participation, and each failure's reason."""
         for proxy, res in results:
             site = str(res.metrics.get("site", f"node-{proxy.node_id}"))
             self.store.record_site_metrics(self.config.run_name, rnd, phase, site, _numeric(res.metrics))
@@ -133,7 +139,7 @@ class SecureFedAvg(FedAvg):
 
     def aggregate_fit(self, server_round, results, failures):  # type: ignore[no-untyped-def]
         """New global = sent global + the securely aggregated mean update."""
-        self._record(server_round, "train", results, failures)
+        self.record(server_round, "train", results, failures)
         if not results:
             return None, {}
         # SecAggPlusWorkflow put the same unmasked weighted mean in every result.
@@ -145,11 +151,12 @@ class SecureFedAvg(FedAvg):
                                run_id=self.config.run_name, key=self.signing_key)
         metrics = self._mean_metrics([(r.num_examples, r.metrics) for _, r in results])
         self.store.record_global_metrics(self.config.run_name, server_round, "train", metrics)
+        self.aggregated_rounds.add(server_round)
         return ndarrays_to_parameters(new), metrics
 
     def aggregate_evaluate(self, server_round, results, failures):  # type: ignore[no-untyped-def]
         """Record each site's validation metrics, then their weighted mean."""
-        self._record(server_round, "evaluate", results, failures)
+        self.record(server_round, "evaluate", results, failures)
         if not results:
             return None, {}
         metrics = self._mean_metrics([(r.num_examples, r.metrics) for _, r in results])
@@ -169,6 +176,43 @@ class SecureFedAvg(FedAvg):
         return {k: sums[k] / weights[k] for k in sums if weights[k] > 0}
 
 
+class QuorumSecAggPlusWorkflow(SecAggPlusWorkflow):
+    """SecAgg+ that fails a round with fewer than ``min_sites`` masked updates, before unmasking.
+
+    Flower's workflow unmasks whatever survived its reconstruction threshold (2 of 3 sites by
+    default), and when it halts it just returns, so the run went on and was reported completed.
+    Here a round with fewer than ``min_sites`` masked updates raises :class:`QuorumNotMet`
+    (its participation recorded first), as the Message-API path does, and a halted round raises
+    :class:`SecureAggregationHalted`; :func:`run_secure_rounds` then fails the run.
+    """
+
+    def __init__(self, strategy: SecureFedAvg, *, min_sites: int, **workflow_options: object) -> None:
+        super().__init__(**workflow_options)  # type: ignore[arg-type]
+        self.strategy, self.min_sites = strategy, min_sites
+
+    @staticmethod
+    def _round(context: LegacyContext) -> int:
+        return int(context.state.config_records[MAIN_CONFIGS_RECORD][WorkflowKey.CURRENT_ROUND])
+
+    def __call__(self, grid: Grid, context: Context) -> None:
+        """Run one SecAgg+ round; raise if it ended without an aggregate."""
+        super().__call__(grid, context)
+        server_round = self._round(context)  # type: ignore[arg-type]
+        if server_round not in self.strategy.aggregated_rounds:
+            raise SecureAggregationHalted(
+                f"round {server_round}: secure aggregation halted before aggregating (too few sites "
+                f"answered a SecAgg+ stage; min_sites={self.min_sites}); see the aggregator's log")
+
+    def collect_masked_vectors_stage(self, grid: Grid, context: LegacyContext, state: WorkflowState) -> bool:
+        """Collect the masked updates; below ``min_sites`` of them, record who failed and raise."""
+        proceed = super().collect_masked_vectors_stage(grid, context, state)
+        if len(state.active_node_ids) < self.min_sites:
+            server_round = self._round(context)
+            self.strategy.record(server_round, "train", state.legacy_results, state.failures)
+            raise QuorumNotMet(server_round, len(state.active_node_ids), self.min_sites)
+        return proceed
+
+
 def run_secure_rounds(grid: Grid, context: Context, config: FederationConfig,
                       settings: SecAggSettings | None = None) -> None:
     """Run ``config.num_rounds`` SecAgg+ rounds, recording them like :func:`run_rounds`."""
@@ -186,13 +230,14 @@ def run_secure_rounds(grid: Grid, context: Context, config: FederationConfig,
     store = ResultsStore(config.aggregator_dir / RESULTS_STORE)
     store.start_run(config.run_name, strategy="fedavg+secagg", num_rounds=config.num_rounds,
                     config=config.as_run_config())
+    strategy = SecureFedAvg(config=config, store=store)
     legacy = LegacyContext(
         context=context,
         config=ServerConfig(num_rounds=config.num_rounds, round_timeout=config.round_timeout_s),
-        strategy=SecureFedAvg(config=config, store=store),
+        strategy=strategy,
     )
-    workflow = DefaultWorkflow(fit_workflow=SecAggPlusWorkflow(
-        num_shares=settings.num_shares, reconstruction_threshold=settings.reconstruction_threshold,
+    workflow = DefaultWorkflow(fit_workflow=QuorumSecAggPlusWorkflow(
+        strategy, min_sites=config.min_sites, num_shares=settings.num_shares, reconstruction_threshold=settings.reconstruction_threshold,
         max_weight=settings.max_weight, clipping_range=config.update_norm_bound,
         quantization_range=settings.quantization_range, timeout=config.round_timeout_s,
     ))

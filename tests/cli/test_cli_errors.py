@@ -105,3 +105,13 @@ def test_a_run_that_failed_its_quorum_is_reported_as_such_not_as_a_bug():
 
     assert error is not None and error.exit_code == 1
     assert "round 1: 0 of the required 2 site(s) trained" in error.message
+
+
+def test_a_halted_secure_aggregation_round_is_reported_as_a_failed_run_not_as_a_bug():
+    from aggregator.quorum import SecureAggregationHalted
+    from cli.errors import as_cli_error
+
+    error = as_cli_error(SecureAggregationHalted("round 2: secure aggregation halted before aggregating"))
+
+    assert error is not None and error.exit_code == 1
+    assert "the run failed: round 2: secure aggregation halted" in error.message

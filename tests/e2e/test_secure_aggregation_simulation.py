@@ -1,4 +1,5 @@
-"""SecAgg+ rounds on Flower's simulation engine: 3 sites, the aggregator sees only the mean update."""
+"""SecAgg+ rounds on Flower's simulation engine: 4 sites, the aggregator sees only the mean update,
+a drop-out is unmasked, and a round below ``min_sites`` fails the run."""
 
 import shutil
 
@@ -7,6 +8,7 @@ import pytest
 import torch
 
 from aggregator.checkpoints import latest_checkpoint
+from aggregator.quorum import QuorumNotMet
 from aggregator.results_store import ResultsStore
 from client_site.ingestion import ingest_site
 from client_site.layout import SiteLayout
@@ -23,9 +25,12 @@ from federation.simulation import run_in_simulation
 from federation.site_binding import SIMULATION_AGGREGATOR_KEY_ENV, SIMULATION_SITES_ENV
 from privacy.ledger import PrivacyLedger
 
-# hospital-c's budget fits round 1 only (about 5.9 per round), so it drops out of round 2,
-# after SecAgg+ has started: its masks must be removed from the survivors' shares.
-BUDGETS = {"hospital-a": 20.0, "hospital-b": 20.0, "hospital-c": 7.0}
+# A round costs about 5.9. hospital-d's budget fits no round: it drops out of round 1 after
+# SecAgg+ has started, so its masks must be removed from the survivors' shares (3 of the
+# required 3 train). hospital-c's fits round 1 only: round 2 has 2 of the required 3 masked
+# updates, so it must fail before anything is unmasked, aggregated or checkpointed.
+BUDGETS = {"hospital-a": 20.0, "hospital-b": 20.0, "hospital-c": 7.0, "hospital-d": 3.0}
+TRAINED_ROUND_1 = ("hospital-a", "hospital-b", "hospital-c")
 BOUND = 1.0
 CONFIG = dict(run_name="secagg", num_rounds=2, min_sites=3, model_preset="tiny", local_steps=2,
               expected_batch_size=4, noise_multiplier=1.0, secure_aggregation=True,
@@ -35,7 +40,7 @@ CONFIG = dict(run_name="secagg", num_rounds=2, min_sites=3, model_preset="tiny",
 @pytest.fixture(scope="module")
 def secure_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("secagg")
-    generated = generate_consortium(root / "generated", n_sites=3, patients_per_site=8, seed=3,
+    generated = generate_consortium(root / "generated", n_sites=4, patients_per_site=8, seed=3,
                                     matrix=64, progress=False)
     sites, replicas = [], []
     for site_dir in generated:
@@ -60,9 +65,10 @@ def secure_run(tmp_path_factory):
         mp.setattr(secagg_server.SecureFedAvg, "aggregate_fit", spy)
         for name in (SIMULATION_SITES_ENV, SIMULATION_AGGREGATOR_KEY_ENV):
             mp.setenv(name, "")  # restored afterwards: the launcher sets both
-        run = run_in_simulation(config, sites)
+        with pytest.raises(QuorumNotMet) as failed:  # the ServerApp's error, re-raised by Flower
+            run_in_simulation(config, sites)
     store = ResultsStore(config.aggregator_dir / "results.sqlite", read_only=True)
-    yield config, sites, replicas, run, store, seen
+    yield config, sites, replicas, str(failed.value), store, seen
     store.close()
 
 
@@ -71,16 +77,20 @@ def _ndarrays(parameters):
     return parameters_to_ndarrays(parameters)
 
 
-def test_run_completes_and_records_each_site(secure_run):
-    config, _, _, run, store, _ = secure_run
-    assert run["status"] == "completed" and run["strategy"] == "fedavg+secagg"
+def test_round_below_min_sites_fails_the_run_before_unmasking(secure_run):
+    config, _, _, error, store, seen = secure_run
+    run = next(r for r in store.runs() if r["run_id"] == "secagg")
+    assert run["status"] == "failed" and run["strategy"] == "fedavg+secagg"
+    assert "round 2: 2 of the required 3 site(s) trained" in run["status_detail"], error
+    assert [rnd for rnd, _ in seen] == [1]  # round 2 never reached the strategy
+    assert latest_checkpoint(config.checkpoint_dir).name == "round_0001.pt"
     epsilons = {r["site"]: r["value"] for r in store.site_metrics("secagg")
                 if (r["phase"], r["metric"], r["round"]) == ("train", "epsilon", 1)}
-    assert set(epsilons) == set(BUDGETS) and all(0 < e <= 7.0 for e in epsilons.values())
-    refused = [p for p in store.participation("secagg") if p["status"] == "failed"]
-    assert [(p["round"], p["phase"]) for p in refused] == [(2, "train")]
-    assert "hospital-c" in refused[0]["reason"] and "budget" in refused[0]["reason"]
-    assert latest_checkpoint(config.checkpoint_dir).name == "round_0002.pt"
+    assert set(epsilons) == set(TRAINED_ROUND_1) and all(0 < e <= 7.0 for e in epsilons.values())
+    refused = sorted((p["round"], p["reason"]) for p in store.participation("secagg") if p["status"] == "failed")
+    assert [rnd for rnd, _ in refused] == [1, 2, 2]  # d in round 1; c and d in round 2
+    assert all("budget" in reason for _, reason in refused)
+    assert "hospital-d" in refused[0][1] and any("hospital-c" in reason for _, reason in refused[1:])
 
 
 def test_aggregator_sees_only_the_mean_of_the_clipped_site_updates(secure_run):
@@ -90,7 +100,7 @@ def test_aggregator_sees_only_the_mean_of_the_clipped_site_updates(secure_run):
     request = {**config.site_request(), "server-round": 1, NORM_BOUND_KEY: BOUND}
     torch.set_num_threads(1)
     updates, weights = [], []
-    for replica in replicas:
+    for replica in replicas[:len(TRAINED_ROUND_1)]:
         update, n, _ = SecureSiteClient(SiteRuntime(replica)).fit(initial, request)
         updates.append(update)
         weights.append(n)
@@ -99,7 +109,7 @@ def test_aggregator_sees_only_the_mean_of_the_clipped_site_updates(secure_run):
     (round1, received), *_ = seen
     published = torch.load(config.checkpoint_dir / "round_0001.pt", weights_only=True)["model"]
     # Assert: every result holds the same unmasked mean, never a site's own update
-    assert round1 == 1 and len(received) == 3
+    assert round1 == 1 and len(received) == len(TRAINED_ROUND_1)
     for result in received[1:]:
         assert all(np.array_equal(a, b) for a, b in zip(result, received[0]))
     for update in updates:

@@ -12,8 +12,9 @@ class InProcessGrid(PushPullGrid):
     A ClientApp exception becomes an error reply, as Flower's runtime makes it.
     """
 
-    def __init__(self, site_dirs, *, aggregator_key=None, first_node_id=1001):
+    def __init__(self, site_dirs, *, aggregator_key=None, first_node_id=1001, app=client_app):
         super().__init__()
+        self.app = app  # the Message-API ClientApp, or federation.secagg_client's
         self.contexts = {}
         for i, site_dir in enumerate(site_dirs):
             node_config = {"site-dir": str(site_dir)}
@@ -28,6 +29,6 @@ class InProcessGrid(PushPullGrid):
 
     def deliver(self, message):
         try:
-            return client_app(message, self.contexts[message.metadata.dst_node_id])
+            return self.app(message, self.contexts[message.metadata.dst_node_id])
         except Exception as e:  # noqa: BLE001  (what Flower's runtime does)
             return Message(Error(code=0, reason=f"{type(e).__name__}: {e}"), reply_to=message)

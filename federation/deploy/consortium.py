@@ -7,7 +7,8 @@
     DIR/superlink/server.key (0600), server.pem   TLS of the SuperLink and the Fleet proxy
     DIR/aggregator/signing_key.pem (0600), .pub   Ed25519: signs global models and checkpoints
     DIR/aggregator/flwr-home/     FLWR_HOME of the lead's flwr commands (Control API connection)
-    DIR/aggregator/state.db       SuperLink database (runs, registered nodes)
+    DIR/superlink/state.db        SuperLink database (runs, registered nodes); DIR/superlink is
+                                  owned by the SuperLink's user when it runs as one
     DIR/aggregator/results.sqlite, checkpoints/   written by the ServerApp
     DIR/registry.json             site name -> {node_id, public_key, revoked}: who is who
     DIR/runs/<run>.json           what `fedmpt rounds start` launched
@@ -72,6 +73,10 @@ class Consortium:
         return self.root / "ca" / "ca.crt"
 
     @property
+    def ca_key(self) -> Path:
+        return self.root / "ca" / "ca.key"
+
+    @property
     def server_cert(self) -> Path:
         return self.root / "superlink" / "server.pem"
 
@@ -93,7 +98,7 @@ class Consortium:
 
     @property
     def database(self) -> Path:
-        return self.aggregator_dir / "state.db"
+        return self.root / "superlink" / "state.db"
 
     @property
     def registry_path(self) -> Path:

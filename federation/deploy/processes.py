@@ -6,8 +6,10 @@ sites reach. Hospital host: ``flower-supernode`` (node key, ``--isolation proces
 API on loopback) and the site executor that gates every ClientApp on the site's allowlist.
 
 Each process gets its own process group and a log file; :meth:`ManagedProcess.stop`
-terminates that group only. Flower's ``flower-superexec`` starts in a session of its own and
-exits when its parent (the SuperLink) is gone, as do the ServerApps it starts.
+terminates that group only. The SuperLink runs with ``--isolation process``: FedMPT starts
+Flower's ``flower-superexec`` beside it (as the lead, who holds the signing key), and the
+SuperLink itself may run as an unprivileged user (:mod:`federation.deploy.superlink_user`).
+The SuperExec exits when the SuperLink is gone, as do the ServerApps it starts.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 
 from federation.deploy.consortium import BUNDLE_FILE, Consortium, register_pending
 from federation.deploy.flower_cli import executable, flower_env
+from federation.deploy.superlink_user import ServiceUser, hand_over_superlink_dir, move_legacy_database
 
 logger = logging.getLogger(__name__)
 
@@ -75,15 +78,18 @@ class ManagedProcess:
 
 
 def spawn(name: str, command: list[str], *, env: dict[str, str], log_dir: Path,
-          cwd: Path | None = None) -> ManagedProcess:
-    """Start ``command`` in a new process group, stdout and stderr to ``log_dir/name.log``."""
+          cwd: Path | None = None, user: ServiceUser | None = None) -> ManagedProcess:
+    """Start ``command`` in a new process group, stdout and stderr to ``log_dir/name.log``;
+    as ``user`` (no supplementary groups) when given."""
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
+    as_user = {} if user is None else {"user": user.uid, "group": user.gid, "extra_groups": []}
     with open(log_path, "ab") as log:
         popen = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                                 start_new_session=True)
-    logger.info("started %s (pid %d), log %s", name, popen.pid, log_path)
+                                 start_new_session=True, **as_user)
+    logger.info("started %s (pid %d%s), log %s", name, popen.pid,
+                "" if user is None else f", user {user.name}", log_path)
     return ManagedProcess(name, popen, log_path)
 
 
@@ -114,45 +120,73 @@ def wait_https(url: str, *, ca_file: Path, expect: set[int], timeout: float = 60
 
 @dataclass
 class AggregatorProcesses:
-    """The SuperLink and its Fleet proxy."""
+    """The SuperLink, the ``flower-superexec`` that runs its ServerApps, and the Fleet proxy."""
 
     superlink: ManagedProcess
+    superexec: ManagedProcess
     proxy: ManagedProcess
     registered: list[str] = field(default_factory=list)
 
+    @property
+    def all(self) -> list[ManagedProcess]:
+        return [self.superlink, self.superexec, self.proxy]
+
     def stop(self) -> None:
-        """Stop the proxy, then the SuperLink."""
+        """Stop the proxy, the SuperExec, then the SuperLink."""
         self.proxy.stop()
+        self.superexec.stop()
         self.superlink.stop()
 
     def kill(self) -> None:
-        """SIGKILL the proxy and the SuperLink, as an aggregator crash would.
+        """SIGKILL the proxy, the SuperExec and the SuperLink, as an aggregator crash would.
 
-        Flower's ``flower-superexec`` (a session of its own) and the ServerApp it started exit
-        on their own once their parent is gone.
+        A ServerApp the SuperExec started (a session of its own) exits on its own once the
+        SuperLink is gone.
         """
         self.proxy.kill()
+        self.superexec.kill()
         self.superlink.kill()
 
 
-def start_aggregator(consortium: Consortium, *, log_dir: Path | None = None,
+def start_aggregator(consortium: Consortium, *, superlink_user: ServiceUser | None = None,
+                     superlink_python: str = sys.executable, log_dir: Path | None = None,
                      timeout: float = 90.0) -> AggregatorProcesses:
-    """Start the SuperLink (loopback) and the Fleet proxy; register pending sites."""
+    """Start the SuperLink (loopback), its SuperExec and the Fleet proxy; register pending sites.
+
+    With ``superlink_user`` the SuperLink runs as that user, which owns ``DIR/superlink`` and
+    cannot read the CA or signing keys (checked before it starts); without it, as this user.
+    ``superlink_python`` is the interpreter the SuperLink runs (one its user can execute).
+    The ServerApp always runs under ``flower-superexec`` as this user, the one that signs.
+    """
     log_dir = Path(log_dir) if log_dir else consortium.aggregator_dir / "logs"
-    env = flower_env(consortium.flwr_home)
+    move_legacy_database(consortium)
+    superlink_dir = consortium.database.parent
+    if superlink_user is not None:
+        (superlink_dir / "flwr-home").mkdir(exist_ok=True)
+        hand_over_superlink_dir(consortium, superlink_user, python=superlink_python)
     superlink = spawn("superlink", [
-        sys.executable, "-m", "federation.deploy.superlink",  # flower-superlink, longer DB timeout
+        superlink_python, "-m", "federation.deploy.superlink",  # flower-superlink, longer DB timeout
         "--ssl-ca-certfile", str(consortium.ca_cert),
         "--ssl-certfile", str(consortium.server_cert),
         "--ssl-keyfile", str(consortium.server_key),
         "--enable-supernode-auth",
         "--database", str(consortium.database),
         "--host", "127.0.0.1", "--port", str(consortium.superlink_port),
+        "--isolation", "process",
         "--disable-runtime-dependency-installation",
-    ], env=env, log_dir=log_dir, cwd=consortium.aggregator_dir)
+    ], env=flower_env(superlink_dir / "flwr-home", HOME=str(superlink_dir)), log_dir=log_dir,
+        cwd=superlink_dir, user=superlink_user)
+    env = flower_env(consortium.flwr_home)
+    started = [superlink]
     try:
         wait_https(f"https://127.0.0.1:{consortium.superlink_port}/health", ca_file=consortium.ca_cert,
                    expect={200}, timeout=timeout, process=superlink)
+        superexec = spawn("superexec", [
+            executable("flower-superexec"), "--root-certificates", str(consortium.ca_cert),
+            "--runtime-api-address", f"127.0.0.1:{consortium.superlink_port}",
+            "--parent-pid", str(superlink.pid),
+        ], env=env, log_dir=log_dir, cwd=consortium.aggregator_dir)
+        started.append(superexec)
         proxy = spawn("fleet-proxy", [
             sys.executable, "-m", "federation.deploy.proxy",
             "--listen", f"{consortium.fleet_host}:{consortium.fleet_port}",
@@ -161,9 +195,10 @@ def start_aggregator(consortium: Consortium, *, log_dir: Path | None = None,
             "--key", str(consortium.server_key),
         ], env=env, log_dir=log_dir)
     except BaseException:
-        superlink.stop()
+        for process in reversed(started):
+            process.stop()
         raise
-    processes = AggregatorProcesses(superlink, proxy)
+    processes = AggregatorProcesses(superlink, superexec, proxy)
     try:
         local = "127.0.0.1" if consortium.fleet_host in ("0.0.0.0", "::") else consortium.fleet_host
         wait_https(f"https://{local}:{consortium.fleet_port}/health", ca_file=consortium.ca_cert,

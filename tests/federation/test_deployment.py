@@ -15,12 +15,16 @@ import contextlib
 import dataclasses
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
 import socket
+import stat
 import sys
+import sysconfig
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -38,6 +42,7 @@ from federation.deploy.flower_cli import CONNECTION, executable, flower_env, run
 from federation.deploy.pki import make_node_key
 from federation.deploy.processes import spawn, start_aggregator, start_site
 from federation.deploy.rounds import APP_DIR, launch, run_config_for, snapshot_app, wait_for
+from federation.deploy.superlink_user import DEFAULT_USER, service_user
 from federation.server_app import run_rounds
 from federation_helpers import InProcessGrid
 from privacy.ledger import PrivacyLedger
@@ -114,10 +119,12 @@ def _forge_round_2(checkpoints):
 class _ResumedAggregator:
     """``fedmpt aggregator start DIR --resume``, run as the lead would, in the foreground."""
 
-    def __init__(self, consortium, log_dir):
+    def __init__(self, consortium, log_dir, superlink_python):
         env = flower_env(consortium.flwr_home, PYTHONUNBUFFERED="1")
         self.cli = spawn("aggregator-resume", [sys.executable, "-m", "cli", "aggregator", "start",
-                                               str(consortium.root), "--resume"], env=env, log_dir=log_dir)
+                                               str(consortium.root), "--resume",
+                                               "--superlink-python", superlink_python],
+                         env=env, log_dir=log_dir)
 
     def stop(self):
         self.cli.stop(timeout=45)  # on SIGTERM it stops its SuperLink and proxy itself
@@ -127,9 +134,67 @@ class _ResumedAggregator:
                 os.killpg(int(pid), signal.SIGKILL)
 
 
+def _reachable_by_others(path):
+    """chmod o+x on ``path`` and each folder above it, so the SuperLink's user reaches it."""
+    for folder in [path, *path.parents]:
+        mode = folder.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            folder.chmod(mode | stat.S_IXOTH)
+
+
+def _superlink_python(folder):
+    """An interpreter the SuperLink's user can run, with this environment's packages.
+
+    Tests run as root from a virtual environment whose base interpreter may sit under /root
+    (mode 0700), which another user cannot execute; the system's interpreter of the same
+    minor version runs the same packages.
+    """
+    if all(os.stat(p).st_mode & stat.S_IXOTH for p in Path(sys.executable).resolve().parents):
+        return sys.executable
+    minor = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    system = shutil.which(minor, path="/usr/bin:/usr/local/bin")
+    assert system, "no system interpreter the SuperLink's user can run"
+    repo = Path(__file__).resolve().parents[2]
+    wrapper = folder / "superlink-python"
+    packages = sysconfig.get_paths()["purelib"]
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={packages}:{repo} exec {system} "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+def _uid_of(pid):
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^Uid:\s+(\d+)", status, re.M)[1])
+
+
+def _opens_as(uid, gid, paths):
+    """Which of ``paths`` a forked child running as ``uid``/``gid`` (no other groups) can open."""
+    pid = os.fork()
+    if pid == 0:  # the child: drop to the user, try each file, report as exit-status bits
+        code = 0
+        try:
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            for bit, path in enumerate(paths):
+                try:
+                    open(path, "rb").close()
+                    code |= 1 << bit
+                except OSError:
+                    pass
+        finally:
+            os._exit(code if os.getuid() == uid else 255)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    assert code != 255, "the child could not switch user"
+    return {path: bool(code & (1 << bit)) for bit, path in enumerate(paths)}
+
+
 @pytest.fixture(scope="module")
 def federation(tiny_sites, tmp_path_factory):
     root = tmp_path_factory.mktemp("deploy")
+    _reachable_by_others(root)  # the consortium lives here; its keys keep their own modes
+    superlink_python = _superlink_python(root)
     consortium = init_consortium(root / "consortium", superlink_port=_free_port(),
                                  fleet_port=_free_port())
     bundles = {name: add_site(consortium, name) for name in SITES}  # registered at start
@@ -147,7 +212,8 @@ def federation(tiny_sites, tmp_path_factory):
         timings[step] = round(time.monotonic() - t0, 1)
 
     try:
-        aggregator = start_aggregator(consortium)
+        aggregator = start_aggregator(consortium, superlink_user=service_user(DEFAULT_USER),
+                                      superlink_python=superlink_python)
         started.append(aggregator)
         sites = {name: start_site(bundles[name], data, runtime_port=_free_port())
                  for name, data in zip(SITES, tiny_sites, strict=True)}
@@ -174,7 +240,7 @@ def federation(tiny_sites, tmp_path_factory):
         aggregator.kill()
         mark("round 1 checkpointed, aggregator killed")
         _forge_round_2(checkpoints)
-        resumed = _ResumedAggregator(consortium, root / "lead")
+        resumed = _ResumedAggregator(consortium, root / "lead", superlink_python)
         started.append(resumed)
         _wait_until(lambda: len(json.loads(launched.record.read_text())["attempts"]) == 2,
                     timeout=RESTART_S, what="`fedmpt aggregator start --resume` to resubmit the run",
@@ -202,7 +268,7 @@ def federation(tiny_sites, tmp_path_factory):
         mark("run finished")
         print(f"\ndeployment timings (s since start): {timings}")
         yield {"consortium": consortium, "config": config, "row": row, "server_log": server_log,
-               "intruder": intruder,
+               "intruder": intruder, "resumed": resumed,
                "fab_hash": fab_hash, "logs": logs, "timings": timings,
                "participation": _store_rows(consortium, lambda s: s.participation(RUN))}
     finally:
@@ -310,3 +376,20 @@ def test_control_api_and_docs_are_refused_through_the_proxy(federation):
         assert client.post(f"{proxy}/v1/runtime/acquire-task", content=b"").status_code == 403
         # The SuperLink itself would answer them: only loopback users on the aggregator host.
         assert client.get(f"{direct}/docs").status_code == 200
+
+
+def test_superlink_runs_as_its_own_user_and_cannot_read_the_ca_or_signing_key(federation):
+    consortium = federation["consortium"]
+    log = federation["resumed"].cli.log_path.read_text(errors="replace")  # `fedmpt aggregator start`
+    superlink_pid = int(re.search(r"SuperLink on \S+ \(pid (\d+)\)", log)[1])
+    superexec_pid = int(re.search(r"SuperExec \(pid (\d+)\)", log)[1])
+    user = pwd.getpwnam(DEFAULT_USER)
+
+    uid = _uid_of(superlink_pid)
+    opened = _opens_as(uid, user.pw_gid, [consortium.ca_key, consortium.signing_key,
+                                          consortium.server_key, consortium.database])
+
+    assert uid == user.pw_uid != os.geteuid()
+    assert _uid_of(superexec_pid) == os.geteuid()  # the ServerApp, which signs, runs as the lead
+    assert opened == {consortium.ca_key: False, consortium.signing_key: False,
+                      consortium.server_key: True, consortium.database: True}

@@ -23,6 +23,7 @@ import socket
 import stat
 import sys
 import sysconfig
+import tempfile
 import time
 from pathlib import Path
 
@@ -134,12 +135,24 @@ class _ResumedAggregator:
                 os.killpg(int(pid), signal.SIGKILL)
 
 
-def _reachable_by_others(path):
-    """chmod o+x on ``path`` and each folder above it, so the SuperLink's user reaches it."""
-    for folder in [path, *path.parents]:
-        mode = folder.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            folder.chmod(mode | stat.S_IXOTH)
+@contextlib.contextmanager
+def _folder_the_superlink_user_reaches():
+    """A fresh folder outside pytest's temporary root, traversable by others; removed after.
+
+    The SuperLink's user opens its database through every folder above it, each time its
+    connection pool grows. pytest resets its shared ``/tmp/pytest-of-USER`` to mode 0700 at
+    the start of every session on the host, which would cut that user off mid-run (HTTP 500,
+    ``unable to open database file``), so the consortium cannot live under ``tmp_path``.
+    """
+    root = Path(tempfile.mkdtemp(prefix="fedmpt-deploy-"))
+    try:
+        for folder in [root, *root.parents]:
+            mode = folder.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                folder.chmod(mode | stat.S_IXOTH)
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _superlink_python(folder):
@@ -191,9 +204,12 @@ def _opens_as(uid, gid, paths):
 
 
 @pytest.fixture(scope="module")
-def federation(tiny_sites, tmp_path_factory):
-    root = tmp_path_factory.mktemp("deploy")
-    _reachable_by_others(root)  # the consortium lives here; its keys keep their own modes
+def federation(tiny_sites):
+    with _folder_the_superlink_user_reaches() as root:
+        yield from _federation(tiny_sites, root)
+
+
+def _federation(tiny_sites, root):
     superlink_python = _superlink_python(root)
     consortium = init_consortium(root / "consortium", superlink_port=_free_port(),
                                  fleet_port=_free_port())

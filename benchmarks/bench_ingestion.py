@@ -138,11 +138,7 @@ def bare_pydicom(site: Path, repeats: int) -> dict[str, float]:
 
 
 def marginal(small: Path, large: Path, extra: int, config: Any, repeats: int) -> dict[str, Any]:
-    """CPU cost of ``extra`` more slices (``large`` minus ``small``): cold ingest vs bare pydicom, interleaved.
-
-    The fraction is taken from the medians; ``fraction_per_repeat`` (from each repeat's own four runs)
-    shows how much a shared host moves it.
-    """
+    """CPU cost of ``extra`` more slices (``large`` minus ``small``): cold ingest vs bare pydicom, interleaved."""
     runs: dict[str, list[float]] = {"ingest_small": [], "ingest_large": [], "bare_small": [], "bare_large": []}
     for _ in range(repeats):
         runs["ingest_small"].append(_timed_ingest(small, config, cold=True)["cpu_s"])
@@ -152,12 +148,9 @@ def marginal(small: Path, large: Path, extra: int, config: Any, repeats: int) ->
     median = {key: statistics.median(values) for key, values in runs.items()}
     ingest_s = median["ingest_large"] - median["ingest_small"]
     bare_s = median["bare_large"] - median["bare_small"]
-    per_repeat = [(bl - bs) / (il - ins) if il > ins else None for ins, il, bs, bl in
-                  zip(runs["ingest_small"], runs["ingest_large"], runs["bare_small"], runs["bare_large"], strict=True)]
     return {"extra_slices": extra, "ingest_cpu_s": ingest_s, "bare_pydicom_cpu_s": bare_s,
             "ingest_ms_per_slice": 1e3 * ingest_s / extra, "bare_pydicom_ms_per_slice": 1e3 * bare_s / extra,
-            "fraction_of_bare_pydicom": bare_s / ingest_s if ingest_s > 0 else float("nan"),
-            "fraction_per_repeat": per_repeat, "runs": runs}
+            "fraction_of_bare_pydicom": bare_s / ingest_s if ingest_s > 0 else float("nan"), "runs": runs}
 
 
 def parallel(site: Path, config: Any, repeats: int, workers: int) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import typer
 def demo(
     workdir: Path = typer.Option(Path("fedmpt-demo"), help="Where the consortium and results go."),
     sites: int = typer.Option(3, help="Hospitals in the synthetic consortium."),
-    patients: int = typer.Option(40, help="Patients per hospital."),
+    patients: int = typer.Option(60, help="Patients per hospital."),
     rounds: int = typer.Option(3, help="Federated pretraining rounds."),
     finetune_rounds: int = typer.Option(2, help="Federated fine-tuning rounds that follow."),
     seed: int = typer.Option(0, help="Seed of the consortium and of the run."),

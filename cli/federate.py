@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 
 from cli.errors import MissingInput
-from cli.run_options import (AGGREGATION, EXPECTED_BATCH_SIZE, LOCAL_STEPS, MIN_SITES,
-                             NOISE_MULTIPLIER, NORM_FACTOR, PRESET, PROXIMAL_MU, ROUND_RETRIES,
+from cli.run_options import (AGGREGATION, EXPECTED_BATCH_SIZE, LOCAL_STEPS, LR, MAX_GRAD_NORM, MIN_SITES,
+                             NOISE_MULTIPLIER, NORM_FACTOR, OPTIMIZER, PRESET, PROXIMAL_MU, ROUND_RETRIES,
                              ROUNDS, RUN_NAME, SEED, STRATEGY, TASK, UPDATE_NORM_BOUND)
 
 
@@ -21,6 +21,9 @@ def federate(
     local_steps: int = LOCAL_STEPS,
     expected_batch_size: int = EXPECTED_BATCH_SIZE,
     noise_multiplier: float = NOISE_MULTIPLIER,
+    lr: float = LR,
+    optimizer: str = OPTIMIZER,
+    max_grad_norm: float = MAX_GRAD_NORM,
     preset: str = PRESET,
     run_name: str = RUN_NAME,
     resume: bool = typer.Option(False, help="Continue RUN_NAME from its last good signed checkpoint."),
@@ -45,7 +48,8 @@ def federate(
     config = FederationConfig(workdir=str(workdir), num_rounds=rounds, strategy=strategy,
                               proximal_mu=proximal_mu,
                               local_steps=local_steps, noise_multiplier=noise_multiplier,
-                              expected_batch_size=expected_batch_size,
+                              expected_batch_size=expected_batch_size, lr=lr, optimizer=optimizer,
+                              max_grad_norm=max_grad_norm,
                               model_preset=preset, run_name=run_name,
                               min_sites=max(min_sites, len(sites)) if secure_aggregation else min_sites,
                               resume=resume,

@@ -28,6 +28,10 @@ AGGREGATION = _option("aggregation", "--aggregation",
 LOCAL_STEPS = _option("local_steps", "--local-steps", help="DP-SGD steps per site per round.")
 EXPECTED_BATCH_SIZE = _option("expected_batch_size", "--expected-batch-size",
                               help="Expected Poisson batch (patients).")
+LR = _option("lr", "--lr", help="The sites' local learning rate.")
+OPTIMIZER = _option("optimizer", "--optimizer",
+                    help="The sites' optimizer: adamw, or sgd (full-batch DP heads: the fine-tuning recipe).")
+MAX_GRAD_NORM = _option("max_grad_norm", "--max-grad-norm", help="Per-patient clipping norm of DP-SGD.")
 NOISE_MULTIPLIER = _option("noise_multiplier", "--noise-multiplier", help="DP noise multiplier sigma.")
 PRESET = _option("model_preset", "--preset", help="Model preset (the sites must have ingested to it).")
 SEED = _option("seed", "--seed", help="Seed of the initial model and the SSL masks; never of the sites' DP sampling or noise.")

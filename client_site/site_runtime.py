@@ -25,6 +25,7 @@ from client_site.downstream import (
     site_pointing_game,
 )
 from client_site.downstream.calibration import calibrate
+from client_site.downstream.heads import HeadsObjective, head_dataset
 from client_site.egress import release_metrics
 from client_site.evaluation import evaluate_ssl, probe_findings
 from client_site.evaluation_releases import claim_evaluation, state_digest
@@ -36,7 +37,7 @@ from client_site.pseudonym import load_or_create_salt
 from client_site.site_config import FINE_TUNING, SSL, load_site_config
 from client_site.tasks import FINETUNE, PRETRAIN, build_model
 from client_site.tokenizer import ReportTokenizer
-from client_site.training import TrainConfig, train_locally
+from client_site.training import LocalTrainResult, TrainConfig, train_locally
 from client_site.truth import load_study_labels
 from privacy.accountant import PrivacyAccountant
 from privacy.errors import BudgetExceededError, DeltaTooLargeError
@@ -140,8 +141,7 @@ class SiteRuntime:
                 raise SiteRefusal(Reason.BUDGET, f"{self.name}: {e}") from e
         elif not self.config.allow_non_dp:
             raise SiteRefusal(Reason.NON_DP, f"{self.name} refuses training without DP (site.toml: allow_non_dp = false)")
-        objective = DownstreamObjective() if request.task == FINETUNE else None
-        result = train_locally(model, dataset, cfg, objective, randomness=self._dp_randomness(request))
+        result = self._train(model, dataset, cfg, request)
         if reservation is not None:
             planned = [(reservation.noise_multiplier, reservation.sample_rate, reservation.steps)]
             if result.accountant_history != planned:
@@ -164,6 +164,21 @@ class SiteRuntime:
                     request.round, result.metrics["loss"], result.metrics["seconds"], metrics["epsilon"],
                     budget.epsilon)
         return result.state_dict, release_metrics("train", metrics)
+
+    def _train(self, model: nn.Module, dataset: PatientDataset, cfg: TrainConfig,
+               request: RoundRequest) -> LocalTrainResult:
+        """Train ``model`` in place on ``dataset``. Fine-tuning with a frozen backbone trains the
+        heads alone on image features computed once for the round (one study per patient); the
+        privacy unit, sampling and accounting are those of ``dataset`` either way."""
+        randomness = self._dp_randomness(request)
+        if request.task != FINETUNE:
+            return train_locally(model, dataset, cfg, randomness=randomness)
+        if not model.heads.backbone_frozen:  # type: ignore[union-attr]
+            return train_locally(model, dataset, cfg, DownstreamObjective(), randomness=randomness)
+        heads = model.clinical_heads  # type: ignore[union-attr]
+        result = train_locally(heads, head_dataset(model.backbone, dataset), cfg, HeadsObjective(),  # type: ignore[arg-type]
+                               randomness=randomness)
+        return replace(result, state_dict={k: v.detach().clone() for k, v in model.state_dict().items()})
 
     def _dp_randomness(self, request: RoundRequest) -> DPRandomness:
         """Fresh generators for this release, unless the site's own site.toml sets a test seed."""

@@ -49,6 +49,9 @@ class FederationConfig:
         DP-SGD steps per round and expected Poisson batch (patients). (default: 10, 8)
     lr, noise_multiplier, max_grad_norm : float
         Local learning rate, DP noise (sigma) and per-patient clip norm. (default: 1e-3, 1.5, 1.0)
+    optimizer : str
+        The sites' local optimizer: ``adamw``, or ``sgd`` (plain SGD, the recipe of DP heads on
+        frozen features: full batch, few steps at a large rate). (default: ``adamw``)
     dp : bool
         Train under DP-SGD; sites refuse non-DP rounds unless their site.toml allows them.
         (default: True)
@@ -107,6 +110,7 @@ class FederationConfig:
     lr: float = 1e-3
     noise_multiplier: float = 1.5
     max_grad_norm: float = 1.0
+    optimizer: str = "adamw"
     dp: bool = True
     model_preset: str = "demo"
     seed: int = 0
@@ -125,6 +129,7 @@ class FederationConfig:
         # Imported here, not at the top: the CLI reads this class's defaults at start-up.
         from aggregator.strategies import AGGREGATIONS, STRATEGIES
         from client_site.tasks import check_task
+        from client_site.training import OPTIMIZERS
         from federation.presets import PRESETS
 
         if not self.run_name:
@@ -138,6 +143,8 @@ class FederationConfig:
         if self.round_retries < 0:
             raise ValueError(f"round_retries must be >= 0, got {self.round_retries}")
         check_task(self.task)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
 

@@ -34,6 +34,7 @@ class RequestKey(StrEnum):
     LR = "lr"
     NOISE_MULTIPLIER = "noise-multiplier"
     MAX_GRAD_NORM = "max-grad-norm"
+    OPTIMIZER = "optimizer"
     DP = "dp"
     MODEL_PRESET = "model-preset"
     SEED = "seed"
@@ -57,6 +58,7 @@ class RoundSettings:
     seed: int
     update_norm_bound: float
     task: str = PRETRAIN
+    optimizer: str = "adamw"
 
 
 class RequestError(ValueError):
@@ -89,6 +91,7 @@ def decode_round_request(config: Mapping[str, object]) -> RoundRequest:
             lr=_get(config, RequestKey.LR, float),
             noise_multiplier=_get(config, RequestKey.NOISE_MULTIPLIER, float),
             max_grad_norm=_get(config, RequestKey.MAX_GRAD_NORM, float),
+            optimizer=_get(config, RequestKey.OPTIMIZER, str, "adamw"),
             dp=_get(config, RequestKey.DP, bool),
             seed=_get(config, RequestKey.SEED, int),
             # Only FedProx sends it (Flower's FedProx.configure_train); FedAvg/FedAdam: none.

@@ -34,3 +34,37 @@ def noise_for_target(
         accountant=mechanism,
     )
     return sigma, epsilon_of([(sigma, sample_rate, steps)], delta=delta, mechanism=mechanism)
+
+
+def noise_within_budget(
+    history: list[tuple[float, float, int]],
+    *,
+    budget_epsilon: float,
+    delta: float,
+    sample_rate: float,
+    steps: int,
+    mechanism: str = "rdp",
+    tolerance: float = 1e-3,
+) -> float:
+    """Smallest noise multiplier (to ``tolerance``) whose ``steps`` more steps keep a site that
+    already spent ``history`` within ``budget_epsilon`` (bisection on the accountant).
+
+    Raises
+    ------
+    ValueError
+        If ``history`` alone already reaches the budget.
+    """
+    if epsilon_of(history, delta=delta, mechanism=mechanism) >= budget_epsilon:
+        raise ValueError(f"the history already spends the whole budget {budget_epsilon:g}")
+
+    def fits(sigma: float) -> bool:
+        spent = epsilon_of([*history, (sigma, sample_rate, steps)], delta=delta, mechanism=mechanism)
+        return spent <= budget_epsilon
+
+    low, high = 0.1, 1.0
+    while not fits(high):
+        low, high = high, high * 2
+    while high - low > tolerance:
+        middle = (low + high) / 2
+        low, high = (low, middle) if fits(middle) else (middle, high)
+    return high

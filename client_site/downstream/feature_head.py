@@ -25,6 +25,44 @@ from torch.utils.data import TensorDataset
 from client_site.model import LossParts
 
 
+class FeatureStandardiser(nn.Module):
+    """``(x - mean) / scale`` per feature column, with statistics of public data only.
+
+    A linear head trained by a few full-batch SGD steps needs centred, comparable features. The
+    statistics are buffers (they travel with the model's weights, nothing trains them); they
+    must come from data no site holds (public phantoms, :meth:`fit`), never from a site's
+    patients, whose statistics would be an unaccounted release. A new standardiser is the
+    identity (mean 0, scale 1).
+
+    Parameters
+    ----------
+    width : int
+        Feature columns.
+    """
+
+    mean: torch.Tensor
+    scale: torch.Tensor
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(width))
+        self.register_buffer("scale", torch.ones(width))
+
+    def fit(self, public: np.ndarray | torch.Tensor) -> FeatureStandardiser:
+        """Set the column means and standard deviations (floored at 1e-3) of ``public`` (N, width); returns self."""
+        x = torch.as_tensor(np.asarray(public), dtype=torch.float32)
+        if x.ndim != 2 or x.shape[1] != self.mean.shape[0] or len(x) < 2:
+            raise ValueError(f"public features must be (N >= 2, {self.mean.shape[0]}), got {tuple(x.shape)}")
+        with torch.no_grad():
+            self.mean.copy_(x.mean(dim=0))
+            self.scale.copy_(x.std(dim=0, unbiased=False).clamp(min=1e-3))
+        return self
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Standardised ``features`` (B, width)."""
+        return (features - self.mean) / self.scale
+
+
 class LinearFindingHead(nn.Module):
     """Features (B, in_features) -> one logit per finding; zero-initialised weights.
 

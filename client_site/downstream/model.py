@@ -2,12 +2,11 @@
 
 :class:`ClinicalMedMPT` = a pretrained :class:`~client_site.model.MedMPT` backbone plus
 
-* diagnosis: one logit per finding of :data:`~client_site.findings.FINDINGS`, from a
-  per-finding attention pooling of the slice ViT's patch tokens (:class:`FindingAttentionPool`:
-  a small lesion is a few of the D * N patches and a mean over all of them dilutes it) plus a
-  linear read of the scan embedding (diffuse findings) plus a linear read of the chest's
-  density histograms (:mod:`client_site.downstream.densitometry`);
-* medication recommendation: [scan embedding, clinical features] -> MLP -> one logit per drug of
+* diagnosis: one logit per finding of :data:`~client_site.findings.FINDINGS`, a linear head on the
+  image features -- the chest and lung-zone densitometry (:mod:`client_site.downstream.densitometry`)
+  and the scan embedding -- standardised with public statistics inside the model
+  (:mod:`client_site.downstream.heads`);
+* medication recommendation: [image features, clinical features] -> linear -> one logit per drug of
   the formulary, trained with binary cross-entropy plus the SafeDrug DDI penalty, and
   recommended with interaction-aware selection (:mod:`client_site.downstream.drug_graph`);
 * report generation: the backbone's causal report decoder, cross-attending to the memory of the
@@ -26,112 +25,23 @@ receives no per-sample gradient would make Opacus' optimizer fail.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from client_site.downstream.clinical_features import NUM_CLINICAL_FEATURES
-from client_site.downstream.densitometry import (
-    NUM_DENSITY_FEATURES,
-    NUM_ZONE_FEATURES,
-    chest_densitometry,
-    lung_zone_densitometry,
-)
-from client_site.downstream.drug_graph import DrugGraph, ddi_penalty, select_drugs
-from client_site.findings import FINDINGS
-from client_site.model import LossParts, MedMPT, ModelConfig, init_weights
+from client_site.downstream.drug_graph import DrugGraph, select_drugs
+from client_site.downstream.heads import NUM_FEATURES, ClinicalHeads, HeadConfig, densitometry_features, image_features
+from client_site.model import LossParts, MedMPT, ModelConfig
 
-NUM_FEATURES = NUM_DENSITY_FEATURES + NUM_ZONE_FEATURES
-"""Width of the parameter-free densitometry the diagnosis head reads (:func:`densitometry_features`)."""
+__all__ = ["BACKBONE_PREFIX", "NUM_FEATURES", "ClinicalMedMPT", "HeadConfig", "densitometry_features"]
 
 BACKBONE_PREFIX = "backbone."
 """State-dict prefix of the backbone's weights inside :class:`ClinicalMedMPT`."""
 
 
-@dataclass(frozen=True)
-class HeadConfig:
-    """Downstream heads and loss weights of :class:`ClinicalMedMPT`.
-
-    Parameters
-    ----------
-    medication_hidden : int
-        Hidden width of the medication MLP. (default: 64)
-    diag_weight, med_weight, gen_weight : float
-        Weights of the diagnosis BCE, medication BCE and report-generation CE. (default: 1.0 each)
-    ddi_weight : float
-        Weight of the DDI penalty (SafeDrug). Kept small: the medication BCE is a mean over the
-        formulary while the penalty sums over pairs. (default: 0.05)
-    threshold : float
-        Probability above which a drug is a recommendation candidate. (default: 0.5)
-    train_encoder : bool
-        Fine-tune the image encoder (slice ViT, fusion transformer) too. Off by default: under
-        DP the noise grows with the number of parameters trained, and the heads on a frozen
-        encoder plus the densitometry are what a few hundred patients can train privately
-        (Tramer & Boneh 2021; Mehta et al. 2023). (default: False)
-    train_report_decoder : bool
-        Fine-tune the report decoder (teacher-forced generation loss). Off by default for the
-        same reason: it has far more parameters than the heads, and since all parts share one
-        per-patient clipping norm its gradient would take most of it. The SSL stage trains it
-        (image-conditioned generation). (default: False)
-    """
-
-    medication_hidden: int = 64
-    diag_weight: float = 1.0
-    med_weight: float = 1.0
-    ddi_weight: float = 0.05
-    gen_weight: float = 1.0
-    threshold: float = 0.5
-    train_encoder: bool = False
-    train_report_decoder: bool = False
-
-    def __post_init__(self) -> None:
-        if self.medication_hidden < 1:
-            raise ValueError(f"medication_hidden must be >= 1, got {self.medication_hidden}")
-        if min(self.diag_weight, self.med_weight, self.ddi_weight, self.gen_weight) < 0:
-            raise ValueError("loss weights must be >= 0")
-        if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
-
-
 _TEXT_MODULES = ("mae_decoder", "report_encoder", "report_decoder")
 """Backbone children that are not the image encoder (the MAE decoder and the report encoder are
 SSL-only: they never take part in fine-tuning)."""
-
-
-def densitometry_features(volume: torch.Tensor) -> torch.Tensor:
-    """Chest densitometry and lung-zone densitometry, ``(B, C, D, H, W)`` -> ``(B, NUM_FEATURES)``."""
-    return torch.cat([chest_densitometry(volume), lung_zone_densitometry(volume)], dim=1)
-
-
-class FindingAttentionPool(nn.Module):
-    """Per-finding attention pooling of tokens (attention-based multiple-instance learning).
-
-    Each finding ``f`` scores every token (evidence ``e_f``) and weighs the tokens with its own
-    softmax attention ``a_f``; its logit is ``sum_t softmax_t(a_f)[t] * e_f[t]``. At
-    initialisation the attention is near uniform (a mean of the evidence); training focuses it
-    on the few tokens that show the finding (Ilse et al., "Attention-based deep multiple
-    instance learning", ICML 2018). Batch-first Linear layers on ``(B, T, dim)``: Opacus
-    per-sample gradients stay per patient.
-
-    Parameters
-    ----------
-    dim : int
-        Token width.
-    num_findings : int
-        Outputs, one per finding.
-    """
-
-    def __init__(self, dim: int, num_findings: int) -> None:
-        super().__init__()
-        self.attention = nn.Linear(dim, num_findings)
-        self.evidence = nn.Linear(dim, num_findings)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Tokens (B, T, dim) -> pooled logits (B, num_findings)."""
-        weights = torch.softmax(self.attention(tokens), dim=1)
-        return (weights * self.evidence(tokens)).sum(dim=1)
 
 
 class ClinicalMedMPT(nn.Module):
@@ -156,21 +66,8 @@ class ClinicalMedMPT(nn.Module):
         self.cfg = self.backbone.cfg
         self.heads = heads or HeadConfig()
         self.graph = graph or DrugGraph.consortium()
-        dim = self.cfg.dim
-        self.diagnosis_head = nn.Linear(dim, len(FINDINGS))
-        self.finding_pool = FindingAttentionPool(dim, len(FINDINGS))
-        # No LayerNorm: it would normalise away the small differences between patients' profiles
-        # (measured on the earlier whole-volume histogram: held-out AUC 0.56 with it, 0.6 without).
-        self.density_head = nn.Linear(NUM_FEATURES, len(FINDINGS))
-        self.medication_head = nn.Sequential(
-            nn.Linear(dim + NUM_CLINICAL_FEATURES, self.heads.medication_hidden),
-            nn.GELU(),
-            nn.Linear(self.heads.medication_hidden, len(self.graph.drugs)),
-        )
-        for module in (self.diagnosis_head, self.finding_pool, self.density_head, self.medication_head):
-            module.apply(init_weights)
-        self.register_buffer("ddi_adjacency", self.graph.adjacency(), persistent=False)
         self.register_buffer("major_adjacency", self.graph.adjacency(major_only=True), persistent=False)
+        self.clinical_heads = ClinicalHeads(self.cfg.dim, self.graph.adjacency(), self.heads)
         self.backbone.requires_grad_(False)
         if self.heads.train_encoder:
             for name, module in self.backbone.named_children():
@@ -204,22 +101,26 @@ class ClinicalMedMPT(nn.Module):
         return self.graph.drugs
 
     # ------------------------------------------------------------- inference
-    def diagnosis_logits(self, volume: torch.Tensor) -> torch.Tensor:
-        """Volume (B, 3, D, H, W) -> finding logits (B, len(FINDINGS))."""
-        tokens, memory = self.backbone.encode_volume(volume)
-        return self._diagnosis(volume, tokens, memory[:, -1])
+    def image_features(self, volume: torch.Tensor, scan: torch.Tensor | None = None) -> torch.Tensor:
+        """The heads' raw input (B, NUM_FEATURES + dim); ``scan`` is the scan embedding if already computed."""
+        return image_features(volume, self.backbone.encode_scan(volume)[1] if scan is None else scan)
 
-    def medication_logits(self, volume: torch.Tensor, clinical_features: torch.Tensor) -> torch.Tensor:
+    def diagnosis_logits(self, volume: torch.Tensor, scan: torch.Tensor | None = None) -> torch.Tensor:
+        """Volume (B, 3, D, H, W) -> finding logits (B, len(FINDINGS))."""
+        return self.clinical_heads.diagnosis_logits(self.image_features(volume, scan))
+
+    def medication_logits(self, volume: torch.Tensor, clinical_features: torch.Tensor,
+                          scan: torch.Tensor | None = None) -> torch.Tensor:
         """Volume and clinical features (B, NUM_CLINICAL_FEATURES) -> drug logits (B, len(drugs))."""
-        return self._medication(self.backbone.encode_scan(volume)[1], clinical_features)
+        return self.clinical_heads.medication_logits(self.image_features(volume, scan), clinical_features)
 
     def task_logits(
         self, volume: torch.Tensor, clinical_features: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Diagnosis and medication logits from one encoding of the volume."""
-        tokens, memory = self.backbone.encode_volume(volume)
-        scan = memory[:, -1]
-        return self._diagnosis(volume, tokens, scan), self._medication(scan, clinical_features)
+        features = self.image_features(volume)
+        return (self.clinical_heads.diagnosis_logits(features),
+                self.clinical_heads.medication_logits(features, clinical_features))
 
     @torch.no_grad()
     def recommend(
@@ -238,17 +139,6 @@ class ClinicalMedMPT(nn.Module):
     def generate_report(self, volume: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
         """Greedy report ids (B, max_len) from the backbone's decoder (see ``MedMPT.generate_report``)."""
         return self.backbone.generate_report(volume, max_len)
-
-    def _diagnosis(self, volume: torch.Tensor, tokens: torch.Tensor, scan: torch.Tensor) -> torch.Tensor:
-        """Finding logits: attention-pooled patch evidence + scan embedding + chest densitometry."""
-        return (self.finding_pool(tokens) + self.diagnosis_head(scan)
-                + self.density_head(densitometry_features(volume)))
-
-    def _medication(self, scan: torch.Tensor, clinical_features: torch.Tensor) -> torch.Tensor:
-        if clinical_features.dim() != 2 or clinical_features.shape[1] != NUM_CLINICAL_FEATURES:
-            raise ValueError(f"clinical_features must be (B, {NUM_CLINICAL_FEATURES}), "
-                             f"got {tuple(clinical_features.shape)}")
-        return self.medication_head(torch.cat([scan, clinical_features.to(scan.dtype)], dim=1))
 
     # -------------------------------------------------------------- training
     def forward(
@@ -277,29 +167,13 @@ class ClinicalMedMPT(nn.Module):
             generation terms count only with a report, the medication and DDI terms only with
             a record.
         """
-        tokens, memory = self.backbone.encode_volume(volume)  # memory: (B, D + 1, dim), last = scan
-        scan = memory[:, -1]
-        diag = F.binary_cross_entropy_with_logits(
-            self._diagnosis(volume, tokens, scan), diag_targets.to(scan.dtype), reduction="none").mean(dim=1)
-        med_logits = self._medication(scan, clinical)
-        med = F.binary_cross_entropy_with_logits(
-            med_logits, med_targets.to(scan.dtype), reduction="none").mean(dim=1)
-        ddi = ddi_penalty(torch.sigmoid(med_logits), self.ddi_adjacency)
-        # Without a trainable decoder the generation loss would only cost time (no gradient).
-        gen = self.backbone.generation_loss(text_ids, memory) if self.heads.train_report_decoder \
-            else None
-
-        h = self.heads
-        rep, clin = has_report.to(scan.dtype), has_clinical.to(scan.dtype)
-        report_loss = h.diag_weight * diag + (0.0 if gen is None else h.gen_weight * gen)
-        loss = rep * report_loss + clin * (h.med_weight * med + h.ddi_weight * ddi)
-        n_rep, n_clin = rep.sum().clamp(min=1), clin.sum().clamp(min=1)
-        parts = {
-            "loss": loss.detach().mean(),
-            "diag": (diag.detach() * rep).sum() / n_rep,
-            "med": (med.detach() * clin).sum() / n_clin,
-            "ddi": (ddi.detach() * clin).sum() / n_clin,
-        }
-        if gen is not None:
-            parts["gen"] = (gen.detach() * rep).sum() / n_rep
+        _, memory = self.backbone.encode_volume(volume)  # memory: (B, D + 1, dim), last = scan
+        loss, parts = self.clinical_heads(self.image_features(volume, memory[:, -1]), clinical, diag_targets,
+                                          med_targets, has_report, has_clinical)
+        if not self.heads.train_report_decoder:
+            return loss, parts  # without a trainable decoder the generation loss would only cost time
+        gen = self.backbone.generation_loss(text_ids, memory)
+        rep = has_report.to(loss.dtype)
+        loss = loss + rep * self.heads.gen_weight * gen
+        parts = {**parts, "loss": loss.detach().mean(), "gen": (gen.detach() * rep).sum() / rep.sum().clamp(min=1)}
         return loss, parts

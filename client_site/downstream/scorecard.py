@@ -48,6 +48,9 @@ from client_site.truth import load_study_labels
 
 BOOTSTRAP_SAMPLES = 1000
 
+FREE_GENERATION_METRICS = ("report_bleu4", "report_rouge_l", "report_finding_f1")
+"""Metrics of the free-running generated report (left out with ``generation=False``)."""
+
 
 @dataclass(frozen=True)
 class MetricCI:
@@ -127,8 +130,12 @@ class Scorecard:
         return {"metrics": {k: v.to_json() for k, v in self.metrics.items()}, "studies": self.studies}
 
 
-def site_scorecard(model: ClinicalMedMPT, site_dir: Path, *, samples: int = BOOTSTRAP_SAMPLES) -> Scorecard:
+def site_scorecard(model: ClinicalMedMPT, site_dir: Path, *, samples: int = BOOTSTRAP_SAMPLES,
+                   generation: bool = True) -> Scorecard:
     """Score ``model`` on the held-out patients of an ingested site with ground truth.
+
+    ``generation`` False leaves out the slow parts: free-running report generation (its BLEU-4,
+    ROUGE-L and finding-F1) and the pointing game (saliency maps); the drafts are scored either way.
 
     Raises
     ------
@@ -146,38 +153,45 @@ def site_scorecard(model: ClinicalMedMPT, site_dir: Path, *, samples: int = BOOT
     calibration = calibrate(model, train)
     graph = DrugGraph.from_csv(layout.interactions_path) if layout.interactions_path.is_file() \
         else DrugGraph.consortium()
-    scored = [_score_study(model, held_out.get(i, draw=0)[0], held_out.study_of(i, draw=0), labels, calibration)
-              for i in range(len(held_out))]
+    scored = [_score_study(model, held_out.get(i, draw=0)[0], held_out.study_of(i, draw=0), labels, calibration,
+                           generate=generation) for i in range(len(held_out))]
     metrics = _metrics(model, scored, graph, calibration, samples)
+    if not generation:
+        metrics = {k: v for k, v in metrics.items() if k not in FREE_GENERATION_METRICS}
+        return Scorecard(metrics, _study_rows(scored), calibration)
     keys = {s.study_key for i in range(len(held_out)) for s in held_out.studies_of(i)}
     pointing = site_pointing_game(model, layout.root, keys)
     hits = np.asarray(pointing.hits, dtype=float)
     metrics.update(bootstrap(lambda idx: {"pointing_game": float(hits[idx].mean()) if idx.size else math.nan},
                              len(hits), samples=samples))
-    studies = [{"study": s.record.study_key,
-                "probabilities": {f: round(float(p), 4) for f, p in zip(FINDINGS, s.probabilities)},
-                "truth": {f: int(t) for f, t in zip(FINDINGS, s.truth)}, "draft": s.draft} for s in scored]
-    return Scorecard(metrics, studies, calibration)
+    return Scorecard(metrics, _study_rows(scored), calibration)
+
+
+def _study_rows(scored: list[_Scored]) -> list[dict[str, Any]]:
+    return [{"study": s.record.study_key,
+             "probabilities": {f: round(float(p), 4) for f, p in zip(FINDINGS, s.probabilities)},
+             "truth": {f: int(t) for f, t in zip(FINDINGS, s.truth)}, "draft": s.draft} for s in scored]
 
 
 def _score_study(model: ClinicalMedMPT, volume: torch.Tensor, record: StudyRecord,
-                 labels: Mapping[str, np.ndarray], calibration: Calibration) -> _Scored:
+                 labels: Mapping[str, np.ndarray], calibration: Calibration, *, generate: bool) -> _Scored:
     if record.study_key not in labels:
         raise ValueError(f"study {record.study_key} has no row in the site's truth labels")
     x = volume[None]
     language = draft_language(record.language)
     thresholds = calibration.finding_thresholds
     with EvalMode(model):
-        tokens, memory = model.backbone.encode_volume(x)
-        diag = torch.sigmoid(model._diagnosis(x, tokens, memory[:, -1]))[0]
+        _, memory = model.backbone.encode_volume(x)
+        image = model.image_features(x, memory[:, -1])
+        diag = torch.sigmoid(model.clinical_heads.diagnosis_logits(image))[0]
         p = dict(zip(FINDINGS, diag.tolist()))
-        generated = ReportTokenizer().decode(model.generate_report(x)[0]) if record.report else ""
+        generated = ReportTokenizer().decode(model.generate_report(x)[0]) if record.report and generate else ""
         findings = draft_findings(model.backbone, memory, p, language, thresholds=thresholds)
         drugs: torch.Tensor | None = None
         medications: list[str] = []
         if record.clinical is not None:
             features = clinical_features(record.clinical)[None]
-            drugs = torch.sigmoid(model._medication(memory[:, -1], features))[0]
+            drugs = torch.sigmoid(model.clinical_heads.medication_logits(image, features))[0]
             medications = model.recommend(x, features, threshold=calibration.medication_threshold,
                                           max_drugs=calibration.max_drugs)[0]
     draft = {"findings": findings, "impression": impression_text(p, language, thresholds=thresholds),

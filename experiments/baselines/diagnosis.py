@@ -173,13 +173,6 @@ class DiagnosisBenchmark:
 
 
 
-PUBLIC_DATA = "public-data"
-"""Folder (in the workdir) of the public phantoms the features are standardised with."""
-
-PUBLIC_SEED_OFFSET = 7919
-"""Generator seed of the public phantoms = the benchmark's seed + this: patients no site holds."""
-
-
 def run_diagnosis_benchmark(
     workdir: Path, *, sites: int, patients: int, seed: int, preset: str, folder: str,
     config: DiagnosisBenchmarkConfig, public_patients: int = 60,
@@ -193,17 +186,17 @@ def run_diagnosis_benchmark(
     """
     from client_site.model import MedMPT
     from experiments.demo import prepare_sites
+    from experiments.public_init import public_phantoms, public_standardiser
     from federation.presets import get_preset
 
     site_dirs = prepare_sites(workdir, n_sites=sites + 1, patients=patients, seed=seed, preset=preset,
                               folder=folder, budgets=(max(config.epsilons) + 1.0,), allow_non_dp=True)
-    (public_dir,) = prepare_sites(workdir, n_sites=1, patients=public_patients, seed=seed + PUBLIC_SEED_OFFSET,
-                                  preset=preset, folder=PUBLIC_DATA, budgets=(1.0,), allow_non_dp=True)
+    public_dir = public_phantoms(workdir, seed=seed, preset=preset, patients=public_patients)
     torch.manual_seed(seed)
     encoder = MedMPT(get_preset(preset).model)
     if init_state is not None:
         encoder.load_state_dict(init_state, strict=True)
-    scaler = PublicScaler.fit(site_features(public_dir, encoder, external=True).held_out)
+    scaler = PublicScaler(public_standardiser(public_dir, encoder))
     training = [scaler.apply_site(site_features(d, encoder)) for d in site_dirs[:-1]]
     external = scaler.apply_site(site_features(site_dirs[-1], encoder, external=True))
     return DiagnosisBenchmark(training, external, config).run(on_arm)

@@ -1,8 +1,8 @@
 """Per-patient features of the frozen-encoder design, computed once per site for every arm.
 
 With the encoder frozen, what each arm trains privately is a linear head on fixed features:
-the frozen encoder's scan embedding and the parameter-free densitometry of
-:func:`~client_site.downstream.model.densitometry_features`. They are computed once per site
+the frozen encoder's scan embedding and the parameter-free densitometry, as the fine-tuned model
+reads them (:func:`~client_site.downstream.heads.encode_image_features`). They are computed once per site
 (one study per patient: its draw-0 study, as the held-out evaluation draws it), so the arms
 differ only in how the head is trained.
 
@@ -23,7 +23,8 @@ import torch
 from client_site.datasets import PatientDataset
 from client_site.downstream.data import diagnosis_targets
 from client_site.downstream.densitometry import NUM_DENSITY_FEATURES
-from client_site.downstream.model import densitometry_features
+from client_site.downstream.feature_head import FeatureStandardiser
+from client_site.downstream.heads import NUM_FEATURES, encode_image_features
 from client_site.model import MedMPT
 from client_site.pseudonym import load_or_create_salt
 from client_site.site_runtime import SiteRuntime
@@ -75,28 +76,39 @@ class PatientFeatures:
 
 @dataclass(frozen=True)
 class PublicScaler:
-    """Standardisation of every feature column with statistics of public data only.
+    """Standardisation of every feature column with statistics of public data only (the model's
+    own :class:`~client_site.downstream.feature_head.FeatureStandardiser`, applied to fixed features).
 
     A linear head trained by a few SGD steps needs centred, comparable features; the mean and
     spread come from phantoms no site holds (another generator seed), so no site statistic is
     released and nothing is fitted on held-out or external patients.
     """
 
-    mean: np.ndarray
-    scale: np.ndarray
+    standardiser: FeatureStandardiser
 
     @classmethod
     def fit(cls, public: PatientFeatures) -> PublicScaler:
         """Column means and standard deviations of the public patients' features (all columns)."""
         full = np.concatenate([public.density, public.embedding], axis=1)
-        return cls(full.mean(axis=0), np.maximum(full.std(axis=0), 1e-3))
+        return cls(FeatureStandardiser(full.shape[1]).fit(full))
+
+    @property
+    def mean(self) -> np.ndarray:
+        """Column means (densitometry, then embedding)."""
+        return self.standardiser.mean.numpy()
+
+    @property
+    def scale(self) -> np.ndarray:
+        """Column standard deviations (densitometry, then embedding)."""
+        return self.standardiser.scale.numpy()
 
     def apply(self, group: PatientFeatures) -> PatientFeatures:
         """``group`` with both feature blocks standardised."""
         width = group.density.shape[1]
-        return replace(group,
-                       density=((group.density - self.mean[:width]) / self.scale[:width]).astype(np.float32),
-                       embedding=((group.embedding - self.mean[width:]) / self.scale[width:]).astype(np.float32))
+        with torch.no_grad():
+            full = self.standardiser(torch.as_tensor(np.concatenate([group.density, group.embedding], axis=1)))
+        full_np = full.numpy().astype(np.float32)
+        return replace(group, density=full_np[:, :width], embedding=full_np[:, width:])
 
     def apply_site(self, site: SiteFeatures) -> SiteFeatures:
         """Both groups of ``site`` standardised."""
@@ -120,15 +132,13 @@ def _features(site: SiteRuntime, keys: Sequence[str], encoder: MedMPT, batch_siz
     missing = [r.study_key for r in records if r.study_key not in labels]
     if missing:
         raise ValueError(f"{len(missing)} studies of {site.name} have no row in {site.layout.labels_path}")
-    embedding, density = [], []
     encoder.eval()
-    with torch.no_grad():
-        for start in range(0, len(dataset), batch_size):
-            volume = torch.stack([dataset.get(i, draw=0)[0] for i in range(start, min(start + batch_size, len(dataset)))])
-            embedding.append(encoder.encode_scan(volume.float())[1].numpy())
-            density.append(densitometry_features(volume.float()).numpy())
+    features = np.concatenate([
+        encode_image_features(encoder, torch.stack([dataset.get(i, draw=0)[0] for i in
+                                                    range(start, min(start + batch_size, len(dataset)))]).float()).numpy()
+        for start in range(0, len(dataset), batch_size)])
     return PatientFeatures(
-        embedding=np.concatenate(embedding), density=np.concatenate(density),
+        embedding=features[:, NUM_FEATURES:], density=features[:, :NUM_FEATURES],
         weak_labels=np.stack([diagnosis_targets(r).numpy() for r in records]),
         truth=np.stack([labels[r.study_key] for r in records]).astype(np.float32),
         has_report=np.array([1.0 if r.report else 0.0 for r in records], dtype=np.float32),

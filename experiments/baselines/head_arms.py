@@ -46,6 +46,11 @@ class HeadTraining:
     max_grad_norm: float = 1.0
     delta: float = 1e-4
 
+    @property
+    def total_steps(self) -> int:
+        """Full-batch steps a site runs over the whole training."""
+        return self.rounds * self.local_steps
+
     def noise_for(self, epsilon: float) -> float:
         """Noise multiplier whose ``rounds * local_steps`` full-batch steps spend ``epsilon``."""
         sigma, _ = noise_for_target(target_epsilon=epsilon, delta=self.delta, sample_rate=1.0,

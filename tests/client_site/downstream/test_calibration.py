@@ -69,8 +69,8 @@ def test_held_out_patients_cannot_change_the_thresholds(ingested_site: Path, tmp
     torch.manual_seed(0)
     model = ClinicalMedMPT(get_preset("tiny").model)
     with torch.no_grad():
-        model.medication_head[-1].bias.normal_(0.0, 2.0)  # spread drug probabilities over the grid
-        model.diagnosis_head.bias.normal_(0.0, 2.0)
+        model.clinical_heads.medication.linear.bias.normal_(0.0, 2.0)  # spread drug probabilities over the grid
+        model.clinical_heads.diagnosis.linear.bias.normal_(0.0, 2.0)
     copy = tmp_path / "site"
     shutil.copytree(SiteLayout(ingested_site).cache_dir, copy / "cache")
     before = site_calibration(model, copy / "cache")

@@ -49,7 +49,7 @@ def test_model_recommend_drops_the_lower_probability_drug(tiny_cfg, three_drugs,
     # Prepare: a constant medication head with p = (0.73, 0.88, 0.62)
     torch.manual_seed(0)
     model = ClinicalMedMPT(tiny_cfg, graph=three_drugs).eval()
-    last = model.medication_head[-1]
+    last = model.clinical_heads.medication.linear
     with torch.no_grad():
         last.weight.zero_()
         last.bias.copy_(torch.tensor([1.0, 2.0, 0.5]))

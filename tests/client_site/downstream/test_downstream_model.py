@@ -7,7 +7,7 @@ import torch
 from opacus.grad_sample import get_gsm_class
 
 from client_site.downstream import BACKBONE_PREFIX, ClinicalMedMPT, HeadConfig
-from client_site.downstream.model import FindingAttentionPool
+from client_site.downstream.heads import NUM_FEATURES, encode_image_features
 from client_site.findings import FINDINGS
 from client_site.model import MedMPT
 from client_site.reference.formulary import FORMULARY
@@ -118,16 +118,25 @@ def test_inference_heads_have_the_documented_shapes(tiny_cfg, downstream_batch):
         model.medication_logits(batch["volume"], batch["clinical"][:, :3])
 
 
-def test_finding_pool_is_the_attention_weighted_evidence():
-    # Prepare: 1 finding, 2 tokens; attention logits 0 and ln 3 -> weights 1/4 and 3/4
-    pool = FindingAttentionPool(dim=2, num_findings=1)
+def test_heads_read_the_image_features_standardised_with_the_shipped_statistics(tiny_cfg, downstream_batch):
+    # Prepare: public statistics set in one model travel in its state dict to another
+    torch.manual_seed(0)
+    model = ClinicalMedMPT(tiny_cfg).eval()
+    batch = downstream_batch(tiny_cfg, len(FORMULARY))
+    raw = encode_image_features(model.backbone, batch["volume"])
+    width = NUM_FEATURES + tiny_cfg.dim
+    model.clinical_heads.standardiser.fit(torch.randn(50, width) * 3.0 + raw.mean(dim=0))
     with torch.no_grad():
-        pool.attention.weight.copy_(torch.tensor([[0.0, 1.0]]))
-        pool.attention.bias.zero_()
-        pool.evidence.weight.copy_(torch.tensor([[1.0, 0.0]]))
-        pool.evidence.bias.zero_()
-    tokens = torch.tensor([[[4.0, 0.0], [-2.0, float(torch.log(torch.tensor(3.0)))]]])
+        model.clinical_heads.diagnosis.linear.weight.normal_()
+    received = ClinicalMedMPT(tiny_cfg).eval()
+    received.load_weights(model.state_dict())
+    stats = model.clinical_heads.standardiser
     # Execute
-    logits = pool(tokens)
-    # Assert: 1/4 * 4 + 3/4 * (-2) = -0.5
-    torch.testing.assert_close(logits, torch.tensor([[-0.5]]))
+    logits = received.diagnosis_logits(batch["volume"])
+    # Assert
+    assert raw.shape == (4, width)
+    assert "clinical_heads.standardiser.mean" in model.state_dict()
+    expected = model.clinical_heads.diagnosis.logits((raw - stats.mean) / stats.scale)
+    torch.testing.assert_close(logits, expected)
+    unscaled = model.clinical_heads.diagnosis.logits(raw)
+    assert not torch.allclose(logits, unscaled)

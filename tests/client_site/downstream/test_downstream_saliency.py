@@ -49,6 +49,8 @@ def test_real_model_maps_are_deterministic_and_leave_the_model_as_it_was(tiny_cf
     # Prepare
     torch.manual_seed(0)
     model = ClinicalMedMPT(tiny_cfg).train()
+    with torch.no_grad():  # a fresh head is zero (no saliency at all); give it trained-like weights
+        model.clinical_heads.diagnosis.linear.weight.normal_()
     volume = torch.rand(3, tiny_cfg.num_slices, tiny_cfg.image_size, tiny_cfg.image_size)
     config = SaliencyConfig(samples=3, seed=5)
     # Execute

@@ -7,6 +7,7 @@ import torch
 
 from client_site.downstream import DOWNSTREAM_METRICS, ClinicalMedMPT
 from client_site.layout import SiteLayout
+import client_site.downstream.heads as heads_module
 from client_site.site_runtime import RoundRequest, SiteRefusal, SiteRuntime
 from client_site.training import TrainConfig
 from federation.config import FederationConfig
@@ -73,3 +74,23 @@ def test_without_a_split_each_stage_may_spend_the_whole_budget(make_site):
                        input_shape=tuple(TINY.preprocess.shape), train=train, task="pretrain")
     SiteRuntime(site).train_round(initial_arrays(FederationConfig(model_preset="tiny")).to_torch_state_dict(), ssl)
     assert list(PrivacyLedger(SiteLayout(site).ledger_path).stage_epsilons(delta=1e-5)) == ["ssl"]
+
+
+def test_frozen_backbone_fine_tuning_encodes_each_patient_once_and_trains_only_the_heads(make_site, monkeypatch):
+    # Prepare: full-batch DP-GD with SGD (the benchmark's recipe), public statistics in the state
+    site = make_site(epsilon=50.0)
+    runtime = SiteRuntime(site)
+    state = initial_arrays(FederationConfig(model_preset="tiny", task="finetune")).to_torch_state_dict()
+    state["clinical_heads.standardiser.mean"] = torch.full_like(state["clinical_heads.standardiser.mean"], 0.3)
+    train = TrainConfig(local_steps=4, expected_batch_size=1000, noise_multiplier=1.0, optimizer="sgd", lr=1.0)
+    encoded = []  # volumes whose image features were computed (densitometry: both training paths)
+    original = heads_module.densitometry_features
+    monkeypatch.setattr(heads_module, "densitometry_features", lambda volume: encoded.append(len(volume)) or original(volume))
+    # Execute
+    new_state, metrics = runtime.train_round(state, _request(train))
+    # Assert: one encoding per training patient for 4 steps; only the heads' weights moved
+    assert sum(encoded) == len(runtime.train_keys)
+    assert metrics["sample_rate"] == 1.0 and metrics["steps"] == 4
+    moved = {k for k in state if not torch.equal(state[k], new_state[k])}
+    assert moved == {"clinical_heads.diagnosis.linear.weight", "clinical_heads.diagnosis.linear.bias",
+                     "clinical_heads.medication.linear.weight", "clinical_heads.medication.linear.bias"}

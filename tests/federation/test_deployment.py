@@ -20,12 +20,8 @@ import re
 import shutil
 import signal
 import socket
-import stat
 import sys
-import sysconfig
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -47,6 +43,7 @@ from federation.deploy.superlink_user import DEFAULT_USER, service_user
 from federation.server_app import run_rounds
 from federation_helpers import InProcessGrid
 from privacy.ledger import PrivacyLedger
+from superlink_user_helpers import folder_the_superlink_user_reaches, opens_as, superlink_python_for, uid_of
 
 SITES = ("site-a", "site-b", "site-c")  # registry names; the data dirs call themselves hospital-*
 RUN = "deploy"
@@ -135,82 +132,14 @@ class _ResumedAggregator:
                 os.killpg(int(pid), signal.SIGKILL)
 
 
-@contextlib.contextmanager
-def _folder_the_superlink_user_reaches():
-    """A fresh folder outside pytest's temporary root, traversable by others; removed after.
-
-    The SuperLink's user opens its database through every folder above it, each time its
-    connection pool grows. pytest resets its shared ``/tmp/pytest-of-USER`` to mode 0700 at
-    the start of every session on the host, which would cut that user off mid-run (HTTP 500,
-    ``unable to open database file``), so the consortium cannot live under ``tmp_path``.
-    """
-    root = Path(tempfile.mkdtemp(prefix="fedmpt-deploy-"))
-    try:
-        for folder in [root, *root.parents]:
-            mode = folder.stat().st_mode
-            if not mode & stat.S_IXOTH:
-                folder.chmod(mode | stat.S_IXOTH)
-        yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def _superlink_python(folder):
-    """An interpreter the SuperLink's user can run, with this environment's packages.
-
-    Tests run as root from a virtual environment whose base interpreter may sit under /root
-    (mode 0700), which another user cannot execute; the system's interpreter of the same
-    minor version runs the same packages.
-    """
-    if all(os.stat(p).st_mode & stat.S_IXOTH for p in Path(sys.executable).resolve().parents):
-        return sys.executable
-    minor = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    system = shutil.which(minor, path="/usr/bin:/usr/local/bin")
-    assert system, "no system interpreter the SuperLink's user can run"
-    repo = Path(__file__).resolve().parents[2]
-    wrapper = folder / "superlink-python"
-    packages = sysconfig.get_paths()["purelib"]
-    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={packages}:{repo} exec {system} "$@"\n')
-    wrapper.chmod(0o755)
-    return str(wrapper)
-
-
-def _uid_of(pid):
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"^Uid:\s+(\d+)", status, re.M)[1])
-
-
-def _opens_as(uid, gid, paths):
-    """Which of ``paths`` a forked child running as ``uid``/``gid`` (no other groups) can open."""
-    pid = os.fork()
-    if pid == 0:  # the child: drop to the user, try each file, report as exit-status bits
-        code = 0
-        try:
-            os.setgroups([])
-            os.setgid(gid)
-            os.setuid(uid)
-            for bit, path in enumerate(paths):
-                try:
-                    open(path, "rb").close()
-                    code |= 1 << bit
-                except OSError:
-                    pass
-        finally:
-            os._exit(code if os.getuid() == uid else 255)
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    assert code != 255, "the child could not switch user"
-    return {path: bool(code & (1 << bit)) for bit, path in enumerate(paths)}
-
-
 @pytest.fixture(scope="module")
 def federation(tiny_sites):
-    with _folder_the_superlink_user_reaches() as root:
+    with folder_the_superlink_user_reaches() as root:
         yield from _federation(tiny_sites, root)
 
 
 def _federation(tiny_sites, root):
-    superlink_python = _superlink_python(root)
+    superlink_python = superlink_python_for(root)
     consortium = init_consortium(root / "consortium", superlink_port=_free_port(),
                                  fleet_port=_free_port())
     bundles = {name: add_site(consortium, name) for name in SITES}  # registered at start
@@ -401,11 +330,11 @@ def test_superlink_runs_as_its_own_user_and_cannot_read_the_ca_or_signing_key(fe
     superexec_pid = int(re.search(r"SuperExec \(pid (\d+)\)", log)[1])
     user = pwd.getpwnam(DEFAULT_USER)
 
-    uid = _uid_of(superlink_pid)
-    opened = _opens_as(uid, user.pw_gid, [consortium.ca_key, consortium.signing_key,
+    uid = uid_of(superlink_pid)
+    opened = opens_as(uid, user.pw_gid, [consortium.ca_key, consortium.signing_key,
                                           consortium.server_key, consortium.database])
 
     assert uid == user.pw_uid != os.geteuid()
-    assert _uid_of(superexec_pid) == os.geteuid()  # the ServerApp, which signs, runs as the lead
+    assert uid_of(superexec_pid) == os.geteuid()  # the ServerApp, which signs, runs as the lead
     assert opened == {consortium.ca_key: False, consortium.signing_key: False,
                       consortium.server_key: True, consortium.database: True}

@@ -1,13 +1,42 @@
 """``fedmpt aggregator start`` fails closed when it cannot give the SuperLink its own user."""
 
 import os
+import socket
 import stat
 
 from typer.testing import CliRunner
 
 from cli.main import app
 from federation.deploy.consortium import init_consortium
+from federation.deploy.processes import start_aggregator
 from federation.deploy.superlink_user import SuperLinkUserError, readable_as, service_user
+from superlink_user_helpers import folder_the_superlink_user_reaches, opens_as, superlink_python_for, uid_of
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_superlink_runs_as_its_own_user_and_cannot_open_the_lead_keys():
+    user = service_user()  # created when missing; this fails (no skip) where that is impossible
+    with folder_the_superlink_user_reaches() as root:
+        consortium = init_consortium(root / "consortium", superlink_port=_free_port(),
+                                     fleet_port=_free_port())
+        aggregator = start_aggregator(consortium, superlink_user=user,
+                                      superlink_python=superlink_python_for(root))
+        try:
+            superlink_uid, superexec_uid = uid_of(aggregator.superlink.pid), uid_of(aggregator.superexec.pid)
+            opened = opens_as(superlink_uid, user.gid, [consortium.ca_key, consortium.signing_key,
+                                                         consortium.server_key, consortium.database])
+        finally:
+            aggregator.stop()
+
+    assert superlink_uid == user.uid != os.geteuid()
+    assert superexec_uid == os.geteuid()  # the ServerApp, which signs, runs as the lead
+    assert opened == {consortium.ca_key: False, consortium.signing_key: False,
+                      consortium.server_key: True, consortium.database: True}
 
 
 def test_not_root_refuses_without_same_user_and_names_the_way_out(tmp_path, monkeypatch):

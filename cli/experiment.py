@@ -47,6 +47,11 @@ def compare(
     seed: int = typer.Option(0, help="Seed of the consortium, split and initial weights (DP noise is drawn at each site)."),
     init_checkpoint: Path = typer.Option(
         None, "--init-checkpoint", help="Pretrained weights every arm starts from (default: fresh)."),
+    ssl_probe_rounds: int = typer.Option(
+        0, "--ssl-probe-rounds", min=0,
+        help="Also run this many rounds of federated DP SSL (make demo's settings; it spends the "
+             "training sites' budgets) and score the linear probe of the encoder's embedding "
+             "before and after them (arms probe-initial-encoder*, probe-ssl-encoder*)."),
 ) -> None:
     """Local-only per site (without DP and at each epsilon), centralized, federated without DP and at each epsilon.
 
@@ -66,6 +71,11 @@ def compare(
     if init_checkpoint:
         key = load_or_create_signing_key(FederationConfig(workdir=str(workdir)).signing_key_path)
         init_state = load_init_state(init_checkpoint, public_key=key.public_key())
+    if end_to_end and ssl_probe_rounds:
+        from cli.errors import BadValue
+
+        raise BadValue("--ssl-probe-rounds belongs to the diagnosis benchmark, not --end-to-end",
+                       "drop --end-to-end, or run the probe without it")
     if not end_to_end:
         from experiments.baselines.diagnosis import DiagnosisBenchmarkConfig, run_diagnosis_benchmark
         from experiments.baselines.head_arms import HeadTraining
@@ -74,7 +84,8 @@ def compare(
                                          training=HeadTraining(delta=min(1e-4, 0.1 / patients)))
         comparison = run_diagnosis_benchmark(
             workdir, sites=sites, patients=patients, seed=seed, preset=preset, folder=EXPERIMENT_SITES,
-            config=bench, init_state=init_state, on_arm=lambda arm: typer.echo(f"arm: {arm}"))
+            config=bench, init_state=init_state, on_arm=lambda arm: typer.echo(f"arm: {arm}"),
+            ssl_rounds=ssl_probe_rounds)
         for path in write_reports(comparison, workdir / "aggregator" / "reports"):
             typer.echo(f"wrote {path}")
         return

@@ -109,24 +109,28 @@ class DiagnosisBenchmark:
                             "held_out_patients": float(len(group))}, roc_records(arm, name, curves)))
         return scored
 
+    def federated_arm(self, out: Comparison, name: str, *, epsilon: float | None, features: str,
+                      pooled: bool = False) -> None:
+        """Train the FedAvg head of arm ``name`` over the sites (``pooled``: the centralized
+        model) under DP at ``epsilon`` or without, and add its rows and curves to ``out``."""
+        trained = train_head([s.train for s in self.sites], features, self.config.training,
+                             epsilon=epsilon, pooled=pooled)
+        for row, curves in self._rows(name, trained, features,
+                                      lambda i: math.nan if pooled or epsilon is None else trained.epsilon[i]):
+            out.rows.append(row)
+            out.roc_curves.extend(curves)
+
     def run(self, on_arm: Callable[[str], None] | None = None) -> Comparison:
         """Train every arm and score it everywhere."""
         c, t = self.config, self.config.training
-        rows: list[dict[str, object]] = []
-        roc: list[dict[str, object]] = []
-        cross: dict[tuple[str, str], float] = {}
-        train = [s.train for s in self.sites]
+        out = Comparison(rows=[], cross_site={}, settings={})
+        rows, roc, cross = out.rows, out.roc_curves, out.cross_site
         nan = math.nan
 
-        def arm(name: str, members: Sequence[PatientFeatures], *, epsilon: float | None,
-                features: str = c.features, pooled: bool = False) -> None:
+        def arm(name: str, *, epsilon: float | None, features: str = c.features, pooled: bool = False) -> None:
             if on_arm:
                 on_arm(name)
-            trained = train_head(members, features, t, epsilon=epsilon, pooled=pooled)
-            for row, curves in self._rows(name, trained, features,
-                                          lambda i: nan if pooled or epsilon is None else trained.epsilon[i]):
-                rows.append(row)
-                roc.extend(curves)
+            self.federated_arm(out, name, epsilon=epsilon, features=features, pooled=pooled)
 
         def local_arm(name: str, epsilon: float | None) -> None:
             if on_arm:
@@ -151,13 +155,13 @@ class DiagnosisBenchmark:
         local_arm("local-only", None)
         for e in c.epsilons:
             local_arm(f"local-only-dp-eps{e:g}", e)
-        arm("centralized", train, epsilon=None, pooled=True)
-        arm("federated", train, epsilon=None)
+        arm("centralized", epsilon=None, pooled=True)
+        arm("federated", epsilon=None)
         for e in c.epsilons:
-            arm(f"federated-dp-eps{e:g}", train, epsilon=e)
-        arm(f"floor-chest-densitometry-dp-eps{max(c.epsilons):g}", train, epsilon=max(c.epsilons),
+            arm(f"federated-dp-eps{e:g}", epsilon=e)
+        arm(f"floor-chest-densitometry-dp-eps{max(c.epsilons):g}", epsilon=max(c.epsilons),
             features=FLOOR_FEATURES)
-        settings = {
+        out.settings.update({
             "design": "frozen encoder; DP linear head on its scan embedding + lung-zone densitometry",
             "features": c.features, "sites": ", ".join(s.name for s in self.sites),
             "external site": self.external.name if self.external else "none",
@@ -168,8 +172,8 @@ class DiagnosisBenchmark:
             "noise multipliers": ", ".join(f"eps {e:g}: {t.noise_for(e):.2f}" for e in c.epsilons),
             "CI": f"95% percentile bootstrap over patients, {c.bootstrap_samples} resamples",
             "local-only external row": "the best of the sites' local models at the external site",
-        }
-        return Comparison(rows=rows, cross_site=cross, settings=settings, roc_curves=roc)
+        })
+        return out
 
 
 
@@ -177,12 +181,15 @@ def run_diagnosis_benchmark(
     workdir: Path, *, sites: int, patients: int, seed: int, preset: str, folder: str,
     config: DiagnosisBenchmarkConfig, public_patients: int = 60,
     init_state: dict[str, torch.Tensor] | None = None, on_arm: Callable[[str], None] | None = None,
+    ssl_rounds: int = 0,
 ) -> Comparison:
     """Generate (once) and ingest ``sites`` training hospitals plus one external hospital (the
     next scanner profile) and the public phantoms, compute the features and run every arm.
 
     The encoder is the consortium's starting point: ``init_state`` (MedMPT weights) or a
-    seeded random initialisation, frozen throughout.
+    seeded random initialisation, frozen throughout. With ``ssl_rounds``, the training sites
+    also run that many rounds of federated DP SSL from it, and the linear probe of the
+    embedding is scored before and after (:mod:`experiments.baselines.ssl_probe`).
     """
     from client_site.model import MedMPT
     from experiments.demo import prepare_sites
@@ -196,7 +203,22 @@ def run_diagnosis_benchmark(
     encoder = MedMPT(get_preset(preset).model)
     if init_state is not None:
         encoder.load_state_dict(init_state, strict=True)
-    scaler = PublicScaler(public_standardiser(public_dir, encoder))
-    training = [scaler.apply_site(site_features(d, encoder)) for d in site_dirs[:-1]]
-    external = scaler.apply_site(site_features(site_dirs[-1], encoder, external=True))
-    return DiagnosisBenchmark(training, external, config).run(on_arm)
+
+    def benchmark() -> DiagnosisBenchmark:
+        scaler = PublicScaler(public_standardiser(public_dir, encoder))
+        training = [scaler.apply_site(site_features(d, encoder)) for d in site_dirs[:-1]]
+        external = scaler.apply_site(site_features(site_dirs[-1], encoder, external=True))
+        return DiagnosisBenchmark(training, external, config)
+
+    bench = benchmark()
+    comparison = bench.run(on_arm)
+    if ssl_rounds:
+        from experiments.baselines.ssl_probe import AFTER_SSL, INITIAL, federated_ssl, probe_arms
+
+        probe_arms(bench, comparison, INITIAL, on_arm)
+        state, settings = federated_ssl(workdir, site_dirs[:-1], encoder.state_dict(), rounds=ssl_rounds,
+                                        seed=seed, preset=preset)
+        encoder.load_state_dict(state, strict=True)
+        probe_arms(benchmark(), comparison, AFTER_SSL, on_arm)
+        comparison.settings.update(settings)
+    return comparison

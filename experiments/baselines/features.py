@@ -33,9 +33,10 @@ from client_site.truth import load_study_labels
 
 logger = logging.getLogger(__name__)
 
-FEATURE_SETS = ("densitometry+embedding", "densitometry", "chest-densitometry")
+FEATURE_SETS = ("densitometry+embedding", "densitometry", "chest-densitometry", "embedding")
 """Columns an arm's head reads: everything the model's diagnosis head reads, the parameter-free
-densitometry alone, and the whole-chest histograms alone (the floor)."""
+densitometry alone, the whole-chest histograms alone (the floor), and the encoder's scan
+embedding alone (the linear probe of the encoder)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,8 @@ class PatientFeatures:
             return self.density
         if feature_set == "chest-densitometry":
             return self.density[:, :NUM_DENSITY_FEATURES]
+        if feature_set == "embedding":
+            return self.embedding
         raise ValueError(f"feature set must be one of {FEATURE_SETS}, got {feature_set!r}")
 
     def __len__(self) -> int:

@@ -53,6 +53,8 @@ def _cases(cons: str, missing: str) -> list[tuple[list[str], int, str]]:
         (["audit", "mia", "--workdir", missing], 3, "no results store"),
         (["dashboard", "--workdir", missing], 3, "--workdir"),
         (["report", "draft", "--site", missing, "--all"], 3, "--model WEIGHTS"),
+        (["experiment", "compare", "--workdir", missing, "--end-to-end", "--ssl-probe-rounds", "2"], 5,
+         "drop --end-to-end"),
     ]
 
 

@@ -13,19 +13,24 @@ import pytest
 
 from client_site.downstream.model import NUM_FEATURES
 from client_site.findings import FINDINGS
+from dashboard.reports_reader import find_reports
 from experiments.baselines.diagnosis import EXTERNAL_PREFIX, DiagnosisBenchmark, DiagnosisBenchmarkConfig
 from experiments.baselines.features import PatientFeatures, PublicScaler, SiteFeatures
 from experiments.baselines.head_arms import HeadTraining
-from experiments.baselines.report import COMPARISON_CSV, ROC_CSV, write_reports
+from experiments.baselines.report import COMPARISON_CSV, ROC_CSV, Comparison, write_reports
+from experiments.baselines.ssl_probe import probe_arms
 
 
-def _group(rng: np.random.Generator, n: int, shift: float = 0.0) -> PatientFeatures:
-    """Findings that shift the first five density features by 1.5 (plus a site offset)."""
+def _group(rng: np.random.Generator, n: int, shift: float = 0.0, embedded: float = 0.0) -> PatientFeatures:
+    """Findings that shift the first five density features by 1.5 (plus a site offset) and the
+    first five embedding features by ``embedded``."""
     truth = rng.integers(0, 2, size=(n, len(FINDINGS))).astype(np.float32)
     density = rng.normal(size=(n, NUM_FEATURES)).astype(np.float32) + shift
     density[:, :len(FINDINGS)] += 1.5 * truth
-    return PatientFeatures(embedding=rng.normal(size=(n, 8)).astype(np.float32), density=density,
-                           weak_labels=truth, truth=truth, has_report=np.ones(n, dtype=np.float32))
+    embedding = rng.normal(size=(n, 8)).astype(np.float32)
+    embedding[:, :len(FINDINGS)] += embedded * truth
+    return PatientFeatures(embedding=embedding, density=density, weak_labels=truth, truth=truth,
+                           has_report=np.ones(n, dtype=np.float32))
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +84,9 @@ def test_the_roc_points_of_every_row_integrate_to_its_auc(comparison, tmp_path: 
     # Execute
     write_reports(comparison, tmp_path)
 
-    # Assert: what the Results page reads back from disk
+    # Assert: what the Results page reads back from disk; the ROC file is not one more table
+    files = find_reports(tmp_path)
+    assert [p.name for p in files.tables] == [COMPARISON_CSV] and files.roc_curves == tmp_path / ROC_CSV
     table = pd.read_csv(tmp_path / COMPARISON_CSV)
     roc = pd.read_csv(tmp_path / ROC_CSV)
     assert len(roc.groupby(["baseline", "site", "finding"])) == len(table) * len(FINDINGS)
@@ -98,3 +105,30 @@ def test_a_run_without_roc_points_removes_an_older_runs_file(comparison, tmp_pat
     write_reports(comparison, tmp_path)
     write_reports(replace(comparison, roc_curves=[]), tmp_path)
     assert not (tmp_path / ROC_CSV).exists()
+
+
+def test_the_ssl_probe_reads_the_embedding_alone():
+    # Prepare: the same patients' truth behind an uninformative and an informative embedding
+    config = DiagnosisBenchmarkConfig(epsilons=(8.0,), training=HeadTraining(rounds=2, local_steps=5),
+                                      bootstrap_samples=20)
+
+    def bench(embedded: float) -> DiagnosisBenchmark:
+        rng = np.random.default_rng(3)
+        sites = [SiteFeatures(f"s{i}", _group(rng, 80, embedded=embedded), _group(rng, 60, embedded=embedded))
+                 for i in range(2)]
+        return DiagnosisBenchmark(sites, SiteFeatures("ext", _group(rng, 0), _group(rng, 60, embedded=embedded)),
+                                  config)
+
+    out = Comparison(rows=[], cross_site={}, settings={})
+
+    # Execute
+    probe_arms(bench(0.0), out, "initial-encoder")
+    probe_arms(bench(2.0), out, "ssl-encoder")
+
+    # Assert: the densitometry signal does not reach the probe; the embedding's does
+    table = out.table().groupby("baseline", sort=False)["diag_auc_macro"].mean()
+    assert list(table.index) == ["probe-initial-encoder", "probe-initial-encoder-dp-eps8",
+                                 "probe-ssl-encoder", "probe-ssl-encoder-dp-eps8"]
+    assert table["probe-initial-encoder"] < 0.65 and table["probe-initial-encoder-dp-eps8"] < 0.65
+    assert table["probe-ssl-encoder"] > 0.8 and table["probe-ssl-encoder-dp-eps8"] > 0.75
+    assert len(out.roc_curves) > 0

@@ -22,10 +22,7 @@ def folder_the_superlink_user_reaches():
     """
     root = Path(tempfile.mkdtemp(prefix="fedmpt-deploy-"))
     try:
-        for folder in [root, *root.parents]:
-            mode = folder.stat().st_mode
-            if not mode & stat.S_IXOTH:
-                folder.chmod(mode | stat.S_IXOTH)
+        _let_others_traverse(root)
         yield root
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -38,17 +35,27 @@ def superlink_python_for(folder):
     (mode 0700), which another user cannot execute; the system's interpreter of the same
     minor version runs the same packages.
     """
+    repo = Path(__file__).resolve().parents[2]
+    packages = sysconfig.get_paths()["purelib"]
+    for reached in (Path(sys.executable).parent, Path(packages), repo):  # a checkout may sit below a 0700 folder
+        _let_others_traverse(reached)
     if all(os.stat(p).st_mode & stat.S_IXOTH for p in Path(sys.executable).resolve().parents):
         return sys.executable
     minor = f"python{sys.version_info.major}.{sys.version_info.minor}"
     system = shutil.which(minor, path="/usr/bin:/usr/local/bin")
     assert system, "no system interpreter the SuperLink's user can run"
-    repo = Path(__file__).resolve().parents[2]
     wrapper = folder / "superlink-python"
-    packages = sysconfig.get_paths()["purelib"]
     wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={packages}:{repo} exec {system} "$@"\n')
     wrapper.chmod(0o755)
     return str(wrapper)
+
+
+def _let_others_traverse(folder):
+    """Add the search (x) bit for others to ``folder`` and every folder above it; nothing else."""
+    for each in [folder, *folder.parents]:
+        mode = each.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            each.chmod(mode | stat.S_IXOTH)
 
 
 def uid_of(pid):

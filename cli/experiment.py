@@ -107,7 +107,6 @@ def finetune_init(
     preset: str = typer.Option("demo", help="Model preset of the run."),
     seed: int = typer.Option(0, help="Seed of the heads' initialisation and of the public phantoms (seed + 7919)."),
     public_patients: int = typer.Option(60, min=2, help="Public phantoms the statistics come from."),
-    run_name: str = typer.Option("finetune", help="Name of the fine-tuning run it starts."),
 ) -> None:
     """Write the signed starting point of a fine-tuning run: the pretrained backbone, fresh heads and
     the heads' feature standardisation computed from public synthetic phantoms (no site's data)."""
@@ -116,8 +115,7 @@ def finetune_init(
 
     if not pretrained.is_file():
         raise typer.BadParameter(f"{pretrained} does not exist; pass a round checkpoint of a pretraining run")
-    config = FederationConfig(workdir=str(workdir), run_name=run_name)
-    path = write_finetune_init(pretrained, config.aggregator_dir / "init" / run_name, workdir=workdir, seed=seed,
-                               preset=preset, run_id=f"{run_name}-init", signing_key=config.signing_key_path,
-                               public_patients=public_patients)
+    config = FederationConfig(workdir=str(workdir))
+    path = write_finetune_init(pretrained, config.aggregator_dir / "init", workdir=workdir, seed=seed,
+                               preset=preset, signing_key=config.signing_key_path, public_patients=public_patients)
     typer.echo(f"wrote {path} (use it as --init-checkpoint of `fedmpt federate --task finetune`)")

@@ -120,9 +120,8 @@ def finetune_from(pretraining: FederationConfig, *, rounds: int, patients: int,
 
     checkpoint = _last_checkpoint(pretraining)
     run_name = f"{pretraining.run_name}-finetune"
-    init = write_finetune_init(checkpoint, pretraining.aggregator_dir / "init" / run_name,
-                               workdir=Path(pretraining.workdir), seed=pretraining.seed,
-                               preset=pretraining.model_preset, run_id=f"{run_name}-init",
+    init = write_finetune_init(checkpoint, pretraining.aggregator_dir / "init", workdir=Path(pretraining.workdir),
+                               seed=pretraining.seed, preset=pretraining.model_preset,
                                signing_key=pretraining.signing_key_path)
     recipe = replace(HeadTraining(), rounds=rounds,
                      local_steps=max(1, round(HeadTraining().total_steps / rounds)), delta=DEMO_DELTA)

@@ -12,6 +12,7 @@ of a fine-tuning run.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -53,11 +54,14 @@ def public_standardiser(public_dir: Path, encoder: MedMPT) -> FeatureStandardise
     return FeatureStandardiser(features.shape[1]).fit(features)
 
 
-def write_finetune_init(pretrained: Path, out_dir: Path, *, workdir: Path, seed: int, preset: str,
-                        run_id: str, signing_key: Path, public_patients: int = PUBLIC_PATIENTS) -> Path:
+def write_finetune_init(pretrained: Path, init_root: Path, *, workdir: Path, seed: int, preset: str,
+                        signing_key: Path, public_patients: int = PUBLIC_PATIENTS) -> Path:
     """The signed starting point of a fine-tuning run: the pretrained backbone of the (signed)
-    checkpoint ``pretrained``, fresh heads seeded by ``seed``, and the public standardisation
-    computed with that backbone. Returns the checkpoint's path (``init-checkpoint`` of the run)."""
+    round checkpoint ``pretrained``, fresh heads seeded by ``seed``, and the public
+    standardisation computed with that backbone. Returns the checkpoint's path (``init-checkpoint``
+    of the run): ``init_root/<pretraining run>/round_<k>.pt``, named like the round it starts
+    from, so that the run's lineage (which runs its model carries, the membership audit's
+    question) still leads to the pretraining run. Written again on every call."""
     from aggregator.checkpoints import save_signed_checkpoint
     from aggregator.signing import load_or_create_signing_key
     from client_site.tasks import FINETUNE, build_model
@@ -71,4 +75,7 @@ def write_finetune_init(pretrained: Path, out_dir: Path, *, workdir: Path, seed:
     standardiser = public_standardiser(public_phantoms(workdir, seed=seed, preset=preset, patients=public_patients),
                                        model.backbone)  # type: ignore[arg-type]
     model.clinical_heads.standardiser.load_state_dict(standardiser.state_dict())  # type: ignore[union-attr]
-    return save_signed_checkpoint(out_dir, 0, {"model": model.state_dict()}, run_id=run_id, key=key)
+    run = Path(pretrained).parent.name
+    found = re.fullmatch(r"round_(\d+)", Path(pretrained).stem)
+    return save_signed_checkpoint(Path(init_root) / run, int(found.group(1)) if found else 0,
+                                  {"model": model.state_dict()}, run_id=f"{run}-finetune-init", key=key)

@@ -14,10 +14,12 @@ def demo(
     rounds: int = typer.Option(3, help="Federated pretraining rounds."),
     finetune_rounds: int = typer.Option(2, help="Federated fine-tuning rounds that follow."),
     seed: int = typer.Option(0, help="Seed of the consortium and of the run."),
+    preset: str = typer.Option("demo", help="Model preset: demo, or tiny for a quick check of the whole chain."),
+    matrix: int = typer.Option(128, help="In-plane matrix of the generated CT slices (64 suffices for tiny)."),
 ) -> None:
     """End to end on the synthetic consortium: synth, ingest, federated DP pretraining and
     fine-tuning with validation at every site, then drafts at each site."""
     from experiments.demo import run_demo
 
     typer.echo(run_demo(workdir, n_sites=sites, patients=patients, rounds=rounds,
-                        finetune_rounds=finetune_rounds, seed=seed))
+                        finetune_rounds=finetune_rounds, seed=seed, preset=preset, matrix=matrix))

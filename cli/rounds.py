@@ -86,7 +86,8 @@ def rounds_start(
     typer.echo(f"run {launched.run_name}: Flower run {launched.run_id}, app bundle {launched.fab_hash}")
     if not wait:
         return
-    wait_for(consortium, launched.run_id, timeout=rounds * round_timeout * (round_retries + 1) * 2 + 600)
+    wait_for(consortium, launched.run_id, timeout=rounds * round_timeout * (round_retries + 1) * 2 + 600,
+             poll_s=30.0, run_name=launched.run_name)
     report = run_report(consortium, launched.run_name)
     typer.echo(report["text"])
     if not report["state"].startswith("completed"):

@@ -35,10 +35,12 @@ further than the SSL default bound allows (the aggregator's norm test still appl
 def prepare_sites(
     workdir: Path, *, n_sites: int, patients: int, seed: int, preset: str,
     folder: str = "sites", budgets: tuple[float, ...] = DEMO_BUDGETS, allow_non_dp: bool = False,
+    matrix: int = 128,
 ) -> list[Path]:
     """Generate (once), configure and ingest (with data QA) the synthetic sites under ``workdir/folder``.
 
-    Site ``i`` gets the budget ``budgets[i % len(budgets)]``; ``allow_non_dp`` is for baselines.
+    Site ``i`` gets the budget ``budgets[i % len(budgets)]``; ``allow_non_dp`` is for baselines;
+    ``matrix`` is the in-plane matrix of the generated CT slices.
     """
     from client_site.ingestion import ingest_site
     from synthetic import generate_consortium, site_names
@@ -49,7 +51,7 @@ def prepare_sites(
     # The drug table is the last file the generator writes: a site without it was interrupted.
     if not all((d / "reference" / "drug_interactions.csv").is_file() for d in site_dirs):
         logger.info("generating %d synthetic hospitals x %d patients", n_sites, patients)
-        generate_consortium(sites_root, n_sites=n_sites, patients_per_site=patients, seed=seed)
+        generate_consortium(sites_root, n_sites=n_sites, patients_per_site=patients, seed=seed, matrix=matrix)
     for index, (name, site_dir) in enumerate(zip(names, site_dirs, strict=True)):
         if not (site_dir / SITE_CONFIG).exists():
             write_site_config(site_dir, name=name, delta=DEMO_DELTA, allow_non_dp=allow_non_dp,
@@ -69,6 +71,7 @@ def run_demo(
     finetune_rounds: int = 2,
     seed: int = 0,
     preset: str = "demo",
+    matrix: int = 128,
 ) -> str:
     """Run the demo and return the text to print: per-site tables and where to look.
 
@@ -80,7 +83,9 @@ def run_demo(
     """
     started = time.monotonic()
     workdir = Path(workdir)
-    site_dirs = prepare_sites(workdir, n_sites=n_sites, patients=patients, seed=seed, preset=preset)
+    get_preset(preset)  # an unknown preset fails here, not after the consortium is generated
+    site_dirs = prepare_sites(workdir, n_sites=n_sites, patients=patients, seed=seed, preset=preset,
+                              matrix=matrix)
     config = FederationConfig(workdir=str(workdir), num_rounds=rounds, seed=seed,
                               model_preset=preset, min_sites=min(2, n_sites))
     run_in_simulation(config, site_dirs)

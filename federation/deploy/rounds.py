@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import shutil
+import sqlite3
 import tempfile
 import time
 import tomllib
@@ -160,17 +161,36 @@ def flower_status(consortium: Consortium, run_id: int) -> dict[str, Any]:
     return row
 
 
-def wait_for(consortium: Consortium, run_id: int, *, timeout: float = 3600.0,
-             poll_s: float = 5.0) -> dict[str, Any]:
-    """Poll until the run is ``finished:*``; return its last ``flwr ls`` row."""
-    deadline = time.monotonic() + timeout
+def wait_for(consortium: Consortium, run_id: int, *, timeout: float = 3600.0, poll_s: float = 5.0,
+             run_name: str | None = None) -> dict[str, Any]:
+    """Poll until the run is ``finished:*``; return its last ``flwr ls`` row.
+
+    Each ``flwr ls`` starts an interpreter (about 1 s of CPU). With ``run_name``, the results
+    store is read every second in between and Flower is asked again as soon as the store says
+    the run ended, else every ``poll_s`` s (for a ServerApp that died without a word).
+    """
+    started, deadline = time.time(), time.monotonic() + timeout
     while True:
         row = flower_status(consortium, run_id)
         if str(row.get("status", "")).startswith("finished"):
             return row
         if time.monotonic() > deadline:
             raise TimeoutError(f"run {run_id} still {row.get('status')} after {timeout:.0f} s")
-        time.sleep(poll_s)
+        ask_again = time.monotonic() + poll_s
+        time.sleep(1.0)
+        while time.monotonic() < ask_again and not (run_name and _ended_in_store(consortium, run_name, started)):
+            time.sleep(1.0)
+
+
+def _ended_in_store(consortium: Consortium, run_name: str, since: float) -> bool:
+    """Whether the results store says ``run_name`` finished (completed or failed) after ``since``."""
+    from federation.deploy.status import stored_run
+
+    try:
+        row, _, _ = stored_run(consortium.aggregator_dir / "results.sqlite", run_name)
+    except (FileNotFoundError, sqlite3.Error):  # no store or run yet, or its tables being created
+        return False
+    return row["status"] != "running" and (row["finished_at"] or 0) >= since
 
 
 def last_run(consortium: Consortium) -> dict[str, Any] | None:

@@ -117,3 +117,14 @@ def test_a_halted_secure_aggregation_round_is_reported_as_a_failed_run_not_as_a_
 
     assert error is not None and error.exit_code == 1
     assert "the run failed: round 2: secure aggregation halted" in error.message
+
+
+def test_demo_refuses_an_unknown_preset_before_generating_the_consortium(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    workdir = tmp_path / "demo"
+
+    result = CliRunner().invoke(app, ["demo", "--workdir", str(workdir), "--sites", "2", "--patients", "8",
+                                      "--preset", "huge"])
+
+    assert result.exit_code == 5 and "unknown model preset 'huge'" in result.output, result.output
+    assert not workdir.exists()  # nothing generated for a demo that cannot run

@@ -1,7 +1,9 @@
 """`fedmpt demo`, then the audit the dashboard's Privacy page tells reviewers to run, and the baselines.
 
-Small consortia (demo: 3 sites of 24 patients, its budgets; compare: 2 sites of 8; 1 round each), through the real command line in its own
-process; minutes long, so marked integration (`make integration`).
+Small consortia (demo: 3 sites of 24 patients, its budgets, the tiny preset on 64x64 slices;
+compare: 2 sites of 8; 1 round each), through the real command line in its own process; minutes
+long, so marked integration (`make integration`). The demo's budgets need 24 patients per site:
+with 8, the sampling rate makes every round cost more than they allow.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def _fedmpt(*args, cwd):
 def test_demo_then_audit_mia_audits_the_fine_tuned_release(tmp_path):
     workdir = tmp_path / "fedmpt-demo"
     _fedmpt("demo", "--workdir", workdir, "--sites", "3", "--patients", "24", "--rounds", "1",
-            "--finetune-rounds", "1", cwd=tmp_path)
+            "--finetune-rounds", "1", "--preset", "tiny", "--matrix", "64", cwd=tmp_path)
 
     out = _fedmpt("audit", "mia", "--workdir", workdir, "--draws", "1", "--threads", "1", cwd=tmp_path)
 

@@ -54,7 +54,7 @@ PHASE_S = 300.0      # one train or evaluate phase, ClientApp start-up included 
 RESTART_S = 240.0    # aggregator back up and the run resubmitted (12-17 s; SuperNodes retry every <= 20 s)
 HEARTBEAT_S = 180.0  # Flower declares a dead node after 2 missed 30-s heartbeats (60 s)
 
-# 4.5-5.5 min on this project's shared 2-core host, so deselected from `make test`
+# 3.5-5.5 min on this project's shared 2-core host, so deselected from `make test`
 # (pyproject addopts); `make integration` runs it.
 pytestmark = pytest.mark.integration
 

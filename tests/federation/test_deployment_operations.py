@@ -152,8 +152,10 @@ def story(deployment):
 
     # Two sites online that approved nothing; site-c offline.
     sites = {name: d["start"](name) for name in ("site-a", "site-b")}
-    _wait(lambda: all(s["connection"] == "online" for n, s in lead.sites().items() if n != "site-c"),
-          timeout=180, what="site-a and site-b online")
+    # Each `fedmpt site start` prints "connected as NAME" once its SuperNode is activated (a log
+    # read: polling `fedmpt sites` would start an interpreter and a `flwr` command per poll).
+    _wait(lambda: all(f"connected as {n} " in s.output() for n, s in sites.items()), timeout=180,
+          what="site-a and site-b connected", poll=0.5)
     seen["refused run"] = lead.run("rounds", "start", cons, "--rounds", "1", "--min-sites", "2",
                                    "--round-retries", "0", "--run-name", "refused", *RUN_OPTIONS)
     seen["refused status"] = lead.status("refused")

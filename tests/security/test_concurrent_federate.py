@@ -16,8 +16,8 @@ from aggregator.results_store import ResultsStore
 from client_site.layout import SiteLayout
 from privacy.ledger import PrivacyLedger
 
-# Two simulation engines at once: 3 min 20 s on this project's 2-core host at load 11, so it runs
-# with the deployment test in `make integration`, not in `make test`.
+# Two simulation engines at once: 43 s at load 5, 3 min 20 s at load 11 on this project's
+# 2-core host, so it runs with the deployment test in `make integration`, not in `make test`.
 pytestmark = pytest.mark.integration
 
 BUDGET = 7.0  # one round (2 steps, sigma 1.0, q = 4/6) costs 6.07; two cost 8.71

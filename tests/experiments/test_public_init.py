@@ -3,12 +3,14 @@
 import json
 
 import torch
+from typer.testing import CliRunner
 
 from aggregator.checkpoints import save_signed_checkpoint
 from aggregator.signing import load_or_create_signing_key
+from cli.main import app
 from client_site.model import MedMPT
 from experiments.mia_audit import lineage
-from experiments.public_init import public_phantoms, public_standardiser, write_finetune_init
+from experiments.public_init import public_phantoms, public_standardiser
 from federation.config import FederationConfig
 from federation.init_weights import load_init_state
 from federation.presets import get_preset
@@ -22,9 +24,12 @@ def test_finetune_init_carries_the_backbone_the_public_statistics_and_the_lineag
     pretrained = MedMPT(get_preset("tiny").model)
     checkpoint = save_signed_checkpoint(config.checkpoint_dir, 2, {"model": pretrained.state_dict()},
                                         run_id="pre", key=key)
-    # Execute
-    path = write_finetune_init(checkpoint, config.aggregator_dir / "init", workdir=tmp_path, seed=0, preset="tiny",
-                               signing_key=config.signing_key_path, public_patients=3)
+    # Execute: the documented command
+    result = CliRunner().invoke(app, ["experiment", "finetune-init", str(checkpoint), "--workdir", str(tmp_path),
+                                      "--preset", "tiny", "--seed", "0", "--public-patients", "3"])
+    assert result.exit_code == 0, result.output
+    path = config.aggregator_dir / "init" / "pre" / checkpoint.name
+    assert f"wrote {path}" in result.output
     state = load_init_state(path, public_key=key.public_key())  # verifies the signature
     # Assert: backbone as pretrained, statistics of the public phantoms with that backbone
     assert all(torch.equal(state[f"backbone.{k}"], v) for k, v in pretrained.state_dict().items())

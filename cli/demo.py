@@ -16,10 +16,12 @@ def demo(
     seed: int = typer.Option(0, help="Seed of the consortium and of the run."),
     preset: str = typer.Option("demo", help="Model preset: demo, or tiny for a quick check of the whole chain."),
     matrix: int = typer.Option(128, help="In-plane matrix of the generated CT slices (64 suffices for tiny)."),
+    public_patients: int = typer.Option(60, min=2, help="Public phantoms the fine-tuning's feature statistics come from."),
 ) -> None:
     """End to end on the synthetic consortium: synth, ingest, federated DP pretraining and
     fine-tuning with validation at every site, then drafts at each site."""
     from experiments.demo import run_demo
 
     typer.echo(run_demo(workdir, n_sites=sites, patients=patients, rounds=rounds,
-                        finetune_rounds=finetune_rounds, seed=seed, preset=preset, matrix=matrix))
+                        finetune_rounds=finetune_rounds, seed=seed, preset=preset, matrix=matrix,
+                        public_patients=public_patients))

@@ -34,6 +34,8 @@ def compare(
         DEFAULT_PATIENTS, min=8, max=2000,
         help="Patients per hospital (about 25% held out; the external hospital gets as many)."),
     preset: str = typer.Option("demo", help="Model preset."),
+    matrix: int = typer.Option(128, help="In-plane matrix of the generated CT slices (64 suffices for tiny)."),
+    public_patients: int = typer.Option(60, min=2, help="Public phantoms the feature statistics come from."),
     rounds: int = typer.Option(3, help="--end-to-end: federated rounds (local-only: as many local rounds)."),
     local_steps: int = typer.Option(30, help="--end-to-end: optimizer steps per site and round."),
     batch_size: int = typer.Option(8, help="--end-to-end: (expected) patients per batch."),
@@ -85,7 +87,7 @@ def compare(
         comparison = run_diagnosis_benchmark(
             workdir, sites=sites, patients=patients, seed=seed, preset=preset, folder=EXPERIMENT_SITES,
             config=bench, init_state=init_state, on_arm=lambda arm: typer.echo(f"arm: {arm}"),
-            ssl_rounds=ssl_probe_rounds)
+            ssl_rounds=ssl_probe_rounds, matrix=matrix, public_patients=public_patients)
         for path in write_reports(comparison, workdir / "aggregator" / "reports"):
             typer.echo(f"wrote {path}")
         return

@@ -12,6 +12,7 @@ from client_site.site_config import SITE_CONFIG, load_site_config, write_site_co
 from client_site.tasks import FINETUNE
 from federation.config import FederationConfig
 from federation.presets import get_preset
+from experiments.public_init import PUBLIC_PATIENTS
 from experiments.summary import format_run_summary, format_scorecards
 from federation.simulation import run_in_simulation
 from privacy.ledger import PrivacyLedger
@@ -72,6 +73,7 @@ def run_demo(
     seed: int = 0,
     preset: str = "demo",
     matrix: int = 128,
+    public_patients: int = PUBLIC_PATIENTS,
 ) -> str:
     """Run the demo and return the text to print: per-site tables and where to look.
 
@@ -89,7 +91,8 @@ def run_demo(
     config = FederationConfig(workdir=str(workdir), num_rounds=rounds, seed=seed,
                               model_preset=preset, min_sites=min(2, n_sites))
     run_in_simulation(config, site_dirs)
-    finetune = finetune_from(config, rounds=finetune_rounds, patients=patients, planned_for=site_dirs[0])
+    finetune = finetune_from(config, rounds=finetune_rounds, patients=patients, planned_for=site_dirs[0],
+                             public_patients=public_patients)
     run_in_simulation(finetune, site_dirs)
     draft_examples(site_dirs, per_site=DRAFTS_PER_SITE)
     return "\n".join([
@@ -109,7 +112,7 @@ def run_demo(
 
 
 def finetune_from(pretraining: FederationConfig, *, rounds: int, patients: int,
-                  planned_for: Path) -> FederationConfig:
+                  planned_for: Path, public_patients: int = PUBLIC_PATIENTS) -> FederationConfig:
     """A federated DP fine-tuning run of the heads, started from ``pretraining``'s last checkpoint.
 
     The diagnosis benchmark's recipe (:class:`~experiments.baselines.head_arms.HeadTraining`):
@@ -118,7 +121,7 @@ def finetune_from(pretraining: FederationConfig, *, rounds: int, patients: int,
     larger of the benchmark's at :data:`FINETUNE_EPSILON` and the smallest that keeps the site
     ``planned_for`` (after its pretraining) within its budget through every round. The starting
     point carries the public standardisation computed with the pretrained backbone
-    (:func:`~experiments.public_init.write_finetune_init`).
+    (:func:`~experiments.public_init.write_finetune_init`, from ``public_patients`` phantoms).
     """
     from experiments.baselines.head_arms import HeadTraining
     from experiments.public_init import write_finetune_init
@@ -127,7 +130,7 @@ def finetune_from(pretraining: FederationConfig, *, rounds: int, patients: int,
     run_name = f"{pretraining.run_name}-finetune"
     init = write_finetune_init(checkpoint, pretraining.aggregator_dir / "init", workdir=Path(pretraining.workdir),
                                seed=pretraining.seed, preset=pretraining.model_preset,
-                               signing_key=pretraining.signing_key_path)
+                               signing_key=pretraining.signing_key_path, public_patients=public_patients)
     recipe = replace(HeadTraining(), rounds=rounds,
                      local_steps=max(1, round(HeadTraining().total_steps / rounds)), delta=DEMO_DELTA)
     site = load_site_config(planned_for)

@@ -181,7 +181,7 @@ def run_diagnosis_benchmark(
     workdir: Path, *, sites: int, patients: int, seed: int, preset: str, folder: str,
     config: DiagnosisBenchmarkConfig, public_patients: int = 60,
     init_state: dict[str, torch.Tensor] | None = None, on_arm: Callable[[str], None] | None = None,
-    ssl_rounds: int = 0,
+    ssl_rounds: int = 0, matrix: int = 128,
 ) -> Comparison:
     """Generate (once) and ingest ``sites`` training hospitals plus one external hospital (the
     next scanner profile) and the public phantoms, compute the features and run every arm.
@@ -189,7 +189,8 @@ def run_diagnosis_benchmark(
     The encoder is the consortium's starting point: ``init_state`` (MedMPT weights) or a
     seeded random initialisation, frozen throughout. With ``ssl_rounds``, the training sites
     also run that many rounds of federated DP SSL from it, and the linear probe of the
-    embedding is scored before and after (:mod:`experiments.baselines.ssl_probe`).
+    embedding is scored before and after (:mod:`experiments.baselines.ssl_probe`). ``matrix`` is
+    the in-plane matrix of the hospitals' generated CT slices; ``public_patients`` the phantoms'.
     """
     from client_site.model import MedMPT
     from experiments.demo import prepare_sites
@@ -197,7 +198,8 @@ def run_diagnosis_benchmark(
     from federation.presets import get_preset
 
     site_dirs = prepare_sites(workdir, n_sites=sites + 1, patients=patients, seed=seed, preset=preset,
-                              folder=folder, budgets=(max(config.epsilons) + 1.0,), allow_non_dp=True)
+                              folder=folder, budgets=(max(config.epsilons) + 1.0,), allow_non_dp=True,
+                              matrix=matrix)
     public_dir = public_phantoms(workdir, seed=seed, preset=preset, patients=public_patients)
     torch.manual_seed(seed)
     encoder = MedMPT(get_preset(preset).model)

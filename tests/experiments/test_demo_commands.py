@@ -27,7 +27,7 @@ def _fedmpt(*args, cwd):
 def test_demo_then_audit_mia_audits_the_fine_tuned_release(tmp_path):
     workdir = tmp_path / "fedmpt-demo"
     _fedmpt("demo", "--workdir", workdir, "--sites", "3", "--patients", "24", "--rounds", "1",
-            "--finetune-rounds", "1", "--preset", "tiny", "--matrix", "64", cwd=tmp_path)
+            "--finetune-rounds", "1", "--preset", "tiny", "--matrix", "64", "--public-patients", "8", cwd=tmp_path)
 
     out = _fedmpt("audit", "mia", "--workdir", workdir, "--draws", "1", "--threads", "1", cwd=tmp_path)
 
@@ -41,5 +41,6 @@ def test_demo_then_audit_mia_audits_the_fine_tuned_release(tmp_path):
 def test_experiment_compare_writes_the_comparison(tmp_path):
     workdir = tmp_path / "w"
     _fedmpt("experiment", "compare", "--workdir", workdir, "--sites", "2", "--patients", "8",
-            "--preset", "tiny", "--rounds", "1", "--local-steps", "1", "--epsilons", "8", cwd=tmp_path)
+            "--preset", "tiny", "--matrix", "64", "--public-patients", "8", "--rounds", "1", "--local-steps", "1",
+            "--epsilons", "8", cwd=tmp_path)
     assert (workdir / "aggregator" / "reports" / "comparison.csv").exists()

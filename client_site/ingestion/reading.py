@@ -10,14 +10,14 @@ are returned separately as an in-memory :class:`Identity`.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import functools
 import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
+import blake3
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -39,6 +39,7 @@ MAX_FILE_BYTES = 1 << 31  # larger files are refused before anything is read
 _IN_MEMORY_BYTES = 1 << 26  # files up to this size are read with one call
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _HASH_CHUNK = 1 << 20
+_CONTENT_KEY_CONTEXT = "FedMPT 2026 ingestion content key of a DICOM file"  # BLAKE3 key derivation
 _PERSON_NAME_TAGS = (
     "PatientName", "ReferringPhysicianName", "NameOfPhysiciansReadingStudy", "PerformingPhysicianName",
     "OperatorsName", "PhysiciansOfRecord", "RequestingPhysician",
@@ -56,7 +57,8 @@ class FileRead:
     identity : Identity
         PHI used only to scrub the linked report; memory only.
     content_key : str
-        Salted SHA-256 (HMAC) of the file's bytes; the incremental cache keys volumes by it.
+        Keyed BLAKE3 of the file's bytes (key derived from the site salt); the incremental cache
+        keys volumes by it.
     report_study_key : str | None
         For a structured report (no slices): the salted key of the study it reports on.
     """
@@ -157,14 +159,25 @@ def read_file(path: Path, rel_path: str, *, salt: bytes) -> FileRead:
 
 
 def _hash_file(data: bytes | None, handle: IO[bytes], salt: bytes) -> str:
-    """Salted SHA-256 of the file: of ``data`` when it was read whole, else streamed from ``handle``."""
+    """Keyed BLAKE3 of the file: of ``data`` when it was read whole, else streamed from ``handle``.
+
+    BLAKE3 in keyed mode is a PRF like HMAC-SHA256, at about a quarter of its CPU time on 512 KB
+    slices; without the salt the keys cannot be matched to known file contents.
+    """
+    digest = blake3.blake3(key=_content_hash_key(salt))
     if data is not None:
-        return hmac.new(salt, data, hashlib.sha256).hexdigest()
-    digest = hmac.new(salt, digestmod=hashlib.sha256)
+        digest.update(data)
+        return digest.hexdigest()
     handle.seek(0)
     while chunk := handle.read(_HASH_CHUNK):
         digest.update(chunk)
     return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=4)
+def _content_hash_key(salt: bytes) -> bytes:
+    """The 32-byte BLAKE3 key of the content hashes, derived from the site salt (its own context)."""
+    return blake3.blake3(salt, derive_key_context=_CONTENT_KEY_CONTEXT).digest()
 
 
 def _read_dataset(handle: Any) -> Dataset:

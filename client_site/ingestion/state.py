@@ -29,7 +29,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-STATE_VERSION = "fedmpt-ingest-3"  # bump when reading or volume building changes: everything is rebuilt
+STATE_VERSION = "fedmpt-ingest-4"  # bump when reading or volume building changes: everything is rebuilt
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (file_key TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,

@@ -3,7 +3,10 @@ an interrupted run resumes, and a damaged state is rebuilt rather than trusted."
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +122,30 @@ def test_damaged_state_or_missing_volume_is_rebuilt(tmp_path: Path, caplog: pyte
     result = _ingest(tmp_path)
     assert (result.n_headers_read, result.n_volumes_built, result.n_studies) == (24, 3, 3)
     assert "everything is re-read" in caplog.text
+
+
+def test_state_of_the_previous_version_is_rebuilt_not_misread(tmp_path: Path) -> None:
+    # Prepare: a state.sqlite as version 3 wrote it (HMAC-SHA256 content keys) over the same files
+    series = _site(tmp_path)
+    _ingest(tmp_path)
+    salt = load_or_create_salt(tmp_path)
+    db = sqlite3.connect(tmp_path / "cache" / "state.sqlite")
+    with db:
+        db.execute("UPDATE meta SET value = 'fedmpt-ingest-3' WHERE key = 'version'")
+        for path in (p for paths in series.values() for p in paths):
+            old_key = hmac.new(salt, path.read_bytes(), hashlib.sha256).hexdigest()
+            file_key = pseudonymize("file", path.relative_to(tmp_path).as_posix(), salt)
+            db.execute("UPDATE files SET content_key = ? WHERE file_key = ?", (old_key, file_key))
+    db.close()
+    # Execute
+    result = _ingest(tmp_path)
+    # Assert: nothing of the old state is trusted; every key is recomputed in the current format
+    assert (result.n_headers_read, result.n_headers_reused, result.n_volumes_built) == (24, 0, 3)
+    db = sqlite3.connect(tmp_path / "cache" / "state.sqlite")
+    keys = [k for (k,) in db.execute("SELECT content_key FROM files")]
+    db.close()
+    old_keys = {hmac.new(salt, p.read_bytes(), hashlib.sha256).hexdigest() for paths in series.values() for p in paths}
+    assert len(keys) == 24 and not old_keys & set(keys)
 
 
 def test_unreadable_pixels_remembered_until_the_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from pathlib import Path
 
+import blake3
 import numpy as np
 import pytest
 from ingestion_builders import Site, header_of, read_dataset, read_one
@@ -11,6 +14,7 @@ from pydicom.pixels import apply_modality_lut
 
 from client_site.ingestion import FileRejected, RejectCode
 from client_site.ingestion.pixels import read_hu_frames
+from client_site.ingestion.reading import read_file
 from client_site.ingestion.walk import walk_files
 
 
@@ -146,3 +150,20 @@ def test_identity_values_are_decoded_with_the_file_character_set(site: Site, tmp
 
     assert identity.patient_id == "PÄT-7"
     assert {"Müller^Jürgen", "Ødegård^Åse", "Núñez^José", "Weiß^Grete"} <= set(identity.names)
+
+
+def test_content_key_is_keyed_by_the_salt_and_depends_on_the_bytes_only(site: Site, tmp_path: Path) -> None:
+    # Prepare: the same bytes under another name, and one byte of the pixels changed
+    path = site.thin_paths[0]
+    copy, changed = tmp_path / "copy.dcm", tmp_path / "changed.dcm"
+    data = path.read_bytes()
+    copy.write_bytes(data)
+    changed.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    salt, other_salt = b"s" * 32, b"t" * 32
+    # Execute
+    key = read_file(path, "a.dcm", salt=salt).content_key
+    # Assert: a 256-bit keyed BLAKE3 of the file's bytes: not the unkeyed hash nor the HMAC-SHA256 of earlier versions
+    assert read_file(copy, "b.dcm", salt=salt).content_key == key and len(key) == 64
+    assert read_file(changed, "a.dcm", salt=salt).content_key != key
+    assert read_file(path, "a.dcm", salt=other_salt).content_key != key
+    assert key not in (blake3.blake3(data).hexdigest(), hmac.new(salt, data, hashlib.sha256).hexdigest())

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
 from infra.atomic_files import write_json_atomic, write_npy_atomic
 from client_site.ingestion.deid import header_summary
 from client_site.ingestion.errors import FileRejected, RejectCode, SeriesRejected
+from client_site.ingestion.hu_stats import hu_percentiles
 from client_site.ingestion.outcomes import ACCEPTED, REJECTED, FileOutcomes
 from client_site.ingestion.pixels import VolumeScratch, decoder_fingerprint
 from client_site.ingestion.preprocess import PreprocessConfig, preprocess_volume
@@ -57,20 +57,6 @@ def volume_key(series: OrderedSeries, content_keys: dict[str, str], config: Prep
     for header in series.slices:
         digest.update(f"{content_keys[header.rel_path]}#{header.pixel.frame};".encode())
     return digest.hexdigest()
-
-
-def hu_percentiles(hu: np.ndarray) -> dict[str, float] | None:
-    """1st, 50th and 99th HU percentiles inside the field of view, rounded to 1 HU; None if none.
-
-    Sampled on every 8th row and column. Values below -1100 HU (padding outside the reconstruction
-    circle, e.g. -2048 or -3024) are left out, so the 1st percentile is air when the scan is right.
-    """
-    sample = hu[:, ::8, ::8]
-    sample = sample[sample >= -1100.0]  # a copy: the percentile may partition it in place
-    if sample.size == 0:
-        return None
-    p01, p50, p99 = np.percentile(sample, [1, 50, 99], overwrite_input=True)
-    return {"p01": round(float(p01)), "p50": round(float(p50)), "p99": round(float(p99))}
 
 
 def build_volumes(

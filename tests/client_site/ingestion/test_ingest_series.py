@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from ingestion_builders import Person, Site, header_of, phantom, write_series
 
-from client_site.ingestion import SeriesRejected
+from client_site.ingestion import SeriesRejected, hu_stats
+from client_site.ingestion.hu_stats import hu_percentiles
 from client_site.ingestion.series import (
     group_by_series,
     load_hu_volume,
@@ -17,7 +18,6 @@ from client_site.ingestion.series import (
 )
 from client_site.ingestion.pixels import VolumeScratch
 from client_site.ingestion.slices import SliceHeader
-from client_site.ingestion.volume_pass import hu_percentiles
 
 
 def _headers(paths: list[Path], root: Path) -> list[SliceHeader]:
@@ -97,3 +97,37 @@ def test_hu_percentiles_match_numpy_on_the_sample_and_leave_the_volume_intact() 
 
     assert got == {"p01": round(float(expected[0])), "p50": round(float(expected[1])), "p99": round(float(expected[2]))}
     np.testing.assert_array_equal(hu, before)
+
+
+@pytest.mark.parametrize("n_slices", [1, 2, 3, 7, 50])
+def test_hu_percentiles_of_whole_hu_values_are_numpys_without_partitioning(
+    n_slices: int, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Whole-HU volumes (the usual CT) are counted, not partitioned; the result must be numpy's linear percentiles.
+    rng = np.random.default_rng(n_slices)
+    cases = []
+    for scale in (0.2, 3.0, 400.0):  # many ties, some ties, few ties: the interpolation weights differ
+        hu = np.rint(rng.normal(-200.0, scale, (n_slices, 24, 24))).astype(np.float32)
+        hu[:, :, :8] = -3024.0  # padding: left out
+        sample = hu[:, ::8, ::8]
+        expected = np.percentile(sample[sample >= -1100.0], [1, 50, 99])
+        cases.append((hu, dict(zip(("p01", "p50", "p99"), (round(float(v)) for v in expected)))))
+    all_padding = np.full((n_slices, 24, 24), -2048.0, dtype=np.float32)
+    monkeypatch.setattr(np, "percentile", None)  # the histogram path must not need it
+    for hu, expected_percentiles in cases:
+        assert hu_percentiles(hu) == expected_percentiles
+    assert hu_percentiles(all_padding) is None
+
+
+def test_histogram_percentiles_equal_numpy_to_the_last_bit() -> None:
+    rng = np.random.default_rng(7)
+    for n in (1, 2, 5, 99, 101, 1000, 4097):
+        values = rng.integers(-1100, 3000, n)
+        counts = np.bincount(values - values.min())
+        assert hu_stats._histogram_percentiles(counts, int(values.min())) == list(np.percentile(values, [1, 50, 99]))
+
+
+def test_hu_percentiles_of_fractional_hu_values_fall_back_to_numpy() -> None:
+    hu = np.full((2, 16, 16), 10.25, dtype=np.float32)
+    hu[1] = 20.75
+    assert hu_percentiles(hu) == {"p01": 10, "p50": round(float(np.percentile(hu[:, ::8, ::8], 50))), "p99": 21}

@@ -29,10 +29,11 @@ from client_site.downstream.densitometry import (
 )
 from client_site.downstream.drug_graph import ddi_penalty
 from client_site.downstream.feature_head import FeatureStandardiser, LinearFindingHead
+from client_site.downstream.nodule_blobs import NUM_NODULE_FEATURES, nodule_blob_features
 from client_site.findings import FINDINGS
 from client_site.model import LossParts, MedMPT
 
-NUM_FEATURES = NUM_DENSITY_FEATURES + NUM_ZONE_FEATURES
+NUM_FEATURES = NUM_DENSITY_FEATURES + NUM_ZONE_FEATURES + NUM_NODULE_FEATURES
 """Width of the parameter-free densitometry the heads read (:func:`densitometry_features`)."""
 
 
@@ -82,8 +83,9 @@ class HeadConfig:
 
 
 def densitometry_features(volume: torch.Tensor) -> torch.Tensor:
-    """Chest densitometry and lung-zone densitometry, ``(B, C, D, H, W)`` -> ``(B, NUM_FEATURES)``."""
-    return torch.cat([chest_densitometry(volume), lung_zone_densitometry(volume)], dim=1)
+    """Chest densitometry, lung-zone densitometry and the lung-nodule blob block (all parameter-free),
+    ``(B, C, D, H, W)`` -> ``(B, NUM_FEATURES)``."""
+    return torch.cat([chest_densitometry(volume), lung_zone_densitometry(volume), nodule_blob_features(volume)], dim=1)
 
 
 def image_features(volume: torch.Tensor, scan: torch.Tensor) -> torch.Tensor:

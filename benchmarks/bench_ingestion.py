@@ -14,11 +14,12 @@ the marginal cost of one more series of ``--slices`` slices (a site of ``--serie
 against one of ``--series``, cold, one core, interleaved in the same run) must be at most 1/0.8 of
 bare pydicom's marginal cost for the same files. Fixed costs of a run (opening the state, the
 outputs, mapping the first HU buffer of the process) are left out that way; they are in the
-whole-run figures. Then the cold wall time with 2 worker processes against 1
-(``--parallel-series`` series; target 1.8x on 2 cores).
+whole-run figures. Then the cold wall time with 2 worker processes against 1 on a site of
+``--parallel-series`` series of ``--parallel-slices`` slices (target 1.8x on 2 cores), with the
+capacity the host offered two busy processes before and after (:func:`host_capacity`).
 
 Usage: ``python -m benchmarks.bench_ingestion [--series 2] [--slices 200] [--repeats 5] [--compressed 40]
-[--parallel-series 4]``
+[--parallel-series 8] [--parallel-slices 150]``
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
 import os
 import platform
 import shutil
@@ -148,19 +150,67 @@ def marginal(small: Path, large: Path, extra: int, config: Any, repeats: int) ->
     median = {key: statistics.median(values) for key, values in runs.items()}
     ingest_s = median["ingest_large"] - median["ingest_small"]
     bare_s = median["bare_large"] - median["bare_small"]
+    # Other jobs only ever add CPU time (cache misses, kernel memory work): the fastest repeat of each
+    # is the least disturbed one, a second estimate beside the medians.
+    fastest = {key: min(values) for key, values in runs.items()}
+    ingest_fastest_s = fastest["ingest_large"] - fastest["ingest_small"]
+    bare_fastest_s = fastest["bare_large"] - fastest["bare_small"]
     return {"extra_slices": extra, "ingest_cpu_s": ingest_s, "bare_pydicom_cpu_s": bare_s,
             "ingest_ms_per_slice": 1e3 * ingest_s / extra, "bare_pydicom_ms_per_slice": 1e3 * bare_s / extra,
-            "fraction_of_bare_pydicom": bare_s / ingest_s if ingest_s > 0 else float("nan"), "runs": runs}
+            "fraction_of_bare_pydicom": bare_s / ingest_s if ingest_s > 0 else float("nan"),
+            "fastest_repeats": {"ingest_ms_per_slice": 1e3 * ingest_fastest_s / extra,
+                                "bare_pydicom_ms_per_slice": 1e3 * bare_fastest_s / extra,
+                                "fraction_of_bare_pydicom": (bare_fastest_s / ingest_fastest_s
+                                                             if ingest_fastest_s > 0 else float("nan"))},
+            "runs": runs}
 
 
 def parallel(site: Path, config: Any, repeats: int, workers: int) -> dict[str, Any]:
-    """Cold wall time with ``workers`` volume-building processes against one, interleaved."""
+    """Cold wall time with ``workers`` worker processes against one, interleaved.
+
+    Also what the host offered meanwhile: :func:`host_capacity` before and after (about 2 for two
+    free cores, about 1 when other jobs leave one core's worth).
+    """
+    capacity_before = host_capacity(workers)
     one, many = [], []
     for _ in range(repeats):
         one.append(_timed_ingest(site, config, cold=True, workers=1)["wall_s"])
         many.append(_timed_ingest(site, config, cold=True, workers=workers)["wall_s"])
-    return {"workers": workers, "wall_s_one": statistics.median(one), "wall_s_many": statistics.median(many),
-            "speedup": statistics.median(one) / statistics.median(many), "runs": {"one": one, "many": many}}
+    speedup = statistics.median(one) / statistics.median(many)
+    capacity = [capacity_before, host_capacity(workers)]
+    return {"workers": workers, "slices": sum(1 for _ in (site / "dicom").rglob("*.dcm")),
+            "wall_s_one": statistics.median(one), "wall_s_many": statistics.median(many), "speedup": speedup,
+            "host_capacity_before_after": capacity, "speedup_per_host_capacity": speedup / statistics.mean(capacity),
+            "runs": {"one": one, "many": many}}
+
+
+_BURN_ITERATIONS = 3_000_000  # about 0.2 s of pure Python
+
+
+def _burn() -> None:
+    total = 0
+    for i in range(_BURN_ITERATIONS):
+        total += i
+
+
+def host_capacity(processes: int) -> float:
+    """How many cores' worth of CPU ``processes`` busy processes get now: ``processes`` x (wall of one) / (wall of all).
+
+    Pure-Python burners in forked processes, one alone and then ``processes`` at once (median of 3).
+    On a host shared with other jobs this says whether a speed-up was possible at all.
+    """
+    context = multiprocessing.get_context("fork")
+
+    def wall(n: int) -> float:
+        started = time.perf_counter()
+        burners = [context.Process(target=_burn) for _ in range(n)]
+        for burner in burners:
+            burner.start()
+        for burner in burners:
+            burner.join()
+        return time.perf_counter() - started
+
+    return processes * statistics.median(wall(1) for _ in range(3)) / statistics.median(wall(processes) for _ in range(3))
 
 
 def machine_info() -> dict[str, Any]:
@@ -182,8 +232,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--slices", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--compressed", type=int, default=40, help="slices per compressed series (0: skip)")
-    parser.add_argument("--parallel-series", type=int, default=4,
-                        help="series of --slices slices for the 1-vs-2-worker comparison (0: skip)")
+    parser.add_argument("--parallel-series", type=int, default=8,
+                        help="series for the 1-vs-2-worker comparison (0: skip)")
+    parser.add_argument("--parallel-slices", type=int, default=150, help="slices per series of that comparison")
     args = parser.parse_args(argv)
     import torch
 
@@ -208,7 +259,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         shutil.rmtree(larger)
         if args.parallel_series > 0:
             site = Path(tmp) / "parallel"
-            write_site(site, n_series=args.parallel_series, n_slices=args.slices)
+            write_site(site, n_series=args.parallel_series, n_slices=args.parallel_slices)
             results["parallel_2_workers"] = parallel(site, config, args.repeats, workers=2)
         for name, syntax in (("rle_512", RLELossless), ("jpeg2000_lossless_512", JPEG2000Lossless)):
             if args.compressed <= 0:
@@ -226,6 +277,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "hit_speedup_wall": round(main_run["hit_speedup_wall"], 1),
         "meets_hit_speedup_target": main_run["hit_speedup_wall"] >= TARGET_HIT_SPEEDUP,
         "fraction_of_bare_pydicom_per_core": round(results["marginal_512"]["fraction_of_bare_pydicom"], 3),
+        "fraction_of_bare_pydicom_per_core_fastest_repeats":
+            round(results["marginal_512"]["fastest_repeats"]["fraction_of_bare_pydicom"], 3),
         "meets_fraction_of_bare_pydicom_target":
             results["marginal_512"]["fraction_of_bare_pydicom"] >= TARGET_FRACTION_OF_PYDICOM,
         "fraction_of_bare_pydicom_whole_run": round(main_run["cold"]["slices_per_cpu_s"]
@@ -237,6 +290,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results["verdict"]["target_speedup_2_workers"] = TARGET_PARALLEL_SPEEDUP
         results["verdict"]["meets_speedup_2_workers_target"] = (results["parallel_2_workers"]["speedup"]
                                                                 >= TARGET_PARALLEL_SPEEDUP)
+        results["verdict"]["host_capacity_2_processes"] = [
+            round(c, 2) for c in results["parallel_2_workers"]["host_capacity_before_after"]]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     logger.info("ingestion: %.0f slices per CPU-second (%.0f/s wall), cache hit %.0fx faster (wall); wrote %s",

@@ -16,7 +16,7 @@ from client_site.ingestion.errors import FileRejected, RejectCode
 from client_site.ingestion.outcomes import FileOutcomes
 from client_site.ingestion.reading import FileRead, read_file
 from client_site.ingestion.slices import Identity, SliceHeader
-from client_site.ingestion.state import FileState, StateStore
+from client_site.ingestion.state import FileState, StateStore, encode_record
 from client_site.ingestion.walk import WalkedFile, walk_files
 from client_site.pseudonym import pseudonymize
 
@@ -103,25 +103,23 @@ def read_headers(
             _reuse(prior, item.path, item.rel_path, found, outcomes)
             continue
         found.n_read += 1
-        read = next(reads)
-        if isinstance(read, FileRejected):
-            rejection = read
+        parsed = next(reads)
+        if isinstance(parsed, FileRejected):
+            rejection = parsed
             logger.debug("rejected a file (path in ingest/ingest_report.json): %s", rejection.reason)
             outcomes.reject(item.rel_path, "dicom", rejection)
             if rejection.code not in _TRANSIENT:
                 state.put_file(file_key, FileState(item.size, item.mtime_ns, "",
                                                    {"rejection": [str(rejection.code), rejection.reason]}))
             continue
+        read, record = parsed
+        state.put_encoded_file(file_key, item.size, item.mtime_ns, read.content_key, record)
         if read.report_study_key is not None:
             found.structured_reports[item.rel_path] = (item.path, read.report_study_key)
-            state.put_file(file_key, FileState(item.size, item.mtime_ns, read.content_key,
-                                               {"structured_report": read.report_study_key}))
             continue
         found.slices.extend(read.slices)
         found.identities[item.rel_path] = read.identity
         found.content_keys[item.rel_path] = read.content_key
-        state.put_file(file_key, FileState(item.size, item.mtime_ns, read.content_key,
-                                           {"slices": [s.to_record() for s in read.slices]}))
         state.commit_if_due(COMMIT_INTERVAL_S)
     state.commit()
     return found
@@ -139,15 +137,23 @@ def _reuse(prior: FileState, path: Path, rel_path: str, found: HeaderPass, outco
     found.content_keys[rel_path] = prior.content_key
 
 
-def _read_or_reject(item: WalkedFile, salt: bytes) -> FileRead | FileRejected:
-    """:func:`read_file` with its rejection returned, not raised (it crosses processes)."""
+def _read_or_reject(item: WalkedFile, salt: bytes) -> tuple[FileRead, str] | FileRejected:
+    """:func:`read_file` and the file's state record, encoded (:func:`~state.encode_record`) where it was read.
+
+    The rejection is returned, not raised (it crosses processes). Encoding here keeps that work off
+    the parent process, which only stores the records, when workers read the files.
+    """
     try:
-        return read_file(item.path, item.rel_path, salt=salt)
+        read = read_file(item.path, item.rel_path, salt=salt)
     except FileRejected as rejection:
         return rejection
+    if read.report_study_key is not None:
+        return read, encode_record({"structured_report": read.report_study_key})
+    return read, encode_record({"slices": [s.to_record() for s in read.slices]})
 
 
-def _read_files(items: list[WalkedFile], salt: bytes, pool: Executor | None) -> Iterator[FileRead | FileRejected]:
+def _read_files(items: list[WalkedFile], salt: bytes,
+                pool: Executor | None) -> Iterator[tuple[FileRead, str] | FileRejected]:
     """Read ``items`` in order, in the ``pool``'s processes when there are enough files to share."""
     read_one = functools.partial(_read_or_reject, salt=salt)
     if pool is None or len(items) < _MIN_FILES_TO_SHARE:

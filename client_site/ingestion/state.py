@@ -85,10 +85,13 @@ class StateStore:
 
     def put_file(self, file_key: str, state: FileState) -> None:
         """Record what this run found in a file (committed by :meth:`commit_if_due`)."""
-        record = json.dumps(state.record, separators=(",", ":"))
-        self._files[file_key] = (state.size, state.mtime_ns, state.content_key, record)
+        self.put_encoded_file(file_key, state.size, state.mtime_ns, state.content_key, encode_record(state.record))
+
+    def put_encoded_file(self, file_key: str, size: int, mtime_ns: int, content_key: str, record: str) -> None:
+        """:meth:`put_file` with the record already encoded by :func:`encode_record` (in a worker process)."""
+        self._files[file_key] = (size, mtime_ns, content_key, record)
         self._db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
-                         (file_key, state.size, state.mtime_ns, state.content_key, record))
+                         (file_key, size, mtime_ns, content_key, record))
 
     def volume(self, study_key: str) -> tuple[str, dict[str, Any]] | None:
         """(volume key, record) of the volume cached for a study, if any."""
@@ -147,6 +150,11 @@ class StateStore:
         """Commit and close."""
         self.commit()
         self._db.close()
+
+
+def encode_record(record: dict[str, Any]) -> str:
+    """A file's record as the ``files`` table stores it (compact JSON)."""
+    return json.dumps(record, separators=(",", ":"))
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -12,6 +12,8 @@ import pytest
 from ingestion_builders import Person, build_site, write_series
 
 from client_site.ingestion import PreprocessConfig, header_pass, ingest_site
+from client_site.ingestion.reading import FileRead
+from client_site.ingestion.slices import Identity
 from client_site.ingestion.volume_pass import worker_pool
 from client_site.ingestion.walk import WalkedFile
 from client_site.pseudonym import load_or_create_salt
@@ -47,12 +49,15 @@ def test_parallel_ingest_equals_serial_and_keeps_the_incremental_cache(tmp_path:
 
 def test_header_pass_reads_files_in_worker_processes_in_walk_order(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    # Prepare: 40 files; read_file stands in for the parse and says which process ran it
+    # Prepare: 40 files; read_file stands in for the parse and encode_record says which process ran it
     items = [WalkedFile(path=tmp_path / f"f{k:02d}", rel_path=f"dicom/f{k:02d}") for k in range(40)]
-    monkeypatch.setattr(header_pass, "read_file", lambda path, rel_path, salt: (os.getpid(), rel_path))
+    monkeypatch.setattr(header_pass, "read_file", lambda path, rel_path, salt: FileRead(
+        slices=(), identity=Identity(patient_id="", accession="", names=()), content_key=str(os.getpid()),
+        report_study_key=rel_path))
+    monkeypatch.setattr(header_pass, "encode_record", lambda record: str(os.getpid()))
     # Execute
     with worker_pool(2) as pool:
         reads = list(header_pass._read_files(items, b"salt", pool))
-    # Assert: every file once, in walk order, none parsed by this process
-    assert [rel for _, rel in reads] == [item.rel_path for item in items]
-    assert os.getpid() not in {pid for pid, _ in reads}
+    # Assert: every file once, in walk order, none parsed nor its state record encoded by this process
+    assert [read.report_study_key for read, _ in reads] == [item.rel_path for item in items]
+    assert str(os.getpid()) not in {read.content_key for read, _ in reads} | {record for _, record in reads}

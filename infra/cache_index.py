@@ -41,7 +41,7 @@ class CachedStudy:
     language : str | None
         ``"en"``, ``"zh"`` or None.
     clinical : dict | None
-        Clinical record (age, sex, symptoms, labs, medications), if any.
+        Clinical record (age, sex, symptoms, labs, current medications, medications), if any.
     native : dict | None
         The selected series' native grid, ``{"affine": 4x4, "shape": [z, y, x]}`` (default: None).
     """

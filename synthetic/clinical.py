@@ -1,8 +1,10 @@
 """EHR side of a study: symptoms, labs and prescriptions consistent with the true findings.
 
 The clinical picture follows the dominant process of the study (bacterial pneumonia,
-viral pneumonia, heart failure, COPD, asthma, incidental nodule, normal). Prescriptions are
-drawn from :data:`~.formulary.FORMULARY` and usually avoid major interactions with the
+viral pneumonia, heart failure, COPD, asthma, incidental nodule, normal). A record lists the
+patient's current medications (chronic drugs taken before the visit) apart from the drugs
+prescribed at this visit; prescriptions are drawn from :data:`~.formulary.FORMULARY`, never
+repeat a drug the patient already takes, and usually avoid major interactions with the
 patient's other drugs; about one regimen in twelve is prescribed anyway, as in practice.
 """
 
@@ -22,7 +24,8 @@ class ClinicalRecord:
     """One row of ``clinical/records.csv`` (without the identifying columns).
 
     Labs: WBC 10^9/L, CRP mg/L, procalcitonin ng/mL (None = not ordered), SpO2 %,
-    eosinophils 10^9/L.
+    eosinophils 10^9/L. ``current_medications``: drugs taken before the visit;
+    ``medications``: drugs prescribed at this visit (none of the current ones).
     """
 
     age: int
@@ -33,6 +36,7 @@ class ClinicalRecord:
     procalcitonin: float | None
     spo2: int
     eosinophils: float
+    current_medications: tuple[str, ...]
     medications: tuple[str, ...]
 
 
@@ -87,7 +91,7 @@ def clinical_record(
     return ClinicalRecord(
         age=age, sex=sex, symptoms=symptoms, wbc=round(wbc, 1), crp=round(crp, 1),
         procalcitonin=round(pct, 2) if pct_ordered else None, spo2=int(spo2),
-        eosinophils=round(eos, 2), medications=meds,
+        eosinophils=round(eos, 2), current_medications=background, medications=meds,
     )
 
 
@@ -186,4 +190,4 @@ def _prescribe(
     elif process == "normal":
         meds += ["dextromethorphan"] if "dry cough" in symptoms and r() < 0.5 else []
         meds += ["omeprazole"] if "chest pain" in symptoms and r() < 0.3 else []
-    return tuple(dict.fromkeys(meds + current))  # keep order, drop duplicates
+    return tuple(d for d in dict.fromkeys(meds) if d not in current)  # keep order, drop what is taken

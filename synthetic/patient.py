@@ -164,5 +164,5 @@ def _record_row(header: StudyHeader, name: str, rec: ClinicalRecord) -> tuple[st
     return (
         header.accession, header.patient_id, name, header.birth_date, str(rec.age), rec.sex,
         ";".join(rec.symptoms), f"{rec.wbc:.1f}", f"{rec.crp:.1f}", pct, str(rec.spo2),
-        f"{rec.eosinophils:.2f}", ";".join(rec.medications),
+        f"{rec.eosinophils:.2f}", ";".join(rec.current_medications), ";".join(rec.medications),
     )

@@ -20,7 +20,7 @@ from .reports import parse_report_header
 
 RECORD_COLUMNS: tuple[str, ...] = (
     "accession", "patient_id", "patient_name", "birth_date", "age", "sex", "symptoms",
-    "wbc", "crp", "procalcitonin", "spo2", "eosinophils", "medications",
+    "wbc", "crp", "procalcitonin", "spo2", "eosinophils", "current_medications", "medications",
 )
 """Columns of ``clinical/records.csv`` (docs/contracts.md section 3)."""
 

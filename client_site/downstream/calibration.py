@@ -4,7 +4,8 @@ A probability of 0.5 is not a decision rule for a model trained under DP noise: 
 probabilities were above 0.5 for 16-17 of the 28 drugs of every patient. :func:`calibrate` picks,
 on the training patients' draw-0 studies (the side of :func:`~client_site.datasets.split_patients`
 that fine-tuning used, never the held-out side), the medication threshold that maximises the
-visit-averaged F1 of the interaction-aware recommendation against the prescriptions on file
+visit-averaged F1 of the interaction-aware recommendation against the visit's prescriptions on file
+(:func:`~client_site.downstream.medication_task.prescribed_now`)
 (jointly with the list length, at most :data:`MAX_RECOMMENDED` drugs: a short ranked list), and
 for each finding the diagnosis threshold that maximises its F1 against the weak label the study's
 own report gives (:func:`~client_site.downstream.data.diagnosis_targets`). No truth file is
@@ -23,6 +24,7 @@ from client_site.clinical_metrics import set_metrics
 from client_site.datasets import PatientDataset
 from client_site.downstream.data import site_split
 from client_site.downstream.drug_graph import select_drugs
+from client_site.downstream.medication_task import current_medications, prescribed_now
 from client_site.downstream.model import ClinicalMedMPT
 from client_site.evaluation import EvalMode, fixed_batches
 from client_site.findings import FINDINGS
@@ -86,17 +88,21 @@ def best_f1_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def best_medication_threshold(model: ClinicalMedMPT, probabilities: torch.Tensor,
-                              prescribed: list[list[str]]) -> tuple[float, int]:
+                              prescribed: list[list[str]],
+                              current: list[list[str]] | None = None) -> tuple[float, int]:
     """Threshold of :data:`GRID` and list length (1..:data:`MAX_RECOMMENDED`) with the highest
-    visit-averaged F1 of :func:`select_drugs`; ties go to the shorter list, then the higher threshold."""
+    visit-averaged F1 of :func:`select_drugs` (given each visit's ``current`` medications, default
+    none); ties go to the shorter list, then the higher threshold."""
     keep = [i for i, drugs in enumerate(prescribed) if drugs]  # set_metrics skips the others anyway
     if not keep:
         return DEFAULT_THRESHOLD, MAX_RECOMMENDED
     probabilities, prescribed = probabilities[keep], [prescribed[i] for i in keep]
+    current = [current[i] for i in keep] if current is not None else None
     best, best_f1 = (DEFAULT_THRESHOLD, MAX_RECOMMENDED), -1.0
     for k in range(MAX_RECOMMENDED, 0, -1):
         for t in GRID:
-            recommended = select_drugs(probabilities, model.major_adjacency, model.drugs, threshold=t, max_drugs=k)
+            recommended = select_drugs(probabilities, model.major_adjacency, model.drugs, threshold=t, max_drugs=k,
+                                       current=current)
             f1 = set_metrics(prescribed, recommended)["f1"]
             if f1 >= best_f1:
                 best, best_f1 = (t, k), f1
@@ -129,10 +135,10 @@ def calibrate(model: ClinicalMedMPT, train: PatientDataset, *, batch_size: int =
     reported, with_record = torch.cat(has_report), torch.cat(clinical)
     diag_p, labels = torch.cat(diag)[reported].numpy(), torch.cat(weak)[reported].numpy()
     thresholds = {f: best_f1_threshold(diag_p[:, j], labels[:, j]) for j, f in enumerate(FINDINGS)}
-    records = [train.study_of(i, draw=0) for i in range(len(train))]
-    prescribed = [[d.strip().lower() for d in (r.clinical or {}).get("medications") or ()]
-                  for r, c in zip(records, with_record) if c]
-    medication, max_drugs = best_medication_threshold(model, torch.cat(med)[with_record], prescribed)
+    records = [r for r, c in zip((train.study_of(i, draw=0) for i in range(len(train))), with_record) if c]
+    prescribed = [prescribed_now(r.clinical, model.drugs) for r in records]
+    current = [current_medications(r.clinical, model.drugs) for r in records]
+    medication, max_drugs = best_medication_threshold(model, torch.cat(med)[with_record], prescribed, current)
     return Calibration(thresholds, medication, max_drugs, len(train))
 
 

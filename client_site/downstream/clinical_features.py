@@ -1,11 +1,12 @@
-"""Fixed feature vector of a study's clinical record: labs, demographics, hashed symptom text.
+"""Fixed feature vector of a study's clinical record: labs, demographics, symptoms, current drugs.
 
 Nothing here is fitted on site data: the transforms, imputation values and the hashing of the
 free-text symptoms are constants shipped with the code, so every site computes the same map
 and no scaler or vocabulary learned from a hospital's records leaves it (such a fitted
 artefact would be a release that DP-SGD does not cover, see docs/privacy.md).
 
-Layout of the vector (:data:`NUM_CLINICAL_FEATURES` = 10 + :data:`TEXT_BUCKETS` floats):
+Layout of the vector (:data:`NUM_CLINICAL_FEATURES` = 10 + :data:`TEXT_BUCKETS` + ``len(FORMULARY)``
+floats):
 
 ====  =========================  ======================================================
 idx   name                       value
@@ -20,6 +21,7 @@ idx   name                       value
 7-8   ``sex_male, sex_female``   one-hot (both 0 when unknown)
 9     ``has_clinical``           1 when the study has a clinical record
 10-   text buckets               hashed bag of words and character bigrams of the symptoms
+74-   current medications        1 for each formulary drug the patient already takes
 ====  =========================  ======================================================
 
 Missing labs other than procalcitonin and a missing age are imputed with the fixed adult
@@ -32,6 +34,11 @@ sub-word features alike with no segmenter. Features are hashed with CRC-32 (stab
 processes and machines, unlike Python's salted ``hash``) into :data:`TEXT_BUCKETS` buckets
 (the hashing trick: Weinberger et al., "Feature hashing for large scale multitask learning",
 ICML 2009); the binary bucket vector is L2-normalised.
+
+Current medications (taken before the visit,
+:func:`~client_site.downstream.medication_task.current_medications`): one 0/1 entry per drug of
+the consortium formulary :data:`~client_site.reference.formulary.FORMULARY`, in its order; a drug
+outside it is not represented.
 """
 
 from __future__ import annotations
@@ -44,6 +51,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 import torch
+
+from client_site.downstream.medication_task import current_medications
+from client_site.reference.formulary import FORMULARY
 
 LAB_REFERENCE: Final[Mapping[str, float]] = {
     "wbc": 7.0,  # 10^9/L, adult normal 4-11
@@ -65,7 +75,7 @@ NUMERIC_FEATURES: Final[tuple[str, ...]] = (
 TEXT_BUCKETS: Final = 64
 """Hash buckets of the symptom text."""
 
-NUM_CLINICAL_FEATURES: Final = len(NUMERIC_FEATURES) + TEXT_BUCKETS
+NUM_CLINICAL_FEATURES: Final = len(NUMERIC_FEATURES) + TEXT_BUCKETS + len(FORMULARY)
 """Length of :func:`clinical_features`."""
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dwmy]?)\s*$", re.IGNORECASE)
@@ -82,7 +92,8 @@ def clinical_features(clinical: Mapping[str, Any] | None) -> torch.Tensor:
     ----------
     clinical : Mapping or None
         ``StudyRecord.clinical``: ``{"age", "sex", "symptoms", "labs": {wbc, crp,
-        procalcitonin, spo2, eosinophils}, "medications"}``; any field may be missing or None.
+        procalcitonin, spo2, eosinophils}, "current_medications", "medications"}``; any field may
+        be missing or None (the prescriptions of the visit are never read: they are the target).
 
     Returns
     -------
@@ -112,7 +123,10 @@ def clinical_features(clinical: Mapping[str, Any] | None) -> torch.Tensor:
         1.0 if sex in _FEMALE else 0.0,
         1.0,
     ])
-    out[len(NUMERIC_FEATURES):] = symptom_features(clinical.get("symptoms") or ())
+    text_end = len(NUMERIC_FEATURES) + TEXT_BUCKETS
+    out[len(NUMERIC_FEATURES):text_end] = symptom_features(clinical.get("symptoms") or ())
+    taken = set(current_medications(clinical, FORMULARY))
+    out[text_end:] = torch.tensor([1.0 if drug in taken else 0.0 for drug in FORMULARY])
     return out
 
 

@@ -6,8 +6,10 @@ No ground truth is used for training (``truth/labels.csv`` is for evaluation onl
   extractor (:func:`~client_site.clinical_metrics.extract_findings`, English or Chinese), as
   CheXpert-style labellers do (Irvin et al., "CheXpert", AAAI 2019); a study without a report
   has none (``has_report`` = 0 masks its diagnosis and generation terms);
-* medication targets are the clinical record's prescriptions as a multi-hot vector over the
-  formulary; a study without a record has none (``has_clinical`` = 0 masks them).
+* medication targets are the drugs prescribed at the visit that the patient did not already take
+  (:func:`~client_site.downstream.medication_task.prescribed_now`) as a multi-hot vector over the
+  formulary; the current medications are an input (in the clinical features). A study without a
+  record has none (``has_clinical`` = 0 masks them).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from client_site.clinical_metrics import findings_vector
 from client_site.datasets import PatientDataset, StudyRecord, load_cache_index, split_patients
 from client_site.downstream.clinical_features import clinical_features
 from client_site.downstream.drug_graph import DrugGraph
+from client_site.downstream.medication_task import prescribed_now
 from client_site.findings import FINDINGS
 from client_site.tokenizer import ReportTokenizer
 
@@ -58,7 +61,7 @@ class DownstreamDataset(PatientDataset):
         volume, text_ids, has_report = super().get(index, draw=draw)
         record = self.study_of(index, draw=draw)
         has_clinical = record.clinical is not None
-        meds = self.graph.multi_hot(record.clinical.get("medications") or ()) if has_clinical \
+        meds = self.graph.multi_hot(prescribed_now(record.clinical, self.graph.drugs)) if has_clinical \
             else torch.zeros(len(self.graph.drugs))
         return (volume, text_ids, has_report, clinical_features(record.clinical),
                 torch.tensor(1.0 if has_clinical else 0.0), diagnosis_targets(record), meds)

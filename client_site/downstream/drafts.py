@@ -42,6 +42,7 @@ from client_site.downstream.clinical_features import clinical_features
 from client_site.downstream.draft_grammar import draft_findings
 from client_site.downstream.draft_text import draft_language, impression_text
 from client_site.downstream.drug_graph import DrugPair
+from client_site.downstream.medication_task import current_medications
 from client_site.downstream.model import ClinicalMedMPT
 from client_site.downstream.saliency import SaliencyConfig, focus_region, saliency_maps
 from client_site.evaluation import EvalMode
@@ -157,9 +158,9 @@ def draft_study(
         medications: list[str] = []
         if record.clinical is not None:
             medications = model.recommend(x, clinical_features(record.clinical)[None],
-                                          threshold=calibration.medication_threshold,
-                                          max_drugs=calibration.max_drugs)[0]
-    current = [str(m) for m in (record.clinical or {}).get("medications") or ()]
+                                          threshold=calibration.medication_threshold, max_drugs=calibration.max_drugs,
+                                          current=[current_medications(record.clinical, model.drugs)])[0]
+    current = [str(m) for m in (record.clinical or {}).get("current_medications") or ()]
     warnings = [NO_TABLE_WARNING] if interactions is None else interaction_warnings(medications, current,
                                                                                     interactions)
     impression = impression_text(probabilities, language, thresholds=thresholds)

@@ -4,7 +4,8 @@
   probabilities (Yang et al., "SafeDrug: Dual Molecular Graph Encoders for Recommending
   Effective and Safe Drug Combinations", IJCAI 2021), a per-example term, so valid under DP-SGD;
 * inference: interaction-aware selection (:func:`select_drugs`), which never recommends both
-  drugs of a major-interaction pair.
+  drugs of a major-interaction pair, a drug the patient already takes, nor one with a major
+  interaction with a current medication.
 
 The graph is public reference data (``reference/drug_interactions.csv``, identical at every
 site), never learned: the model keeps it as a buffer, not as trainable node embeddings (a GCN
@@ -15,7 +16,7 @@ computation in Opacus cannot attribute to patients).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,14 +111,15 @@ def ddi_penalty(probabilities: torch.Tensor, adjacency: torch.Tensor) -> torch.T
 
 def select_drugs(
     probabilities: torch.Tensor, major: torch.Tensor, drugs: Sequence[str], *, threshold: float,
-    max_drugs: int | None = None,
+    max_drugs: int | None = None, current: Sequence[Collection[str]] | None = None,
 ) -> list[list[str]]:
     """Interaction-aware recommendation: threshold, then drop the less probable drug of major pairs.
 
     Drugs with probability >= ``threshold`` are visited from the most to the least probable
-    (ties: formulary order); a drug is kept unless it has a major interaction with a drug
-    already kept. So for every major pair among the candidates only the more probable drug
-    survives, and a drug dropped for one pair does not also remove its other partners.
+    (ties: formulary order); a drug is kept unless the patient already takes it or it has a
+    major interaction with a current medication or with a drug already kept. So for every major
+    pair among the candidates only the more probable drug survives, and a drug dropped for one
+    pair does not also remove its other partners.
 
     Parameters
     ----------
@@ -131,6 +133,9 @@ def select_drugs(
         Probability cut-off, in (0, 1).
     max_drugs : int | None
         Keep at most this many (the most probable) per example (default: None = no cap).
+    current : sequence of collections of str, optional
+        Each example's current medications (lower-case names; names outside ``drugs`` are
+        ignored). (default: None = nothing taken)
 
     Returns
     -------
@@ -142,9 +147,13 @@ def select_drugs(
     if probabilities.dim() != 2 or probabilities.shape[1] != len(drugs) or major.shape != (len(drugs),) * 2:
         raise ValueError(f"need probabilities (B, {len(drugs)}) and major ({len(drugs)}, {len(drugs)}), "
                          f"got {tuple(probabilities.shape)} and {tuple(major.shape)}")
+    if current is not None and len(current) != probabilities.shape[0]:
+        raise ValueError(f"need current medications of {probabilities.shape[0]} examples, got {len(current)}")
     conflicts = major.detach().cpu() > 0
+    index = {d: i for i, d in enumerate(drugs)}
     out = []
-    for row in probabilities.detach().cpu():
+    for b, row in enumerate(probabilities.detach().cpu()):
+        taken = [index[d] for d in (current[b] if current is not None else ()) if d in index]
         kept: list[int] = []
         order = sorted(range(len(drugs)), key=lambda i: (-float(row[i]), i))
         for i in order:
@@ -152,7 +161,7 @@ def select_drugs(
                 break
             if max_drugs is not None and len(kept) >= max_drugs:
                 break
-            if not any(conflicts[i, j] for j in kept):
+            if i not in taken and not any(conflicts[i, j] for j in kept + taken):
                 kept.append(i)
         out.append([drugs[i] for i in kept])
     return out

@@ -12,8 +12,10 @@ numbers are comparable across rounds and runs:
   :mod:`~client_site.downstream.draft_grammar` plus the impression, at the calibrated finding
   thresholds), which is what ``fedmpt report draft`` hands the clinician;
 * medication (studies with a clinical record): Jaccard and F1 of the interaction-aware
-  recommendation (at the calibrated medication threshold) vs the prescribed drugs, PR-AUC of the drug probabilities and the DDI rate of
-  the recommendations (GAMENet / SafeDrug definitions).
+  recommendation (at the calibrated medication threshold) vs the drugs prescribed at the visit
+  (:func:`~client_site.downstream.medication_task.prescribed_now`: not the ones already taken),
+  PR-AUC of the drug probabilities, and the DDI rate of the regimen the recommendation leaves
+  the patient on (recommended + current medications) (GAMENet / SafeDrug definitions).
 
 Thresholds come from a :class:`~client_site.downstream.calibration.Calibration` chosen on the
 site's TRAINING patients (never on the evaluated ones); without one, 0.5. Metrics that no
@@ -46,6 +48,7 @@ from client_site.downstream.calibration import Calibration
 from client_site.downstream.draft_grammar import draft_findings
 from client_site.downstream.draft_text import draft_language, impression_text
 from client_site.downstream.drug_graph import DrugPair, select_drugs
+from client_site.downstream.medication_task import current_medications, prescribed_now, regimen
 from client_site.downstream.model import ClinicalMedMPT
 from client_site.downstream.objective import DownstreamObjective
 from client_site.evaluation import EvalMode, fixed_batches
@@ -187,12 +190,13 @@ def medication_metrics(
     interactions: Collection[DrugPair], calibration: Calibration,
 ) -> dict[str, float]:
     """Jaccard, F1, PR-AUC and DDI rate of the recommendations at the calibrated threshold and list
-    length against the
-    prescriptions of ``records`` (one row of drug ``probabilities`` per record); NaN without records."""
+    length against the visit's prescriptions of ``records`` (one row of drug ``probabilities`` per
+    record); the DDI rate is that of recommended + current medications. NaN without records."""
     if not records:
         return dict.fromkeys(("med_jaccard", "med_f1", "med_prauc", "med_ddi_rate"), math.nan)
-    prescribed = [[d.strip().lower() for d in (r.clinical or {}).get("medications") or ()] for r in records]
-    recommended = select_drugs(probabilities, model.major_adjacency, model.drugs,
+    prescribed = [prescribed_now(r.clinical, model.drugs) for r in records]
+    current = [current_medications(r.clinical, model.drugs) for r in records]
+    recommended = select_drugs(probabilities, model.major_adjacency, model.drugs, current=current,
                                threshold=calibration.medication_threshold, max_drugs=calibration.max_drugs)
     sets = set_metrics(prescribed, recommended)
     truth = torch.stack([model.graph.multi_hot(p) for p in prescribed]).numpy()
@@ -200,5 +204,6 @@ def medication_metrics(
         "med_jaccard": sets["jaccard"],
         "med_f1": sets["f1"],
         "med_prauc": pr_auc(truth, probabilities.numpy()),
-        "med_ddi_rate": ddi_rate(recommended, interactions),
+        "med_ddi_rate": ddi_rate([regimen(drugs, r.clinical, model.drugs) for drugs, r in zip(recommended, records)],
+                                 interactions),
     }

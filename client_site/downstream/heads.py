@@ -1,10 +1,15 @@
 """The clinical heads of :class:`~client_site.downstream.model.ClinicalMedMPT` on per-patient image features.
 
 What a site fine-tunes privately when the backbone is frozen (the default): the diagnosis head
-(a :class:`~client_site.downstream.feature_head.LinearFindingHead`, the benchmark's head) and the
-medication head, both on the same image features -- the parameter-free densitometry and the frozen
-encoder's scan embedding (:func:`image_features`) -- standardised inside the model with public
-statistics (:class:`~client_site.downstream.feature_head.FeatureStandardiser`). With the backbone
+(a :class:`~client_site.downstream.feature_head.LinearFindingHead`, the benchmark's head) on the
+image features -- the parameter-free densitometry and the frozen encoder's scan embedding
+(:func:`image_features`) -- standardised inside the model with public statistics
+(:class:`~client_site.downstream.feature_head.FeatureStandardiser`), and the medication head on
+what a prescriber decides from: the predicted findings (the diagnosis head's probabilities, not
+trained through this head) and the clinical features (labs, symptoms, current medications). The
+medication head does not read the raw image columns: under DP every input column of a linear head
+adds noise to its logits, and ~190 image columns carry the prescribing signal only through the
+findings. With the backbone
 frozen the features of a patient do not change while the heads train, so a site computes them once
 per round (:func:`head_dataset`) and runs full-batch DP-GD on the heads alone
 (:class:`HeadsObjective`), the recipe of the diagnosis benchmark.
@@ -103,7 +108,7 @@ class ClinicalHeads(nn.Module):
     """Diagnosis and medication heads on standardised image features, with a per-patient loss.
 
     Both are linear multi-label heads (:class:`LinearFindingHead`): diagnosis on the image
-    features, medication on the image features and the clinical features. Few parameters, so
+    features, medication on the predicted findings and the clinical features. Few parameters, so
     little DP noise (a hidden layer would multiply them and share the per-patient clipping norm).
 
     Parameters
@@ -124,27 +129,35 @@ class ClinicalHeads(nn.Module):
         self.config = heads
         self.standardiser = FeatureStandardiser(width)
         self.diagnosis = LinearFindingHead(width, len(FINDINGS))
-        self.medication = LinearFindingHead(width + NUM_CLINICAL_FEATURES, ddi_adjacency.shape[0])
+        self.medication = LinearFindingHead(len(FINDINGS) + NUM_CLINICAL_FEATURES, ddi_adjacency.shape[0])
         self.register_buffer("ddi_adjacency", ddi_adjacency, persistent=False)
 
     def diagnosis_logits(self, features: torch.Tensor) -> torch.Tensor:
         """Raw image features (B, width) -> finding logits (B, len(FINDINGS))."""
         return self.diagnosis.logits(self.standardiser(features))
 
-    def medication_logits(self, features: torch.Tensor, clinical: torch.Tensor) -> torch.Tensor:
-        """Raw image features and clinical features (B, NUM_CLINICAL_FEATURES) -> drug logits."""
+    def medication_logits(self, features: torch.Tensor, clinical: torch.Tensor,
+                          diagnosis_logits: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw image features and clinical features (B, NUM_CLINICAL_FEATURES) -> drug logits, from
+        the predicted findings (sigmoid of ``diagnosis_logits``, computed from ``features`` when not
+        given) and the clinical features. The findings enter detached: the medication loss does not
+        train the diagnosis head."""
         if clinical.dim() != 2 or clinical.shape[1] != NUM_CLINICAL_FEATURES:
             raise ValueError(f"clinical_features must be (B, {NUM_CLINICAL_FEATURES}), got {tuple(clinical.shape)}")
-        return self.medication.logits(torch.cat([self.standardiser(features), clinical.to(features.dtype)], dim=1))
+        if diagnosis_logits is None:
+            diagnosis_logits = self.diagnosis_logits(features)
+        findings = torch.sigmoid(diagnosis_logits.detach())
+        return self.medication.logits(torch.cat([findings, clinical.to(features.dtype)], dim=1))
 
     def forward(self, features: torch.Tensor, clinical: torch.Tensor, diag_targets: torch.Tensor,
                 med_targets: torch.Tensor, has_report: torch.Tensor,
                 has_clinical: torch.Tensor) -> tuple[torch.Tensor, LossParts]:
         """Per-patient loss (B,) (diagnosis BCE where a report gives weak labels, medication BCE +
         DDI penalty where a record gives prescriptions) and the batch means of its parts."""
+        diag_logits = self.diagnosis_logits(features)  # once: Opacus' per-sample hooks see one use
         diag = F.binary_cross_entropy_with_logits(
-            self.diagnosis_logits(features), diag_targets.to(features.dtype), reduction="none").mean(dim=1)
-        med_logits = self.medication_logits(features, clinical)
+            diag_logits, diag_targets.to(features.dtype), reduction="none").mean(dim=1)
+        med_logits = self.medication_logits(features, clinical, diag_logits)
         med = F.binary_cross_entropy_with_logits(
             med_logits, med_targets.to(features.dtype), reduction="none").mean(dim=1)
         ddi = ddi_penalty(torch.sigmoid(med_logits), self.ddi_adjacency)

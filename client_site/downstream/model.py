@@ -6,9 +6,11 @@
   image features -- the chest and lung-zone densitometry (:mod:`client_site.downstream.densitometry`)
   and the scan embedding -- standardised with public statistics inside the model
   (:mod:`client_site.downstream.heads`);
-* medication recommendation: [image features, clinical features] -> linear -> one logit per drug of
-  the formulary, trained with binary cross-entropy plus the SafeDrug DDI penalty, and
-  recommended with interaction-aware selection (:mod:`client_site.downstream.drug_graph`);
+* medication recommendation: the drugs to prescribe at this visit
+  (:mod:`client_site.downstream.medication_task`): [predicted findings, clinical features (labs,
+  symptoms, current medications)] -> linear -> one logit per drug of the formulary, trained with
+  binary cross-entropy plus the SafeDrug DDI penalty, and recommended with interaction-aware
+  selection (:mod:`client_site.downstream.drug_graph`);
 * report generation: the backbone's causal report decoder, cross-attending to the memory of the
   full (unmasked) volume, trained with teacher forcing.
 
@@ -24,7 +26,7 @@ receives no per-sample gradient would make Opacus' optimizer fail.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -119,22 +121,24 @@ class ClinicalMedMPT(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Diagnosis and medication logits from one encoding of the volume."""
         features = self.image_features(volume)
-        return (self.clinical_heads.diagnosis_logits(features),
-                self.clinical_heads.medication_logits(features, clinical_features))
+        diagnosis = self.clinical_heads.diagnosis_logits(features)
+        return diagnosis, self.clinical_heads.medication_logits(features, clinical_features, diagnosis)
 
     @torch.no_grad()
     def recommend(
         self, volume: torch.Tensor, clinical_features: torch.Tensor, *, threshold: float | None = None,
-        max_drugs: int | None = None,
+        max_drugs: int | None = None, current: Sequence[Collection[str]] | None = None,
     ) -> list[list[str]]:
-        """Recommended drugs of each example: :func:`select_drugs` over the major interactions.
+        """Drugs to prescribe to each example: :func:`select_drugs` over the major interactions.
 
-        ``threshold`` defaults to ``HeadConfig.threshold``; ``max_drugs`` caps each list (None: no cap).
+        ``threshold`` defaults to ``HeadConfig.threshold``; ``max_drugs`` caps each list (None: no cap);
+        ``current``: each example's current medications (never recommended again, nor a drug with
+        a major interaction with one of them).
         """
         probabilities = torch.sigmoid(self.medication_logits(volume, clinical_features))
         return select_drugs(probabilities, self.major_adjacency, self.drugs,
                             threshold=self.heads.threshold if threshold is None else threshold,
-                            max_drugs=max_drugs)
+                            max_drugs=max_drugs, current=current)
 
     def generate_report(self, volume: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
         """Greedy report ids (B, max_len) from the backbone's decoder (see ``MedMPT.generate_report``)."""

@@ -8,8 +8,9 @@ tunes anything. Per study it computes the diagnosis probabilities, the free-runn
 report, the clinician draft (grammar findings + impression + medications), then every metric of
 :func:`~client_site.downstream.evaluate.evaluate_downstream` from those per-study results, plus
 the pointing game and the DDI rate of the prescriptions on file (the reference the
-recommendation's DDI rate is compared with). Jaccard, F1 and PR-AUC count the visits with a
-prescription on file (as :func:`~client_site.clinical_metrics.set_metrics` does), the DDI rates every
+recommendation's DDI rate is compared with; both are rates of the regimen after the visit, i.e.
+with the current medications). Jaccard, F1 and PR-AUC count the visits with a prescription of
+the visit on file (as :func:`~client_site.clinical_metrics.set_metrics` does), the DDI rates every
 visit with a clinical record. Each metric's CI is the 2.5-97.5 percentile
 interval of the metric over bootstrap resamples of the scored studies (Efron & Tibshirani, "An
 Introduction to the Bootstrap", 1993); ``n`` is the number of studies (pointing game: of
@@ -37,6 +38,7 @@ from client_site.downstream.draft_grammar import draft_findings
 from client_site.downstream.draft_text import draft_language, impression_text
 from client_site.downstream.drug_graph import DrugGraph
 from client_site.downstream.evaluate import medication_metrics, report_metrics
+from client_site.downstream.medication_task import current_medications, prescribed_now, regimen
 from client_site.downstream.model import ClinicalMedMPT
 from client_site.downstream.pointing import site_pointing_game
 from client_site.evaluation import EvalMode
@@ -193,7 +195,8 @@ def _score_study(model: ClinicalMedMPT, volume: torch.Tensor, record: StudyRecor
             features = clinical_features(record.clinical)[None]
             drugs = torch.sigmoid(model.clinical_heads.medication_logits(image, features))[0]
             medications = model.recommend(x, features, threshold=calibration.medication_threshold,
-                                          max_drugs=calibration.max_drugs)[0]
+                                          max_drugs=calibration.max_drugs,
+                                          current=[current_medications(record.clinical, model.drugs)])[0]
     draft = {"findings": findings, "impression": impression_text(p, language, thresholds=thresholds),
              "medications": medications}
     return _Scored(record, diag.numpy(), np.asarray(labels[record.study_key]), generated, draft, drugs)
@@ -226,7 +229,8 @@ def _metrics(model: ClinicalMedMPT, scored: list[_Scored], graph: DrugGraph, cal
                 else torch.zeros(0, len(model.drugs))  # type: ignore[misc]
             values = medication_metrics(model, probabilities, [s.record for s in picked], graph.interactions,
                                         calibration)
-            values["med_ddi_rate_on_file"] = ddi_rate([_on_file(s) for s in picked], graph.interactions) \
+            values["med_ddi_rate_on_file"] = ddi_rate(
+                [regimen(_on_file(s), s.record.clinical, model.drugs) for s in picked], graph.interactions) \
                 if picked else math.nan
             return {k: values[k] for k in keys}
         return statistic
@@ -241,5 +245,5 @@ def _metrics(model: ClinicalMedMPT, scored: list[_Scored], graph: DrugGraph, cal
 
 
 def _on_file(scored: _Scored) -> list[str]:
-    """Prescriptions on file of a scored study (lower case)."""
-    return [d.strip().lower() for d in (scored.record.clinical or {}).get("medications") or ()]
+    """Prescriptions of the visit on file of a scored study (lower case, none already taken)."""
+    return prescribed_now(scored.record.clinical)

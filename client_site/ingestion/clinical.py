@@ -1,6 +1,7 @@
 """Read ``clinical/records.csv`` (docs/contracts.md section 3), keeping only non-identifying fields.
 
-Kept: age (in years, any age over 89 written as 90: :mod:`ages`), sex, symptoms, labs, medications.
+Kept: age (in years, any age over 89 written as 90: :mod:`ages`), sex, symptoms, labs, current
+medications (taken before the visit) and medications (prescribed at the visit).
 Dropped: accession (used only to link the row to its study), patient_id, patient_name, birth_date and
 any column not listed here.
 """
@@ -19,7 +20,7 @@ from client_site.ingestion.errors import FileRejected, RejectCode
 logger = logging.getLogger(__name__)
 
 LAB_COLUMNS = ("wbc", "crp", "procalcitonin", "spo2", "eosinophils")
-REQUIRED_COLUMNS = ("accession", "age", "sex", "symptoms", *LAB_COLUMNS, "medications")
+REQUIRED_COLUMNS = ("accession", "age", "sex", "symptoms", *LAB_COLUMNS, "current_medications", "medications")
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,8 @@ class ClinicalTable:
     Attributes
     ----------
     rows : dict[str, dict[str, Any]]
-        Accession -> ``{"age", "sex", "symptoms", "labs", "medications"}`` ready for index.json.
+        Accession -> ``{"age", "sex", "symptoms", "labs", "current_medications", "medications"}``
+        ready for index.json.
     n_rows : int
         Data rows in the file.
     n_skipped : int
@@ -89,6 +91,7 @@ def clean_row(raw: dict[str, str]) -> dict[str, Any]:
         "sex": raw.get("sex", "").strip() or None,
         "symptoms": _list(raw.get("symptoms", "")),
         "labs": {name: _number(raw.get(name, "")) for name in LAB_COLUMNS},
+        "current_medications": _list(raw.get("current_medications", "")),
         "medications": _list(raw.get("medications", "")),
     }
 

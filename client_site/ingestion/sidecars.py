@@ -151,7 +151,7 @@ def link_clinical(
     Returns
     -------
     clinical : dict[str, dict[str, Any]]
-        Study key -> ``{"age", "sex", "symptoms", "labs", "medications"}``.
+        Study key -> ``{"age", "sex", "symptoms", "labs", "current_medications", "medications"}``.
     counts : dict[str, int] | None
         ``rows``, ``linked``, ``unmatched``, ``skipped``; None when the file is absent.
     """

@@ -116,10 +116,11 @@ def _clinical(study: Study) -> None:
         facts = {k: clinical.get(k) for k in ("age", "sex") if clinical.get(k) is not None}
         if facts:
             st.markdown(" · ".join(f"**{k}** {v}" for k, v in facts.items()))
-        for key in ("symptoms", "medications"):
+        for key, label in (("symptoms", "symptoms"), ("current_medications", "current medications"),
+                           ("medications", "prescribed at this visit")):
             value = clinical.get(key)
             if value:
-                st.markdown(f"**{key}**: {', '.join(map(str, value)) if isinstance(value, list) else value}")
+                st.markdown(f"**{label}**: {', '.join(map(str, value)) if isinstance(value, list) else value}")
         labs = clinical.get("labs")
         if isinstance(labs, dict) and labs:
             st.markdown("**labs**: " + ", ".join(f"{k} {v}" for k, v in labs.items() if v is not None))
@@ -131,7 +132,7 @@ def _clinical(study: Study) -> None:
 
 
 def _current_medications(study: Study) -> list[str]:
-    value = (study.clinical or {}).get("medications")
+    value = (study.clinical or {}).get("current_medications")
     if isinstance(value, list):
         return [str(v) for v in value]
     return [v.strip() for v in str(value or "").split(";") if v.strip()]

@@ -315,7 +315,7 @@ def make_site(site_dir: Path, users: bytes, *, name: str = "hospital-a") -> Path
             "report": "FINDINGS:\nSmall nodule, right upper lobe.\n\nIMPRESSION:\nNodule." if i == 0 else None,
             "language": "en" if i == 0 else None,
             "clinical": {"age": 61, "sex": "F", "symptoms": ["cough"], "labs": {"crp": 12.0},
-                         "medications": ["simvastatin"]} if i == 0 else None,
+                         "current_medications": ["simvastatin"], "medications": []} if i == 0 else None,
         })  # fmt: skip
     (cache / "index.json").write_text(json.dumps({"preprocess": {}, "studies": studies}), encoding="utf-8")
     (cache / "drafts").mkdir()

@@ -96,8 +96,10 @@ def test_clinical_records_are_consistent_with_findings(consortium: list[Path]) -
 
 def _check_record(row: dict[str, str], found: set[str]) -> None:
     meds = set(filter(None, row["medications"].split(";")))
+    current = set(filter(None, row["current_medications"].split(";")))
     symptoms = set(filter(None, row["symptoms"].split(";")))
-    assert meds <= set(FORMULARY)
+    assert meds <= set(FORMULARY) and current <= set(FORMULARY)
+    assert not meds & current  # the visit prescribes what the patient does not already take
     assert row["sex"] in {"M", "F"} and 18 <= int(row["age"]) <= 100
     if "consolidation" in found:
         assert "fever" in symptoms and meds & set(ANTIBIOTICS)
@@ -126,11 +128,13 @@ def test_clinical_records_agree_with_findings_for_every_scenario() -> None:
                 background = background_medications(rng, scenario=scenario, age=75)
                 rec = clinical_record(rng, scenario=scenario, kinds=kinds, follow_up=follow_up, age=75,
                                       sex="F", background=background)
+                assert rec.current_medications == background
                 row = {"medications": ";".join(rec.medications), "symptoms": ";".join(rec.symptoms),
+                       "current_medications": ";".join(rec.current_medications),
                        "sex": rec.sex, "age": str(rec.age), "wbc": str(rec.wbc), "crp": str(rec.crp),
                        "procalcitonin": str(rec.procalcitonin), "spo2": str(rec.spo2)}
                 _check_record(row, kinds)
-                majors += has_major(rec.medications)
+                majors += has_major(rec.current_medications + rec.medications)
     assert majors < 0.25 * len(SCENARIOS) * len(combos) * 2
 
 

@@ -54,13 +54,14 @@ class _Fixed(ClinicalMedMPT):
         return self.fixed[None] + 1e-6 * volume[:, 0].pow(2).flatten(1).sum(dim=1, keepdim=True)
 
     def recommend(self, volume: torch.Tensor, clinical_features: torch.Tensor, *,
-                  threshold: float | None = None, max_drugs: int | None = None) -> list[list[str]]:
+                  threshold: float | None = None, max_drugs: int | None = None,
+                  current: list[list[str]] | None = None) -> list[list[str]]:
         return [list(self.fixed_drugs)[:max_drugs]]
 
 
-def _record(language: str | None, medications: list[str] | None) -> StudyRecord:
-    clinical = None if medications is None else {"age": 70, "sex": "F", "symptoms": ["cough"], "labs": {},
-                                                  "medications": medications}
+def _record(language: str | None, current: list[str] | None) -> StudyRecord:
+    clinical = None if current is None else {"age": 70, "sex": "F", "symptoms": ["cough"], "labs": {},
+                                             "current_medications": current, "medications": []}
     return StudyRecord(study_key="s1", patient_key="p1", volume="volumes/s1.npy", report=None,
                        language=language, clinical=clinical)
 

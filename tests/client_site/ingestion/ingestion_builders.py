@@ -156,10 +156,10 @@ def write_clinical(path: Path, people: list[Person]) -> None:
     """records.csv with one row per person (contracts.md section 3)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["accession,patient_id,patient_name,birth_date,age,sex,symptoms,wbc,crp,procalcitonin,spo2,"
-             "eosinophils,medications"]
+             "eosinophils,current_medications,medications"]
     for p in people:
         lines.append(f"{p.accession},{p.patient_id},{p.name},{p.birth_date},{p.age},F,cough;fever,11.2,35,0.4,94,"
-                     "0.1,amoxicillin;ibuprofen")
+                     "0.1,warfarin 5 mg,amoxicillin;ibuprofen")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 

@@ -91,7 +91,7 @@ def test_index_and_volume(site: Site, ingested: IngestResult) -> None:
     assert study["native"]["shape"] == list(NATIVE.shape) and np.shape(study["native"]["affine"]) == (4, 4)
     assert study["volume"] == f"volumes/{study['study_key']}.npy"
     assert study["language"] == "en" and "12 mm solid nodule" in study["report"]
-    assert set(study["clinical"]) == {"age", "sex", "symptoms", "labs", "medications"}
+    assert set(study["clinical"]) == {"age", "sex", "symptoms", "labs", "current_medications", "medications"}
     volume = np.load(ingested.cache_dir / study["volume"], allow_pickle=False)
     assert volume.dtype == np.float16 and volume.shape == (3, *NATIVE.shape)
     assert float(volume.min()) >= 0.0 and float(volume.max()) <= 1.0

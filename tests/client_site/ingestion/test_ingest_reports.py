@@ -59,7 +59,8 @@ def test_clinical_keeps_only_allowed_fields(tmp_path: Path) -> None:
     write_clinical(tmp_path / "records.csv", [Person()])
     table = read_clinical(tmp_path / "records.csv")
     row = table.rows["ACC98765"]
-    assert set(row) == {"age", "sex", "symptoms", "labs", "medications"}
+    assert set(row) == {"age", "sex", "symptoms", "labs", "current_medications", "medications"}
+    assert row["current_medications"] == ["warfarin 5 mg"] and row["medications"] == ["amoxicillin", "ibuprofen"]
     assert row["age"] == 67 and row["sex"] == "F" and row["symptoms"] == ["cough", "fever"]
     assert row["labs"] == {"wbc": 11.2, "crp": 35.0, "procalcitonin": 0.4, "spo2": 94.0, "eosinophils": 0.1}
     assert "MRN0012345" not in repr(row) and "DOE" not in repr(row) and "19560312" not in repr(row)

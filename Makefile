@@ -36,8 +36,11 @@ test: install browser orthanc
 
 # Every test marked integration: the multi-process deployments (SuperLink + proxy + SuperNodes
 # on loopback, driven through the fedmpt commands; two concurrent federate runs); minutes long.
+# Two pytest-xdist workers, one per lane (each module's xdist_group): lane-1 the operations,
+# the docs' recipe and the concurrent runs, lane-2 the crash-and-resume deployment and the demo,
+# about equal halves (one after the other they took 11-12 min on 2 quiet cores).
 integration: install
-	$(PY) -m pytest -m integration
+	$(PY) -m pytest -m integration -n 2 --dist loadgroup
 
 bench: install orthanc
 	$(PY) -m benchmarks.run_all

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("lane-2")]  # lane: see the Makefile
 
 
 def _fedmpt(*args, cwd):

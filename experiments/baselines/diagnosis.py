@@ -162,7 +162,8 @@ class DiagnosisBenchmark:
         arm(f"floor-chest-densitometry-dp-eps{max(c.epsilons):g}", epsilon=max(c.epsilons),
             features=FLOOR_FEATURES)
         out.settings.update({
-            "design": "frozen encoder; DP linear head on its scan embedding + lung-zone densitometry",
+            "design": "frozen encoder; DP linear head on its scan embedding + chest and lung-zone "
+                      "densitometry + lung-nodule blob block",
             "features": c.features, "sites": ", ".join(s.name for s in self.sites),
             "external site": self.external.name if self.external else "none",
             "training patients per site": ", ".join(str(len(s.train)) for s in self.sites),

@@ -48,7 +48,7 @@ class PatientFeatures:
     embedding : np.ndarray
         ``(N, dim)`` scan embeddings of the frozen encoder.
     density : np.ndarray
-        ``(N, NUM_FEATURES)`` chest then lung-zone densitometry.
+        ``(N, NUM_FEATURES)`` chest, lung-zone densitometry, then the lung-nodule blob block.
     weak_labels, truth : np.ndarray
         ``(N, len(FINDINGS))`` 0/1 findings of the report (training target) and the truth.
     has_report : np.ndarray

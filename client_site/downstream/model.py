@@ -4,8 +4,8 @@
 
 * diagnosis: one logit per finding of :data:`~client_site.findings.FINDINGS`, a linear head on the
   image features -- the chest and lung-zone densitometry (:mod:`client_site.downstream.densitometry`),
-  the lung-nodule blob block (:mod:`client_site.downstream.nodule_blobs`) and the scan embedding -- standardised with public statistics inside the model
-  (:mod:`client_site.downstream.heads`);
+  the lung-nodule blob block (:mod:`client_site.downstream.nodule_blobs`) and the scan embedding --
+  standardised with public statistics inside the model (:mod:`client_site.downstream.heads`);
 * medication recommendation: the drugs to prescribe at this visit
   (:mod:`client_site.downstream.medication_task`): [predicted findings, clinical features (labs,
   symptoms, current medications)] -> linear -> one logit per drug of the formulary, trained with

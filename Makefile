@@ -36,11 +36,11 @@ test: install browser orthanc
 
 # Every test marked integration: the multi-process deployments (SuperLink + proxy + SuperNodes
 # on loopback, driven through the fedmpt commands; two concurrent federate runs); minutes long.
-# Two pytest-xdist workers, one per lane (each module's xdist_group): lane-1 the operations,
-# the docs' recipe and the concurrent runs, lane-2 the crash-and-resume deployment and the demo,
-# about equal halves (one after the other they took 11-12 min on 2 quiet cores).
+# Two pytest-xdist workers, each taking whole modules (--dist loadfile), so that a module's
+# deployment is started once. (--dist loadgroup would let a module name its worker, but with
+# pytest 9.2 it silently stops grouping, and each worker then starts its own deployment.)
 integration: install
-	$(PY) -m pytest -m integration -n 2 --dist loadgroup
+	$(PY) -m pytest -m integration -n 2 --dist loadfile
 
 bench: install orthanc
 	$(PY) -m benchmarks.run_all

@@ -16,7 +16,7 @@ import pytest
 DOC = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
 MARKER = "<!-- recipe: loopback -->"
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("lane-1")]  # lane: see the Makefile
+pytestmark = pytest.mark.integration
 
 
 def recipe() -> str:

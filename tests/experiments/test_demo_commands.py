@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("lane-2")]  # lane: see the Makefile
+pytestmark = pytest.mark.integration
 
 
 def _fedmpt(*args, cwd):

@@ -56,7 +56,7 @@ HEARTBEAT_S = 180.0  # Flower declares a dead node after 2 missed 30-s heartbeat
 
 # 3.5-5.5 min on this project's shared 2-core host, so deselected from `make test`
 # (pyproject addopts); `make integration` runs it.
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("lane-2")]  # lane: see the Makefile
+pytestmark = pytest.mark.integration
 
 
 def _free_port():

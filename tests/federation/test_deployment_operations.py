@@ -33,7 +33,7 @@ from federation.deploy.flower_cli import flower_env
 from federation.deploy.processes import spawn, start_aggregator
 from federation.deploy.rounds import build_fab
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("lane-1")]  # lane: see the Makefile
+pytestmark = pytest.mark.integration
 
 SITES = ("site-a", "site-b", "site-c")
 PHASE_S = 300.0  # one phase, ClientApp start-up included, on a loaded 2-core host

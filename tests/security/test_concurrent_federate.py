@@ -18,7 +18,7 @@ from privacy.ledger import PrivacyLedger
 
 # Two simulation engines at once: 43 s at load 5, 3 min 20 s at load 11 on this project's
 # 2-core host, so it runs with the deployment test in `make integration`, not in `make test`.
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("lane-1")]  # lane: see the Makefile
+pytestmark = pytest.mark.integration
 
 BUDGET = 7.0  # one round (2 steps, sigma 1.0, q = 4/6) costs 6.07; two cost 8.71
 
